@@ -1,0 +1,48 @@
+//! Why an actuator could not plan or apply.
+
+use thiserror::Error;
+
+/// Why an actuator could not plan or apply.
+#[derive(Debug, Error)]
+pub enum ActuatorError {
+    /// This actuator does not perform that kind of action.
+    #[error("{actuator} cannot perform {action}")]
+    Unsupported {
+        /// The actuator.
+        actuator: &'static str,
+        /// The action kind asked for.
+        action: &'static str,
+    },
+    /// The target does not exist (any more).
+    #[error("{target} not found")]
+    NotFound {
+        /// The object.
+        target: String,
+    },
+    /// The API server refused or failed the request.
+    #[error("Kubernetes API error on {target}: {source}")]
+    Api {
+        /// The object.
+        target: String,
+        /// kube's error, with the server's status when there was one.
+        #[source]
+        source: kube::Error,
+    },
+    /// A plan that this actuator did not make, or that was altered.
+    #[error("invalid plan for {target}: {reason}")]
+    InvalidPlan {
+        /// The object.
+        target: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl ActuatorError {
+    pub(crate) fn from_kube(target: String, source: kube::Error) -> Self {
+        match &source {
+            kube::Error::Api(status) if status.code == 404 => ActuatorError::NotFound { target },
+            _ => ActuatorError::Api { target, source },
+        }
+    }
+}

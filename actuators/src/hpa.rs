@@ -1,0 +1,340 @@
+//! Scaling through a HorizontalPodAutoscaler: homeostat moves the HPA's bounds and lets the
+//! HPA move the replicas, so it never fights the autoscaler the cluster already runs.
+
+use homeostat_core::{
+    Action, DecisionId, ObjectRef, PatchType, Plan, Timestamp, WorkloadKind, WorkloadRef,
+};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::json;
+
+use crate::{Actuator, ActuatorError, Applied, DECISION_ANNOTATION, FIELD_MANAGER};
+
+const API_VERSION: &str = "autoscaling/v2";
+const KIND: &str = "HorizontalPodAutoscaler";
+
+/// What an HPA says about its workload right now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HpaState {
+    /// The HPA.
+    pub hpa: ObjectRef,
+    /// `spec.minReplicas` (1 when unset, as the API server defaults it).
+    pub min_replicas: u32,
+    /// `spec.maxReplicas`.
+    pub max_replicas: u32,
+    /// `status.currentReplicas`.
+    pub current_replicas: u32,
+    /// Ready pods of the scale target, when it could be read.
+    pub ready_replicas: Option<u32>,
+}
+
+/// Changes HPAs' `minReplicas` through the Kubernetes API.
+#[derive(Clone)]
+pub struct HpaScaler {
+    client: Client,
+}
+
+impl HpaScaler {
+    /// A scaler talking through `client`.
+    pub fn new(client: Client) -> Self {
+        HpaScaler { client }
+    }
+
+    /// The HPA whose scale target is `workload`, if there is one.
+    pub async fn find_for(
+        &self,
+        workload: &WorkloadRef,
+    ) -> Result<Option<HpaState>, ActuatorError> {
+        let api: Api<HorizontalPodAutoscaler> =
+            Api::namespaced(self.client.clone(), &workload.namespace);
+        let list = api.list(&ListParams::default()).await.map_err(|e| {
+            ActuatorError::from_kube(format!("{KIND}s in {}", workload.namespace), e)
+        })?;
+        let Some(mut state) = list
+            .items
+            .iter()
+            .find(|h| {
+                h.spec.as_ref().is_some_and(|spec| {
+                    spec.scale_target_ref.kind == workload.kind.as_str()
+                        && spec.scale_target_ref.name == workload.name
+                })
+            })
+            .map(|h| state_of(h, &workload.namespace))
+        else {
+            return Ok(None);
+        };
+        if workload.kind == WorkloadKind::Deployment {
+            let deployments: Api<Deployment> =
+                Api::namespaced(self.client.clone(), &workload.namespace);
+            match deployments.get_opt(&workload.name).await {
+                Ok(d) => {
+                    state.ready_replicas = d
+                        .and_then(|d| d.status)
+                        .and_then(|s| s.ready_replicas)
+                        .map(clamp_u32);
+                }
+                Err(e) => {
+                    tracing::warn!(workload = %workload, error = %e, "cannot read ready replicas")
+                }
+            }
+        }
+        Ok(Some(state))
+    }
+
+    async fn get(&self, hpa: &ObjectRef) -> Result<HorizontalPodAutoscaler, ActuatorError> {
+        let api: Api<HorizontalPodAutoscaler> =
+            Api::namespaced(self.client.clone(), &hpa.namespace);
+        api.get(&hpa.name)
+            .await
+            .map_err(|e| ActuatorError::from_kube(hpa.to_string(), e))
+    }
+}
+
+fn state_of(h: &HorizontalPodAutoscaler, namespace: &str) -> HpaState {
+    let spec = h.spec.as_ref();
+    HpaState {
+        hpa: hpa_ref(namespace, h.metadata.name.as_deref().unwrap_or_default()),
+        min_replicas: spec.and_then(|s| s.min_replicas).map_or(1, clamp_u32),
+        max_replicas: spec.map_or(0, |s| clamp_u32(s.max_replicas)),
+        current_replicas: h
+            .status
+            .as_ref()
+            .and_then(|s| s.current_replicas)
+            .map_or(0, clamp_u32),
+        ready_replicas: None,
+    }
+}
+
+fn clamp_u32(v: i32) -> u32 {
+    u32::try_from(v).unwrap_or(0)
+}
+
+/// An `ObjectRef` to an autoscaling/v2 HPA.
+pub fn hpa_ref(namespace: &str, name: &str) -> ObjectRef {
+    ObjectRef {
+        api_version: API_VERSION.into(),
+        kind: KIND.into(),
+        namespace: namespace.into(),
+        name: name.into(),
+    }
+}
+
+impl Actuator for HpaScaler {
+    async fn plan(&self, action: &Action, decision: &DecisionId) -> Result<Plan, ActuatorError> {
+        let Action::ScaleHpa {
+            hpa, min_replicas, ..
+        } = action
+        else {
+            return Err(ActuatorError::Unsupported {
+                actuator: "hpa-scaler",
+                action: action.kind().as_str(),
+            });
+        };
+        let current = state_of(&self.get(hpa).await?, &hpa.namespace);
+        // The API server refuses minReplicas above maxReplicas; never plan what it would refuse.
+        let target = (*min_replicas).clamp(1, current.max_replicas.max(1));
+        let patch = json!({
+            "metadata": { "annotations": { DECISION_ANNOTATION: decision.0 } },
+            "spec": { "minReplicas": target },
+        });
+        let bounded = if target == *min_replicas {
+            String::new()
+        } else {
+            format!(" (bounded by maxReplicas {})", current.max_replicas)
+        };
+        Ok(Plan {
+            target: hpa.clone(),
+            patch_type: PatchType::Merge,
+            patch: patch.to_string(),
+            summary: format!(
+                "set {hpa} minReplicas {} -> {target}{bounded}",
+                current.min_replicas
+            ),
+        })
+    }
+
+    async fn apply(&self, plan: &Plan, now: Timestamp) -> Result<Applied, ActuatorError> {
+        let target = plan.target.to_string();
+        if plan.target.kind != KIND
+            || plan.target.api_version != API_VERSION
+            || plan.patch_type != PatchType::Merge
+        {
+            return Err(ActuatorError::InvalidPlan {
+                target,
+                reason: "not an autoscaling/v2 merge patch".into(),
+            });
+        }
+        let body: serde_json::Value =
+            serde_json::from_str(&plan.patch).map_err(|e| ActuatorError::InvalidPlan {
+                target: target.clone(),
+                reason: e.to_string(),
+            })?;
+        let api: Api<HorizontalPodAutoscaler> =
+            Api::namespaced(self.client.clone(), &plan.target.namespace);
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        let updated = api
+            .patch(&plan.target.name, &params, &Patch::Merge(&body))
+            .await
+            .map_err(|e| ActuatorError::from_kube(target, e))?;
+        tracing::info!(hpa = %plan.target, patch = %plan.patch, "applied");
+        Ok(Applied {
+            resource_version: updated.metadata.resource_version,
+            at: now,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{Method, Request, Response};
+    use kube::client::Body;
+    use tower_test::mock;
+
+    type Handle = mock::Handle<Request<Body>, Response<Body>>;
+
+    fn hpa_json(min: i32, max: i32) -> serde_json::Value {
+        json!({
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": { "name": "checkout", "namespace": "shop", "resourceVersion": "7" },
+            "spec": {
+                "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": "checkout" },
+                "minReplicas": min, "maxReplicas": max
+            },
+            "status": { "currentReplicas": 3, "desiredReplicas": 3 }
+        })
+    }
+
+    fn scaler() -> (HpaScaler, Handle) {
+        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        (HpaScaler::new(Client::new(service, "default")), handle)
+    }
+
+    async fn answer(
+        handle: &mut Handle,
+        method: Method,
+        path: &str,
+        reply: serde_json::Value,
+    ) -> Vec<u8> {
+        let (req, send) = handle.next_request().await.expect("a request");
+        assert_eq!(req.method(), method);
+        assert_eq!(req.uri().path(), path);
+        let content_type = req
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        let body = req
+            .into_body()
+            .collect_bytes()
+            .await
+            .expect("body")
+            .to_vec();
+        if method == Method::PATCH {
+            assert_eq!(
+                content_type.as_deref(),
+                Some("application/merge-patch+json")
+            );
+        }
+        send.send_response(
+            Response::builder()
+                .body(Body::from(serde_json::to_vec(&reply).expect("json")))
+                .expect("response"),
+        );
+        body
+    }
+
+    const PATH: &str = "/apis/autoscaling/v2/namespaces/shop/horizontalpodautoscalers/checkout";
+
+    fn raise(to: u32) -> Action {
+        Action::ScaleHpa {
+            hpa: hpa_ref("shop", "checkout"),
+            min_replicas: to,
+            previous_min_replicas: 3,
+        }
+    }
+
+    #[tokio::test]
+    async fn plan_reads_the_hpa_and_bounds_by_max_replicas() {
+        let (scaler, mut handle) = scaler();
+        let id = DecisionId("01JTEST".into());
+        let server = tokio::spawn(async move {
+            answer(&mut handle, Method::GET, PATH, hpa_json(3, 10)).await;
+        });
+        let plan = scaler.plan(&raise(15), &id).await.expect("plan");
+        server.await.expect("server");
+        let patch: serde_json::Value = serde_json::from_str(&plan.patch).expect("patch is json");
+        assert_eq!(patch["spec"]["minReplicas"], 10);
+        assert_eq!(
+            patch["metadata"]["annotations"][DECISION_ANNOTATION],
+            "01JTEST"
+        );
+        assert!(
+            plan.summary.contains("3 -> 10 (bounded by maxReplicas 10)"),
+            "{}",
+            plan.summary
+        );
+    }
+
+    #[tokio::test]
+    async fn apply_sends_exactly_the_planned_patch() {
+        let (scaler, mut handle) = scaler();
+        let plan = Plan {
+            target: hpa_ref("shop", "checkout"),
+            patch_type: PatchType::Merge,
+            patch: r#"{"spec":{"minReplicas":6}}"#.into(),
+            summary: String::new(),
+        };
+        let server =
+            tokio::spawn(
+                async move { answer(&mut handle, Method::PATCH, PATH, hpa_json(6, 10)).await },
+            );
+        let applied = scaler
+            .apply(&plan, Timestamp::from_secs(5))
+            .await
+            .expect("apply");
+        let sent = server.await.expect("server");
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&sent).expect("json"),
+            json!({"spec":{"minReplicas":6}})
+        );
+        assert_eq!(applied.resource_version.as_deref(), Some("7"));
+    }
+
+    #[tokio::test]
+    async fn a_missing_hpa_is_not_found_and_a_foreign_plan_is_refused() {
+        let (scaler, mut handle) = scaler();
+        let server = tokio::spawn(async move {
+            let (_req, send) = handle.next_request().await.expect("a request");
+            let status = json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"not found","reason":"NotFound","code":404});
+            send.send_response(
+                Response::builder()
+                    .status(404)
+                    .body(Body::from(serde_json::to_vec(&status).expect("json")))
+                    .expect("response"),
+            );
+        });
+        let err = scaler
+            .plan(&raise(5), &DecisionId("x".into()))
+            .await
+            .expect_err("404");
+        server.await.expect("server");
+        assert!(matches!(err, ActuatorError::NotFound { .. }), "{err}");
+
+        let foreign = Plan {
+            target: hpa_ref("shop", "checkout"),
+            patch_type: PatchType::Json,
+            patch: "[]".into(),
+            summary: String::new(),
+        };
+        let err = scaler
+            .apply(&foreign, Timestamp::EPOCH)
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, ActuatorError::InvalidPlan { .. }), "{err}");
+    }
+}

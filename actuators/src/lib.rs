@@ -1,0 +1,48 @@
+//! homeostat's actuators: where a decision becomes a change to the cluster.
+//!
+//! Every actuator works in two steps. [`Actuator::plan`] reads the target and returns the exact
+//! change it would make (shown in dry-run, journaled, and put on the decision's span);
+//! [`Actuator::apply`] sends that change and nothing else.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod hpa;
+
+use std::future::Future;
+
+use homeostat_core::{Action, DecisionId, Plan, Timestamp};
+
+pub use error::ActuatorError;
+pub use hpa::{HpaScaler, HpaState};
+
+/// The annotation that stamps a changed object with the decision that changed it.
+pub const DECISION_ANNOTATION: &str = "homeostat.dev/decision-id";
+
+/// The field manager homeostat writes as, so field ownership is visible in the cluster.
+pub const FIELD_MANAGER: &str = "homeostat";
+
+/// What the API server said when a plan was applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Applied {
+    /// The target's resourceVersion after the change.
+    pub resource_version: Option<String>,
+    /// When the change was accepted.
+    pub at: Timestamp,
+}
+
+/// Turns an [`Action`] into a [`Plan`], and a plan into a change.
+pub trait Actuator: Send + Sync {
+    /// The exact change `action` would make now; reads, never writes.
+    fn plan(
+        &self,
+        action: &Action,
+        decision: &DecisionId,
+    ) -> impl Future<Output = Result<Plan, ActuatorError>> + Send;
+
+    /// Sends `plan` to the cluster.
+    fn apply(
+        &self,
+        plan: &Plan,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Applied, ActuatorError>> + Send;
+}

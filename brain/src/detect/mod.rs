@@ -1,0 +1,8 @@
+//! Detectors: streaming models of a series' normal behaviour that score each new value.
+//!
+//! A detector is a pure state machine fed one value at a time; it never reads a clock or does
+//! I/O, so replaying a series replays its scores exactly.
+
+mod baseline;
+
+pub use baseline::{BaselineConfig, Direction, RobustBaseline, Score};

@@ -1,0 +1,374 @@
+//! The decision engine: closes the store's steps, scores them, and for each workload that
+//! needs something proposes it, asks policy, and has the actuator plan and apply it — writing
+//! intent to the journal before the actuator runs and the outcome after.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use homeostat_actuators::{Actuator, HpaScaler, HpaState};
+use homeostat_core::{
+    Action, Anomaly, AnomalyKind, Clock, Decision, DecisionId, Mode, Outcome, Proposal, Timestamp,
+    Verdict, VerdictKind, WorkloadRef,
+};
+use homeostat_policies::PolicySet;
+use thiserror::Error;
+
+use crate::assess::WorkloadState;
+use crate::journal::{Journal, JournalError};
+use crate::metrics::BrainMetrics;
+use crate::spans::{DecisionSpans, StepTimings};
+use crate::store::SeriesStore;
+
+/// Tunables of the decision engine.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineConfig {
+    /// The global mode; a policy's mode can only make it stricter.
+    pub mode: Mode,
+    /// How far behind `now` a step closes, to let late points in.
+    pub lateness: Duration,
+    /// On saturation, minReplicas is raised to this multiple of the current replicas.
+    pub scale_factor: f64,
+    /// After this long without an anomaly, a raised minReplicas is put back.
+    pub restore_after: Duration,
+    /// How far back the journal is read for cooldowns and budgets.
+    pub history: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            mode: Mode::DryRun,
+            lateness: Duration::from_secs(5),
+            scale_factor: 2.0,
+            restore_after: Duration::from_secs(10 * 60),
+            history: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// Why an evaluation pass failed as a whole (a single workload's failure is a decision's
+/// `Failed` outcome instead).
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// The journal could not be read or written: acting without it is not allowed.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// What one pass saw and did.
+#[derive(Clone, Debug, Default)]
+pub struct PassReport {
+    /// Anomalies judged this pass.
+    pub anomalies: Vec<Anomaly>,
+    /// Decisions taken this pass.
+    pub decisions: Vec<Decision>,
+}
+
+/// The decision engine.
+pub struct Engine {
+    config: EngineConfig,
+    clock: Arc<dyn Clock>,
+    store: Arc<Mutex<SeriesStore>>,
+    policies: PolicySet,
+    scaler: HpaScaler,
+    journal: Journal,
+    spans: DecisionSpans,
+    metrics: BrainMetrics,
+    workloads: BTreeMap<WorkloadRef, WorkloadState>,
+}
+
+impl Engine {
+    /// Wires an engine.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+        store: Arc<Mutex<SeriesStore>>,
+        policies: PolicySet,
+        scaler: HpaScaler,
+        journal: Journal,
+        spans: DecisionSpans,
+        metrics: BrainMetrics,
+    ) -> Self {
+        Engine {
+            config,
+            clock,
+            store,
+            policies,
+            scaler,
+            journal,
+            spans,
+            metrics,
+            workloads: BTreeMap::new(),
+        }
+    }
+
+    /// The engine's view of one workload.
+    pub fn workload(&self, w: &WorkloadRef) -> Option<&WorkloadState> {
+        self.workloads.get(w)
+    }
+
+    /// One pass of the loop.
+    pub async fn evaluate(&mut self) -> Result<PassReport, EngineError> {
+        let started = Instant::now();
+        let now = self.clock.now();
+        let samples = {
+            let mut store = self
+                .store
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let samples = store.close(now - self.config.lateness);
+            self.metrics
+                .late_points
+                .set(i64::try_from(store.stats().late).unwrap_or(i64::MAX));
+            samples
+        };
+        let mut steps: BTreeMap<WorkloadRef, Timestamp> = BTreeMap::new();
+        for s in &samples {
+            let state = self
+                .workloads
+                .entry(s.workload.clone())
+                .or_insert_with(|| WorkloadState::new(s.workload.clone()));
+            if state.observe(s).is_some() {
+                self.metrics.samples.inc();
+            }
+            let step = steps.entry(s.workload.clone()).or_insert(s.time);
+            *step = (*step).max(s.time);
+        }
+        self.metrics
+            .workloads
+            .set(i64::try_from(self.workloads.len()).unwrap_or(i64::MAX));
+
+        let mut report = PassReport::default();
+        for (workload, at) in steps {
+            let Some(state) = self.workloads.get_mut(&workload) else {
+                continue;
+            };
+            let had_episode = state
+                .episode
+                .as_ref()
+                .is_some_and(|e| at.since(e.last_anomalous) <= crate::assess::EPISODE_GAP);
+            let anomaly = state.assess(at);
+            if let Some(a) = &anomaly {
+                if !had_episode {
+                    self.metrics
+                        .anomalies
+                        .with_label_values(&[a.kind.as_str()])
+                        .inc();
+                    tracing::info!(workload = %workload, kind = a.kind.as_str(), score = a.score, "anomaly");
+                }
+                report.anomalies.push(a.clone());
+            }
+            if self.config.mode == Mode::Observe {
+                continue;
+            }
+            let Some(proposal) = self.propose(&workload, anomaly.as_ref(), at, now).await else {
+                continue;
+            };
+            let decision = self.decide(proposal, anomaly, now).await?;
+            report.decisions.push(decision);
+        }
+        self.metrics
+            .evaluation_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(report)
+    }
+
+    async fn hpa_for(&self, workload: &WorkloadRef) -> Option<HpaState> {
+        match self.scaler.find_for(workload).await {
+            Ok(hpa) => hpa,
+            Err(e) => {
+                tracing::warn!(workload = %workload, error = %e, "cannot read the workload's HPA; proposing nothing");
+                None
+            }
+        }
+    }
+
+    async fn propose(
+        &mut self,
+        workload: &WorkloadRef,
+        anomaly: Option<&Anomaly>,
+        at: Timestamp,
+        now: Timestamp,
+    ) -> Option<Proposal> {
+        let saturated = anomaly.is_some_and(|a| a.kind == AnomalyKind::Saturation);
+        let restore_due = {
+            let state = self.workloads.get(workload)?;
+            let raised = state.episode.as_ref().and_then(|e| e.raised_from);
+            raised.is_some()
+                && state
+                    .normal_since
+                    .is_some_and(|since| at.since(since) >= self.config.restore_after)
+        };
+        if !saturated && !restore_due {
+            return None;
+        }
+        let hpa = self.hpa_for(workload).await?;
+        let state = self.workloads.get_mut(workload)?;
+        if saturated {
+            let ready = hpa.ready_replicas.unwrap_or(hpa.current_replicas);
+            let last_target = state.episode.as_ref().and_then(|e| e.last_target);
+            if last_target.is_some_and(|t| ready < t) {
+                // The last raise has not taken effect yet: judge it before raising again.
+                return None;
+            }
+            let current = ready.max(hpa.min_replicas).max(1);
+            let target = ((f64::from(current) * self.config.scale_factor).ceil() as u32)
+                .min(hpa.max_replicas);
+            if target <= hpa.min_replicas {
+                return None;
+            }
+            return Some(Proposal {
+                workload: workload.clone(),
+                action: Action::ScaleHpa {
+                    hpa: hpa.hpa,
+                    min_replicas: target,
+                    previous_min_replicas: hpa.min_replicas,
+                },
+                reason: format!(
+                    "saturated: latency and run-queue delay above baseline at {current} replicas; raise minReplicas to {target}"
+                ),
+                evidence_time: at,
+                current_replicas: hpa.current_replicas,
+            });
+        }
+        let original = state.episode.as_ref().and_then(|e| e.raised_from)?;
+        if hpa.min_replicas <= original {
+            state.episode = None;
+            return None;
+        }
+        let normal_for = state.normal_since.map(|s| now.since(s)).unwrap_or_default();
+        Some(Proposal {
+            workload: workload.clone(),
+            action: Action::ScaleHpa {
+                hpa: hpa.hpa,
+                min_replicas: original,
+                previous_min_replicas: hpa.min_replicas,
+            },
+            reason: format!(
+                "normal for {}: restore minReplicas to {original}; the HPA scales down at its own pace",
+                homeostat_policies::duration::format_compact(normal_for)
+            ),
+            evidence_time: at,
+            current_replicas: hpa.current_replicas,
+        })
+    }
+
+    async fn decide(
+        &mut self,
+        proposal: Proposal,
+        anomaly: Option<Anomaly>,
+        now: Timestamp,
+    ) -> Result<Decision, EngineError> {
+        let id = DecisionId(ulid::Ulid::from_datetime(now.to_system_time()).to_string());
+        let history = self.journal.past_actions(now - self.config.history)?;
+        let t0 = Instant::now();
+        let verdict = homeostat_policies::evaluate(
+            &self.policies,
+            &proposal,
+            self.config.mode,
+            &history,
+            now,
+        );
+        let evaluate = t0.elapsed();
+        let mode = effective_mode(&verdict, self.config.mode);
+        let mut decision = Decision {
+            id,
+            time: now,
+            anomaly,
+            proposal,
+            verdict,
+            mode,
+            plan: None,
+            outcome: Outcome::Pending,
+        };
+        let t1 = Instant::now();
+        match decision.verdict.kind {
+            VerdictKind::Observe | VerdictKind::Deny => {
+                decision.outcome = Outcome::Skipped {
+                    reason: decision.verdict.reason.clone(),
+                };
+                self.journal.write(&decision).await?;
+            }
+            VerdictKind::DryRun | VerdictKind::Act => match self
+                .scaler
+                .plan(&decision.verdict.action, &decision.id)
+                .await
+            {
+                Err(e) => {
+                    decision.outcome = Outcome::Failed {
+                        error: format!("planning: {e}"),
+                    };
+                    self.journal.write(&decision).await?;
+                }
+                Ok(plan) if decision.verdict.kind == VerdictKind::DryRun => {
+                    decision.plan = Some(plan);
+                    decision.outcome = Outcome::Planned;
+                    self.journal.write(&decision).await?;
+                }
+                Ok(plan) => {
+                    decision.plan = Some(plan.clone());
+                    // Intent first: a crash from here on is visible in the journal.
+                    self.journal.write(&decision).await?;
+                    decision.outcome = match self.scaler.apply(&plan, now).await {
+                        Ok(applied) => Outcome::Applied { at: applied.at },
+                        Err(e) => Outcome::Failed {
+                            error: e.to_string(),
+                        },
+                    };
+                    self.journal.write(&decision).await?;
+                }
+            },
+        }
+        let timings = StepTimings {
+            evaluate,
+            actuate: t1.elapsed(),
+        };
+        self.spans.record(&decision, timings);
+        self.metrics
+            .decisions
+            .with_label_values(&[
+                decision.verdict.kind.as_str(),
+                decision.verdict.action.kind().as_str(),
+                decision.outcome.as_str(),
+            ])
+            .inc();
+        tracing::info!(
+            decision = %decision.id,
+            workload = %decision.proposal.workload,
+            verdict = decision.verdict.kind.as_str(),
+            outcome = decision.outcome.as_str(),
+            reason = %decision.verdict.reason,
+            "decision"
+        );
+        if let (
+            Outcome::Applied { .. },
+            Action::ScaleHpa {
+                min_replicas,
+                previous_min_replicas,
+                ..
+            },
+        ) = (&decision.outcome, &decision.verdict.action)
+            && let Some(state) = self.workloads.get_mut(&decision.proposal.workload)
+        {
+            if min_replicas < previous_min_replicas {
+                // Restored: the episode is over.
+                state.episode = None;
+            } else if let Some(e) = state.episode.as_mut() {
+                e.raised_from.get_or_insert(*previous_min_replicas);
+                e.last_target = Some(*min_replicas);
+            }
+        }
+        Ok(decision)
+    }
+}
+
+fn effective_mode(verdict: &Verdict, global: Mode) -> Mode {
+    match verdict.kind {
+        VerdictKind::Act => Mode::Enforce,
+        VerdictKind::DryRun => Mode::DryRun,
+        VerdictKind::Observe => Mode::Observe,
+        VerdictKind::Deny => global,
+    }
+}

@@ -1,0 +1,142 @@
+//! OTLP/HTTP: `POST /v1/metrics`, binary protobuf or JSON.
+//!
+//! Answers follow the OTLP/HTTP spec, in the request's own encoding: 200 with an
+//! `ExportMetricsServiceResponse` (carrying `partial_success` if points were rejected), or an
+//! error status with a `google.rpc.Status` body (`code` 3 = INVALID_ARGUMENT, `message`):
+//! 400 for an undecodable body, 413 for one over [`MAX_BODY_BYTES`], 415 for a content type
+//! other than `application/x-protobuf` / `application/json` or a `Content-Encoding` other
+//! than identity (no gzip: exporters must send uncompressed). The 415 body is JSON, since the
+//! request's encoding is unknown.
+
+use axum::Router;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use prost::Message;
+
+use super::{IngestContext, IngestError, Transport, decode_json, decode_protobuf};
+
+/// Where OTLP/HTTP exporters send metrics.
+pub const EXPORT_PATH: &str = "/v1/metrics";
+
+/// Largest request body accepted (16 MiB), on both transports.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
+const PROTOBUF: &str = "application/x-protobuf";
+const JSON: &str = "application/json";
+
+/// The OTLP/HTTP receiver as a router, to serve alone ([`serve_http`](super::serve_http)) or
+/// merge into the API's.
+pub fn http_router(ctx: IngestContext) -> Router {
+    Router::new()
+        .route(EXPORT_PATH, post(export))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(ctx)
+}
+
+/// The two OTLP/HTTP encodings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Protobuf,
+    Json,
+}
+
+impl Format {
+    /// From `Content-Type`, ignoring parameters such as `charset`.
+    fn of(headers: &HeaderMap) -> Option<Format> {
+        let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+        let mime = value.split(';').next()?.trim();
+        if mime.eq_ignore_ascii_case(PROTOBUF) {
+            Some(Format::Protobuf)
+        } else if mime.eq_ignore_ascii_case(JSON) {
+            Some(Format::Json)
+        } else {
+            None
+        }
+    }
+
+    fn content_type(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Format::Protobuf => PROTOBUF,
+            Format::Json => JSON,
+        })
+    }
+
+    fn decode(self, body: &[u8]) -> Result<ExportMetricsServiceRequest, IngestError> {
+        match self {
+            Format::Protobuf => decode_protobuf(body),
+            Format::Json => decode_json(body),
+        }
+    }
+
+    /// A body in this encoding; JSON encoding of these types cannot fail in practice, and
+    /// if it did the client would get an empty body rather than a panic.
+    fn encode<T: Message + serde::Serialize>(self, status: StatusCode, msg: &T) -> Response {
+        let body = match self {
+            Format::Protobuf => msg.encode_to_vec(),
+            Format::Json => serde_json::to_vec(msg).unwrap_or_else(|e| {
+                tracing::error!("encoding an OTLP/HTTP JSON answer: {e}");
+                Vec::new()
+            }),
+        };
+        (status, [(header::CONTENT_TYPE, self.content_type())], body).into_response()
+    }
+}
+
+/// `google.rpc.Status`, the OTLP/HTTP error body (without `details`).
+#[derive(Clone, PartialEq, Message, serde::Serialize)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+/// An error answer, counted and logged as a refused request.
+fn refuse(ctx: &IngestContext, format: Format, status: StatusCode, why: String) -> Response {
+    ctx.refuse(Transport::Http, &why);
+    let body = RpcStatus {
+        code: tonic::Code::InvalidArgument as i32,
+        message: why,
+    };
+    format.encode(status, &body)
+}
+
+async fn export(
+    State(ctx): State<IngestContext>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some(format) = Format::of(&headers) else {
+        let got = headers
+            .get(header::CONTENT_TYPE)
+            .map_or("none".into(), |v| {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            });
+        let why = format!("unsupported content type {got}; use {PROTOBUF} or {JSON}");
+        return refuse(&ctx, Format::Json, StatusCode::UNSUPPORTED_MEDIA_TYPE, why);
+    };
+    if let Some(enc) = headers.get(header::CONTENT_ENCODING)
+        && !enc.as_bytes().eq_ignore_ascii_case(b"identity")
+    {
+        let why = format!(
+            "unsupported content encoding {}; send uncompressed",
+            String::from_utf8_lossy(enc.as_bytes())
+        );
+        return refuse(&ctx, format, StatusCode::UNSUPPORTED_MEDIA_TYPE, why);
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return refuse(&ctx, format, rejection.status(), rejection.body_text());
+        }
+    };
+    match format.decode(&body) {
+        Ok(req) => format.encode(StatusCode::OK, &ctx.ingest(Transport::Http, &req)),
+        Err(e) => refuse(&ctx, format, StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}

@@ -1,0 +1,332 @@
+//! The decision journal (sled): intent before the actuator runs, outcome after.
+//!
+//! Keys are decision ids (ULIDs), so iteration is in time order. Besides the current state of
+//! each decision, an append-only log keeps every state it was written in, so an auditor can
+//! see that intent was recorded before the outcome. A decision still `Pending` when the brain
+//! starts was interrupted between intent and outcome: [`Journal::reconcile`] closes it as
+//! abandoned rather than letting anything repeat it blindly.
+
+use std::path::Path;
+
+use homeostat_core::{Decision, DecisionId, Outcome, WorkloadRef};
+use homeostat_policies::PastAction;
+use sled::Transactional;
+use thiserror::Error;
+
+/// Why the journal could not be read or written.
+#[derive(Debug, Error)]
+pub enum JournalError {
+    /// sled failed.
+    #[error("journal storage: {0}")]
+    Storage(#[from] sled::Error),
+    /// A record could not be encoded or decoded.
+    #[error("journal record {id}: {source}")]
+    Codec {
+        /// The record's key.
+        id: String,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The decision journal.
+#[derive(Clone, Debug)]
+pub struct Journal {
+    db: sled::Db,
+    decisions: sled::Tree,
+    log: sled::Tree,
+}
+
+/// One write of a decision, as the append-only log keeps it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LogEntry {
+    /// The decision.
+    pub id: DecisionId,
+    /// The state it was written in.
+    pub outcome: Outcome,
+}
+
+impl Journal {
+    /// Opens (or creates) the journal at `path`.
+    pub fn open(path: &Path) -> Result<Self, JournalError> {
+        Self::from_db(sled::open(path)?)
+    }
+
+    /// A journal that lives in memory only, for simulations and tests.
+    pub fn temporary() -> Result<Self, JournalError> {
+        Self::from_db(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Self, JournalError> {
+        let decisions = db.open_tree("decisions")?;
+        let log = db.open_tree("log")?;
+        Ok(Journal { db, decisions, log })
+    }
+
+    /// Writes a decision and makes it durable before returning: called with the intent before
+    /// the actuator runs, and again with the outcome.
+    pub async fn write(&self, decision: &Decision) -> Result<(), JournalError> {
+        let codec = |source| JournalError::Codec {
+            id: decision.id.0.clone(),
+            source,
+        };
+        let bytes = serde_json::to_vec(decision).map_err(codec)?;
+        let entry = serde_json::to_vec(&LogEntry {
+            id: decision.id.clone(),
+            outcome: decision.outcome.clone(),
+        })
+        .map_err(codec)?;
+        let seq = self.db.generate_id()?;
+        (&self.decisions, &self.log)
+            .transaction(|(decisions, log)| {
+                decisions.insert(decision.id.0.as_bytes(), bytes.as_slice())?;
+                log.insert(&seq.to_be_bytes(), entry.as_slice())?;
+                Ok(())
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| match e {
+                sled::transaction::TransactionError::Storage(e) => JournalError::Storage(e),
+                sled::transaction::TransactionError::Abort(()) => JournalError::Storage(
+                    sled::Error::ReportableBug("journal transaction aborted".into()),
+                ),
+            })?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Every state `id` was written in, oldest first.
+    pub fn history(&self, id: &DecisionId) -> Result<Vec<Outcome>, JournalError> {
+        let mut out = Vec::new();
+        for entry in self.log.iter() {
+            let (_, v) = entry?;
+            let e: LogEntry = serde_json::from_slice(&v).map_err(|source| JournalError::Codec {
+                id: id.0.clone(),
+                source,
+            })?;
+            if &e.id == id {
+                out.push(e.outcome);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One decision.
+    pub fn get(&self, id: &DecisionId) -> Result<Option<Decision>, JournalError> {
+        self.decisions
+            .get(id.0.as_bytes())?
+            .map(|v| decode(&id.0, &v))
+            .transpose()
+    }
+
+    /// The newest `limit` decisions, newest first, optionally for one workload.
+    pub fn recent(
+        &self,
+        limit: usize,
+        workload: Option<&WorkloadRef>,
+    ) -> Result<Vec<Decision>, JournalError> {
+        let mut out = Vec::new();
+        for entry in self.decisions.iter().rev() {
+            let (k, v) = entry?;
+            let d = decode(&String::from_utf8_lossy(&k), &v)?;
+            if workload.is_none_or(|w| &d.proposal.workload == w) {
+                out.push(d);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every decision, oldest first.
+    pub fn all(&self) -> Result<Vec<Decision>, JournalError> {
+        let mut out = self.recent(usize::MAX, None)?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The actions taken or planned since `since`, as policies need them for cooldowns.
+    pub fn past_actions(
+        &self,
+        since: homeostat_core::Timestamp,
+    ) -> Result<Vec<PastAction>, JournalError> {
+        let mut out = Vec::new();
+        for entry in self.decisions.iter().rev() {
+            let (k, v) = entry?;
+            let d = decode(&String::from_utf8_lossy(&k), &v)?;
+            if d.time < since {
+                break;
+            }
+            let applied = match &d.outcome {
+                Outcome::Applied { .. } | Outcome::Pending => true,
+                Outcome::Planned => false,
+                _ => continue,
+            };
+            out.push(PastAction {
+                workload: d.proposal.workload.clone(),
+                kind: d.verdict.action.kind(),
+                time: d.time,
+                applied,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Closes decisions left pending by a crash; returns how many. The brain cannot know
+    /// whether the change reached the cluster, so it neither repeats nor assumes it.
+    pub async fn reconcile(&self) -> Result<usize, JournalError> {
+        let mut closed = 0;
+        for d in self.all()? {
+            if d.outcome == Outcome::Pending {
+                let mut d = d;
+                d.outcome = Outcome::Abandoned {
+                    reason: "the brain stopped between intent and outcome".into(),
+                };
+                tracing::warn!(decision = %d.id, workload = %d.proposal.workload, "closing an interrupted decision as abandoned");
+                self.write(&d).await?;
+                closed += 1;
+            }
+        }
+        Ok(closed)
+    }
+}
+
+fn decode(id: &str, bytes: &[u8]) -> Result<Decision, JournalError> {
+    serde_json::from_slice(bytes).map_err(|source| JournalError::Codec {
+        id: id.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use homeostat_core::{Action, Mode, ObjectRef, Proposal, Timestamp, Verdict, VerdictKind};
+
+    fn decision(id: &str, t: i64) -> Decision {
+        let hpa = ObjectRef {
+            api_version: "autoscaling/v2".into(),
+            kind: "HorizontalPodAutoscaler".into(),
+            namespace: "shop".into(),
+            name: "web".into(),
+        };
+        let action = Action::ScaleHpa {
+            hpa,
+            min_replicas: 8,
+            previous_min_replicas: 4,
+        };
+        Decision {
+            id: DecisionId(id.into()),
+            time: Timestamp::from_secs(t),
+            anomaly: None,
+            proposal: Proposal {
+                workload: WorkloadRef::deployment("shop", "web"),
+                action: action.clone(),
+                reason: "test".into(),
+                evidence_time: Timestamp::from_secs(t),
+                current_replicas: 4,
+            },
+            verdict: Verdict {
+                kind: VerdictKind::Act,
+                policy: Some("p".into()),
+                rule: "allowed".into(),
+                reason: "ok".into(),
+                action,
+            },
+            mode: Mode::Enforce,
+            plan: None,
+            outcome: Outcome::Pending,
+        }
+    }
+
+    #[tokio::test]
+    async fn intent_then_outcome_is_logged_and_survives_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let j = Journal::open(dir.path()).expect("open");
+            let mut d = decision("01A", 10);
+            j.write(&d).await.expect("intent");
+            d.outcome = Outcome::Applied {
+                at: Timestamp::from_secs(11),
+            };
+            j.write(&d).await.expect("outcome");
+        }
+        let j = Journal::open(dir.path()).expect("reopen");
+        let id = DecisionId("01A".into());
+        assert_eq!(
+            j.history(&id).expect("history"),
+            vec![
+                Outcome::Pending,
+                Outcome::Applied {
+                    at: Timestamp::from_secs(11)
+                }
+            ]
+        );
+        assert_eq!(
+            j.get(&id).expect("get").map(|d| d.outcome),
+            Some(Outcome::Applied {
+                at: Timestamp::from_secs(11)
+            })
+        );
+        let past = j.past_actions(Timestamp::from_secs(0)).expect("past");
+        assert_eq!(past.len(), 1);
+        assert!(past[0].applied);
+    }
+
+    #[tokio::test]
+    async fn a_crash_between_intent_and_outcome_is_closed_as_abandoned_not_repeated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let j = Journal::open(dir.path()).expect("open");
+            j.write(&decision("01A", 10)).await.expect("intent");
+            // The process dies here, before the actuator reports.
+        }
+        let j = Journal::open(dir.path()).expect("reopen");
+        assert_eq!(j.reconcile().await.expect("reconcile"), 1);
+        assert_eq!(
+            j.reconcile().await.expect("again"),
+            0,
+            "reconciling twice changes nothing"
+        );
+        let d = j
+            .get(&DecisionId("01A".into()))
+            .expect("get")
+            .expect("present");
+        assert!(
+            matches!(d.outcome, Outcome::Abandoned { .. }),
+            "{:?}",
+            d.outcome
+        );
+        assert!(
+            j.past_actions(Timestamp::from_secs(0))
+                .expect("past")
+                .is_empty(),
+            "an abandoned action does not count as done"
+        );
+    }
+
+    #[test]
+    fn recent_filters_by_workload_newest_first() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("rt");
+        let j = Journal::temporary().expect("temp");
+        rt.block_on(async {
+            j.write(&decision("01A", 1)).await.expect("w");
+            j.write(&decision("01B", 2)).await.expect("w");
+        });
+        let ids: Vec<String> = j
+            .recent(10, None)
+            .expect("recent")
+            .into_iter()
+            .map(|d| d.id.0)
+            .collect();
+        assert_eq!(ids, ["01B", "01A"]);
+        assert!(
+            j.recent(10, Some(&WorkloadRef::deployment("shop", "other")))
+                .expect("recent")
+                .is_empty()
+        );
+        assert_eq!(j.recent(1, None).expect("recent").len(), 1);
+    }
+}

@@ -1,0 +1,42 @@
+//! homeostat's brain: takes signals in over OTLP, learns each workload's normal behaviour,
+//! notices departures, and turns them into policy-gated, journaled, traced decisions.
+//!
+//! The data flow reads top to bottom: [`ingest`] receives OTLP points, [`store`] folds them
+//! into per-workload samples, [`assess`] scores them with [`detect`]ors, [`engine`] proposes,
+//! asks policy, and acts, [`journal`] and [`spans`] record every decision, [`api`] serves them.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod assess;
+pub mod config;
+pub mod detect;
+pub mod engine;
+pub mod ingest;
+pub mod journal;
+pub mod metrics;
+pub mod point;
+pub mod runtime;
+pub mod spans;
+pub mod store;
+
+use std::sync::{Arc, Mutex};
+
+pub use config::BrainConfig;
+pub use engine::{Engine, EngineConfig, PassReport};
+pub use journal::Journal;
+pub use runtime::{Brain, BrainError};
+pub use spans::DecisionSpans;
+pub use store::SeriesStore;
+
+/// Hands received points to a shared [`SeriesStore`].
+#[derive(Clone, Debug)]
+pub struct StoreSink(pub Arc<Mutex<SeriesStore>>);
+
+impl point::PointSink for StoreSink {
+    fn accept(&self, points: Vec<point::Point>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .ingest(points);
+    }
+}

@@ -1,0 +1,65 @@
+//! The brain's Prometheus metrics, registered into a registry it is handed (no globals).
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+/// The brain's own metrics.
+#[derive(Clone, Debug)]
+pub struct BrainMetrics {
+    /// Decisions by verdict, action and outcome.
+    pub decisions: IntCounterVec,
+    /// Anomaly episodes opened, by kind.
+    pub anomalies: IntCounterVec,
+    /// Workload samples scored by a detector.
+    pub samples: IntCounter,
+    /// Points that arrived after their step had closed.
+    pub late_points: IntGauge,
+    /// Workloads the brain currently tracks.
+    pub workloads: IntGauge,
+    /// Time one evaluation pass took.
+    pub evaluation_seconds: Histogram,
+}
+
+impl BrainMetrics {
+    /// Creates the metrics and registers them into `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = BrainMetrics {
+            decisions: IntCounterVec::new(
+                Opts::new(
+                    "homeostat_decisions_total",
+                    "Decisions taken, by policy verdict, action and outcome.",
+                ),
+                &["verdict", "action", "outcome"],
+            )?,
+            anomalies: IntCounterVec::new(
+                Opts::new(
+                    "homeostat_anomalies_total",
+                    "Anomaly episodes opened, by kind.",
+                ),
+                &["kind"],
+            )?,
+            samples: IntCounter::new(
+                "homeostat_samples_scored_total",
+                "Workload samples scored by a detector.",
+            )?,
+            late_points: IntGauge::new(
+                "homeostat_late_points",
+                "Points that arrived after their step had closed, since start.",
+            )?,
+            workloads: IntGauge::new(
+                "homeostat_workloads",
+                "Workloads the brain currently tracks.",
+            )?,
+            evaluation_seconds: Histogram::with_opts(HistogramOpts::new(
+                "homeostat_evaluation_duration_seconds",
+                "Time one evaluation pass of the decision engine took.",
+            ))?,
+        };
+        registry.register(Box::new(m.decisions.clone()))?;
+        registry.register(Box::new(m.anomalies.clone()))?;
+        registry.register(Box::new(m.samples.clone()))?;
+        registry.register(Box::new(m.late_points.clone()))?;
+        registry.register(Box::new(m.workloads.clone()))?;
+        registry.register(Box::new(m.evaluation_seconds.clone()))?;
+        Ok(m)
+    }
+}

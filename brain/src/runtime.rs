@@ -1,0 +1,250 @@
+//! Assembling a brain from its parts, and running one as a long-lived process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use homeostat_actuators::HpaScaler;
+use homeostat_core::{Clock, SystemClock};
+use homeostat_policies::{PolicyError, PolicySet};
+use prometheus::Registry;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::StoreSink;
+use crate::api::{self, ApiState};
+use crate::config::{BrainConfig, ConfigError};
+use crate::engine::{Engine, EngineConfig, EngineError};
+use crate::ingest::{self, IngestContext, IngestError};
+use crate::journal::{Journal, JournalError};
+use crate::metrics::BrainMetrics;
+use crate::spans::{DecisionSpans, SpanError};
+use crate::store::SeriesStore;
+
+/// Why a brain could not be assembled or run.
+#[derive(Debug, Error)]
+pub enum BrainError {
+    /// The configuration file was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A policy file was refused.
+    #[error("policies refused:\n{0}")]
+    Policies(#[from] PolicyError),
+    /// A policy path could not be read.
+    #[error("policy path {path}: {source}")]
+    PolicyPath {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The journal could not be opened or written.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// An evaluation pass failed as a whole.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// No Kubernetes client could be made from the kubeconfig or the in-cluster environment.
+    #[error("Kubernetes client: {0}")]
+    Kube(#[from] kube::Error),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A metric could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// Span export could not be set up.
+    #[error(transparent)]
+    Spans(#[from] SpanError),
+    /// A receiver failed.
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+}
+
+/// A brain's parts, wired but not yet serving: the simulator drives them tick by tick, and
+/// [`run`] serves them on the network.
+pub struct Brain {
+    /// Where received points are folded.
+    pub store: Arc<Mutex<SeriesStore>>,
+    /// The decision engine.
+    pub engine: Engine,
+    /// The decision journal.
+    pub journal: Journal,
+    /// Every metric of the brain.
+    pub registry: Registry,
+    /// Decision span export.
+    pub spans: DecisionSpans,
+    /// What the OTLP receivers hand points to.
+    pub ingest: IngestContext,
+}
+
+impl Brain {
+    /// Wires a brain; `step` is the aggregation step of the series store.
+    pub fn assemble(
+        config: EngineConfig,
+        step: Duration,
+        clock: Arc<dyn Clock>,
+        policies: PolicySet,
+        client: kube::Client,
+        journal: Journal,
+        spans: DecisionSpans,
+    ) -> Result<Self, BrainError> {
+        let registry = Registry::new();
+        let metrics = BrainMetrics::register(&registry)?;
+        let store = Arc::new(Mutex::new(SeriesStore::new(step)));
+        let ingest = IngestContext::new(Arc::new(StoreSink(store.clone())), &registry)?;
+        let engine = Engine::new(
+            config,
+            clock,
+            store.clone(),
+            policies,
+            HpaScaler::new(client),
+            journal.clone(),
+            spans.clone(),
+            metrics,
+        );
+        Ok(Brain {
+            store,
+            engine,
+            journal,
+            registry,
+            spans,
+            ingest,
+        })
+    }
+}
+
+/// Loads every policy file named, reading directories for their `*.yaml` and `*.yml` files.
+pub fn load_policies(paths: &[PathBuf]) -> Result<PolicySet, BrainError> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|source| BrainError::PolicyPath {
+                    path: path.clone(),
+                    source,
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(PolicySet::load_files(&files)?)
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, BrainError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BrainError::Bind { addr, source })
+}
+
+/// Runs the brain against the cluster of the current kubeconfig (or the in-cluster
+/// service account) until `shutdown` turns true.
+pub async fn run(
+    config: BrainConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), BrainError> {
+    let policies = load_policies(&config.policies)?;
+    if policies.is_empty() {
+        tracing::warn!("no policies loaded: every proposal will be denied");
+    }
+    let journal = Journal::open(&config.journal.path)?;
+    let abandoned = journal.reconcile().await?;
+    if abandoned > 0 {
+        tracing::warn!(abandoned, "closed decisions left pending by an earlier run");
+    }
+    let spans = match &config.tracing.otlp_endpoint {
+        Some(endpoint) => DecisionSpans::otlp(endpoint, "homeostat-brain")?,
+        None => DecisionSpans::disabled(),
+    };
+    let client = kube::Client::try_default().await?;
+    let engine_config = EngineConfig {
+        mode: config.mode,
+        ..EngineConfig::default()
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut brain = Brain::assemble(
+        engine_config,
+        config.evaluation_interval,
+        clock,
+        policies,
+        client,
+        journal,
+        spans,
+    )?;
+
+    let grpc = bind(config.otlp.grpc_listen).await?;
+    let http = bind(config.otlp.http_listen).await?;
+    let api_listener = bind(config.api.listen).await?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let stop = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let grpc_task = tokio::spawn(ingest::serve_grpc(
+        grpc,
+        brain.ingest.clone(),
+        stop(shutdown.clone()),
+    ));
+    let http_task = tokio::spawn(ingest::serve_http(
+        http,
+        brain.ingest.clone(),
+        stop(shutdown.clone()),
+    ));
+    let api_state = ApiState {
+        journal: brain.journal.clone(),
+        registry: brain.registry.clone(),
+        ready: ready.clone(),
+    };
+    let api_stop = stop(shutdown.clone());
+    let api_task = tokio::spawn(async move {
+        axum::serve(api_listener, api::router(api_state))
+            .with_graceful_shutdown(api_stop)
+            .await
+    });
+    ready.store(true, Ordering::SeqCst);
+    tracing::info!(
+        mode = %config.mode,
+        otlp_grpc = %config.otlp.grpc_listen,
+        otlp_http = %config.otlp.http_listen,
+        api = %config.api.listen,
+        "brain running"
+    );
+
+    let mut ticks = tokio::time::interval(config.evaluation_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                if let Err(e) = brain.engine.evaluate().await {
+                    tracing::error!(error = %e, "evaluation pass failed; nothing was acted on");
+                }
+            }
+            _ = shutdown.wait_for(|s| *s) => break,
+        }
+    }
+    ready.store(false, Ordering::SeqCst);
+    for task in [grpc_task, http_task] {
+        if let Ok(Err(e)) = task.await {
+            tracing::warn!(error = %e, "receiver stopped with an error");
+        }
+    }
+    if let Ok(Err(e)) = api_task.await {
+        tracing::warn!(error = %e, "API server stopped with an error");
+    }
+    brain.spans.shutdown().await?;
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! What could be done, and exactly how.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::entity::WorkloadRef;
+
+/// A namespaced Kubernetes object.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ObjectRef {
+    /// `group/version`, or `v1` for the core group.
+    pub api_version: String,
+    /// Kind, e.g. `HorizontalPodAutoscaler`.
+    pub kind: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// The kinds of action homeostat can take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionKind {
+    /// Change an HPA's bounds.
+    ScaleHpa,
+    /// Restart a workload's pods.
+    RestartPods,
+    /// Change a node sensor's sampling.
+    ThrottleSampling,
+}
+
+impl ActionKind {
+    /// The name used in policies, spans and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::ScaleHpa => "scale-hpa",
+            ActionKind::RestartPods => "restart-pods",
+            ActionKind::ThrottleSampling => "throttle-sampling",
+        }
+    }
+}
+
+/// An action with its parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Action {
+    /// Set an HPA's `minReplicas`; raising it makes the HPA scale up at once.
+    ScaleHpa {
+        /// The HPA.
+        hpa: ObjectRef,
+        /// The new `minReplicas`.
+        min_replicas: u32,
+        /// `minReplicas` before the change, to restore it later.
+        previous_min_replicas: u32,
+    },
+    /// Restart up to `max_unavailable` of a workload's pods at a time.
+    RestartPods {
+        /// The workload.
+        workload: WorkloadRef,
+        /// Most pods down at once.
+        max_unavailable: u32,
+    },
+    /// Set a sensor probe's sampling rate on a node.
+    ThrottleSampling {
+        /// Node name.
+        node: String,
+        /// Probe name.
+        probe: String,
+        /// Fraction of events sampled, in (0, 1].
+        rate: f64,
+    },
+}
+
+impl Action {
+    /// This action's kind.
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Action::ScaleHpa { .. } => ActionKind::ScaleHpa,
+            Action::RestartPods { .. } => ActionKind::RestartPods,
+            Action::ThrottleSampling { .. } => ActionKind::ThrottleSampling,
+        }
+    }
+
+    /// Whether the action can take capacity away (and so must never follow stale data).
+    pub fn is_destructive(&self) -> bool {
+        match self {
+            Action::ScaleHpa {
+                min_replicas,
+                previous_min_replicas,
+                ..
+            } => min_replicas < previous_min_replicas,
+            Action::RestartPods { .. } => true,
+            Action::ThrottleSampling { .. } => false,
+        }
+    }
+}
+
+/// What the decision engine suggests, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The workload it is for.
+    pub workload: WorkloadRef,
+    /// The suggested action.
+    pub action: Action,
+    /// Why, in a sentence a person accepts.
+    pub reason: String,
+    /// Time of the newest data the proposal rests on; policies refuse stale evidence.
+    pub evidence_time: Timestamp,
+    /// Replicas the workload runs now.
+    pub current_replicas: u32,
+}
+
+/// How a patch body is to be read by the API server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PatchType {
+    /// `application/merge-patch+json` (RFC 7386).
+    Merge,
+    /// `application/json-patch+json` (RFC 6902).
+    Json,
+    /// `application/apply-patch+yaml` (server-side apply).
+    Apply,
+}
+
+impl PatchType {
+    /// The HTTP content type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            PatchType::Merge => "application/merge-patch+json",
+            PatchType::Json => "application/json-patch+json",
+            PatchType::Apply => "application/apply-patch+yaml",
+        }
+    }
+}
+
+/// The exact change an actuator will make: shown in dry-run, journaled, and put on the span.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The object to change.
+    pub target: ObjectRef,
+    /// How the patch is to be read.
+    pub patch_type: PatchType,
+    /// The patch body, as sent.
+    pub patch: String,
+    /// One line for people.
+    pub summary: String,
+}

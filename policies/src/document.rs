@@ -1,0 +1,214 @@
+//! The policy document as written: Kubernetes-shaped (`apiVersion`, `kind`, `metadata`, `spec`)
+//! so it can become a CRD without changing what authors write.
+//!
+//! Every check that can run on one value runs inside deserialization, so the YAML parser
+//! attaches the line and column of the offending value to the error.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use homeostat_core::{ActionKind, Mode};
+use serde::Deserialize;
+use serde::de::Deserializer;
+
+use crate::duration::HumanDuration;
+use crate::names::ObjectName;
+use crate::scalar;
+
+/// The only `apiVersion` this crate reads.
+pub const API_VERSION: &str = "homeostat.dev/v1alpha1";
+/// The only `kind` this crate reads.
+pub const KIND: &str = "Policy";
+/// `maxDataAge` when a policy does not set it.
+pub const DEFAULT_MAX_DATA_AGE: Duration = Duration::from_secs(120);
+
+/// One YAML document, fully validated field by field.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct PolicyDocument {
+    #[allow(dead_code)] // read for validation only
+    pub api_version: ApiVersion,
+    #[allow(dead_code)] // read for validation only
+    pub kind: Kind,
+    pub metadata: Metadata,
+    pub spec: PolicySpec,
+}
+
+/// Accepts exactly [`API_VERSION`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct ApiVersion;
+
+impl<'de> Deserialize<'de> for ApiVersion {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        scalar::string(deserializer, API_VERSION, |got| expect(got, API_VERSION))
+            .map(|()| ApiVersion)
+    }
+}
+
+/// Accepts exactly [`KIND`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Kind;
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        scalar::string(deserializer, KIND, |got| expect(got, KIND)).map(|()| Kind)
+    }
+}
+
+/// Refuses any value but `want`, saying what was found.
+fn expect(got: &str, want: &str) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("expected {want:?}, found {got:?}"))
+    }
+}
+
+/// Kubernetes object metadata; labels and annotations are accepted so manifests can carry them.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct Metadata {
+    pub name: ObjectName,
+    #[serde(default)]
+    #[allow(dead_code)] // accepted, not used yet
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    #[allow(dead_code)] // accepted, not used yet
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// What a policy allows, where, how often and how far.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicySpec {
+    /// The most this policy lets the loop do; the global mode can only make it stricter.
+    #[serde(deserialize_with = "mode")]
+    pub mode: Mode,
+    /// The action kinds this policy allows; never empty.
+    #[serde(deserialize_with = "actions")]
+    pub actions: Vec<ActionKind>,
+    /// Which workloads it covers; all when missing.
+    #[serde(default)]
+    pub target: Target,
+    /// Least time between two actions of one kind on one workload, to stop flapping.
+    pub cooldown: HumanDuration,
+    /// Ceiling for `minReplicas`; required when `actions` include `scale-hpa`.
+    #[serde(default)]
+    pub max_replicas: Option<ReplicaCeiling>,
+    /// Evidence older than this is stale and never acted on; above zero.
+    #[serde(default = "default_max_data_age", deserialize_with = "nonzero")]
+    pub max_data_age: HumanDuration,
+}
+
+/// Which workloads a policy covers: empty lists mean "all".
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Target {
+    /// Namespaces covered; all when empty.
+    #[serde(default)]
+    pub namespaces: Vec<ObjectName>,
+    /// Workload names covered; all when empty.
+    #[serde(default)]
+    pub workloads: Vec<ObjectName>,
+    /// Workload names never touched, whatever else matches.
+    #[serde(default)]
+    pub exclude: Vec<ObjectName>,
+}
+
+/// The most `minReplicas` a policy will ever set; at least 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReplicaCeiling(u32);
+
+impl ReplicaCeiling {
+    /// A ceiling, refused when zero (a zero ceiling would forbid every HPA).
+    pub fn new(n: u32) -> Result<Self, String> {
+        if n >= 1 {
+            Ok(ReplicaCeiling(n))
+        } else {
+            Err(format!("must be at least 1, found {n}"))
+        }
+    }
+
+    /// The ceiling.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl fmt::Display for ReplicaCeiling {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de> Deserialize<'de> for ReplicaCeiling {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        scalar::integer(deserializer, "a replica count of at least 1", |n| {
+            u32::try_from(n)
+                .map_err(|_| format!("must be between 1 and {}, found {n}", u32::MAX))
+                .and_then(ReplicaCeiling::new)
+        })
+    }
+}
+
+fn default_max_data_age() -> HumanDuration {
+    HumanDuration(DEFAULT_MAX_DATA_AGE)
+}
+
+fn mode<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Mode, D::Error> {
+    scalar::string(deserializer, "observe, dry-run or enforce", str::parse)
+}
+
+fn nonzero<'de, D: Deserializer<'de>>(deserializer: D) -> Result<HumanDuration, D::Error> {
+    scalar::string(deserializer, "a duration longer than zero", |text| {
+        let d = HumanDuration::parse(text)?;
+        if d.get().is_zero() {
+            Err(format!("{text:?}: must be longer than zero"))
+        } else {
+            Ok(d)
+        }
+    })
+}
+
+/// An action name from core's vocabulary, with a message listing the known ones.
+struct ActionName(ActionKind);
+
+const ACTION_KINDS: [ActionKind; 3] = [
+    ActionKind::ScaleHpa,
+    ActionKind::RestartPods,
+    ActionKind::ThrottleSampling,
+];
+
+impl<'de> Deserialize<'de> for ActionName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        scalar::string(deserializer, "an action name", |text| {
+            ACTION_KINDS
+                .into_iter()
+                .find(|k| k.as_str() == text)
+                .map(ActionName)
+                .ok_or_else(|| {
+                    let known: Vec<&str> = ACTION_KINDS.iter().map(|k| k.as_str()).collect();
+                    format!(
+                        "unknown action {text:?}: expected one of {}",
+                        known.join(", ")
+                    )
+                })
+        })
+    }
+}
+
+fn actions<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<ActionKind>, D::Error> {
+    let names: Vec<ActionName> = scalar::non_empty_seq(
+        deserializer,
+        "a list of action names",
+        "must name at least one action",
+    )?;
+    let mut kinds: Vec<ActionKind> = Vec::with_capacity(names.len());
+    for ActionName(kind) in names {
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    Ok(kinds)
+}

@@ -1,0 +1,23 @@
+//! homeostat's policies: the gate in front of every action.
+//!
+//! Policy documents are Kubernetes-shaped YAML ([`document`]), loaded into a [`PolicySet`]
+//! that reports every problem with file, line and column ([`PolicyError`]). [`evaluate()`] is a
+//! pure function of a set, a proposal, the global mode, the history of past actions and the
+//! time: it decides act, dry-run, observe or deny, and names the rule that decided.
+#![forbid(unsafe_code)]
+
+pub mod document;
+pub mod duration;
+pub mod error;
+pub mod evaluate;
+pub mod load;
+mod locate;
+pub mod names;
+mod scalar;
+
+pub use document::{PolicySpec, ReplicaCeiling, Target};
+pub use duration::HumanDuration;
+pub use error::{Diagnostic, Location, PolicyError};
+pub use evaluate::{PastAction, evaluate};
+pub use load::{Policy, PolicySet};
+pub use names::ObjectName;

@@ -1,0 +1,113 @@
+//! Validating deserializers that raise their error *while* the parser stands on the value, so
+//! it stamps the value's own line, column and field path on the message (an error raised after
+//! `String::deserialize` returns would be stamped with the enclosing mapping's position).
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+
+/// Deserializes a string and checks it with `parse`.
+pub(crate) fn string<'de, D, T>(
+    deserializer: D,
+    expecting: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    deserializer.deserialize_str(StrVisitor { expecting, parse })
+}
+
+struct StrVisitor<T> {
+    expecting: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+}
+
+impl<'de, T> Visitor<'de> for StrVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        (self.parse)(v).map_err(E::custom)
+    }
+}
+
+/// Deserializes an integer and checks it with `check`.
+pub(crate) fn integer<'de, D, T>(
+    deserializer: D,
+    expecting: &'static str,
+    check: fn(i128) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    deserializer.deserialize_i64(IntVisitor { expecting, check })
+}
+
+struct IntVisitor<T> {
+    expecting: &'static str,
+    check: fn(i128) -> Result<T, String>,
+}
+
+impl<'de, T> Visitor<'de> for IntVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        (self.check)(i128::from(v)).map_err(E::custom)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        (self.check)(i128::from(v)).map_err(E::custom)
+    }
+}
+
+/// Deserializes a sequence of `T`, refusing an empty one with `empty_message`.
+pub(crate) fn non_empty_seq<'de, D, T>(
+    deserializer: D,
+    expecting: &'static str,
+    empty_message: &'static str,
+) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: de::Deserialize<'de>,
+{
+    deserializer.deserialize_seq(SeqVisitor {
+        expecting,
+        empty_message,
+        item: PhantomData,
+    })
+}
+
+struct SeqVisitor<T> {
+    expecting: &'static str,
+    empty_message: &'static str,
+    item: PhantomData<T>,
+}
+
+impl<'de, T: de::Deserialize<'de>> Visitor<'de> for SeqVisitor<T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        let mut out = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            out.push(item);
+        }
+        if out.is_empty() {
+            Err(de::Error::custom(self.empty_message))
+        } else {
+            Ok(out)
+        }
+    }
+}

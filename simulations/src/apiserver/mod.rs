@@ -1,0 +1,145 @@
+//! The simulated cluster's Kubernetes API server: an in-memory [`ObjectStore`] served over
+//! loopback HTTP in the shapes `kube::Client` and `kubectl` expect, so homeostat's actuators
+//! run end to end against it unchanged.
+//!
+//! In-process parts of the simulation (workload and HPA models) use the store directly; the
+//! code under test reaches the same objects through [`ApiServerHandle::kube_client`] or a
+//! kubeconfig from [`ApiServerHandle::write_kubeconfig`].
+
+pub mod discovery;
+pub mod error;
+pub mod patch;
+pub mod routes;
+pub mod selector;
+pub mod store;
+pub mod subresource;
+pub mod watch;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+use serde_json::json;
+use tokio::sync::watch as signal;
+use tokio::task::JoinHandle;
+
+pub use discovery::ResourceType;
+pub use error::{ApiError, ServerError};
+pub use selector::ObjectSelector;
+pub use store::{EventType, ObjectStore, StoreEvent};
+
+/// The name of the cluster, user and context in written kubeconfigs.
+pub const KUBECONFIG_NAME: &str = "homeostat-sim";
+
+/// Loopback on a free port: where the server listens unless told otherwise.
+pub const DEFAULT_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+
+/// Starts API servers.
+#[derive(Debug)]
+pub struct ApiServer;
+
+impl ApiServer {
+    /// Serves `store` on `addr` (use [`DEFAULT_ADDR`] for a free loopback port) until the
+    /// returned handle is shut down or dropped.
+    pub async fn start(
+        store: ObjectStore,
+        addr: SocketAddr,
+    ) -> Result<ApiServerHandle, ServerError> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopping) = signal::channel(false);
+        let app = routes::router(store.clone(), stopping.clone());
+        let mut stopped = stopping;
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    // An error means the handle is gone, which is a stop too.
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        tracing::info!(%addr, "simulated kubernetes api server listening");
+        Ok(ApiServerHandle {
+            url: format!("http://{addr}"),
+            addr,
+            store,
+            stop,
+            task: Some(task),
+        })
+    }
+}
+
+/// A running API server; dropping it stops the server (without waiting for it).
+#[derive(Debug)]
+pub struct ApiServerHandle {
+    url: String,
+    addr: SocketAddr,
+    store: ObjectStore,
+    stop: signal::Sender<bool>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl ApiServerHandle {
+    /// The base URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The store the server serves, for in-process controllers.
+    pub fn store(&self) -> &ObjectStore {
+        &self.store
+    }
+
+    /// A client for this server, as the code under test would build from a kubeconfig.
+    pub fn kube_client(&self) -> Result<kube::Client, ServerError> {
+        let config = kube::Config::new(self.url.parse()?);
+        Ok(kube::Client::try_from(config)?)
+    }
+
+    /// A kubeconfig (YAML) pointing at this server over plain HTTP, with a cluster, user and
+    /// context all named [`KUBECONFIG_NAME`].
+    pub fn kubeconfig_yaml(&self) -> Result<String, ServerError> {
+        let config = json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": KUBECONFIG_NAME, "cluster": {"server": self.url}}],
+            "users": [{"name": KUBECONFIG_NAME, "user": {}}],
+            "contexts": [{
+                "name": KUBECONFIG_NAME,
+                "context": {"cluster": KUBECONFIG_NAME, "user": KUBECONFIG_NAME, "namespace": "default"},
+            }],
+            "current-context": KUBECONFIG_NAME,
+            "preferences": {},
+        });
+        Ok(yaml_serde::to_string(&config)?)
+    }
+
+    /// Writes [`ApiServerHandle::kubeconfig_yaml`] to `path`, for `KUBECONFIG` and kubectl.
+    pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> Result<(), ServerError> {
+        std::fs::write(path, self.kubeconfig_yaml()?)?;
+        Ok(())
+    }
+
+    /// Stops accepting requests, ends open watches and waits for the server to finish.
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        self.stop.send_replace(true);
+        if let Some(task) = self.task.take() {
+            match task.await {
+                Ok(result) => result?,
+                Err(e) => return Err(ServerError::Io(std::io::Error::other(e))),
+            }
+        }
+        tracing::info!(addr = %self.addr, "simulated kubernetes api server stopped");
+        Ok(())
+    }
+}
+
+impl Drop for ApiServerHandle {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}

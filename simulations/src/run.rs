@@ -1,0 +1,359 @@
+//! Running a scenario end to end in simulated time.
+//!
+//! The simulated cluster serves the Kubernetes API on loopback; its pods' signals go to the
+//! brain as OTLP over gRPC on loopback; the brain's actuator changes the HPA through
+//! `kube::Client` over HTTP. Nothing is short-circuited: only time is simulated, advancing
+//! one step per tick, so a day runs in seconds and every run of a scenario is the same.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use homeostat_brain::ingest::{self, IngestError};
+use homeostat_brain::{Brain, BrainError, DecisionSpans, EngineConfig, Journal};
+use homeostat_core::{Anomaly, Clock, Decision, ManualClock, Mode, Timestamp};
+use homeostat_policies::PolicySet;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use thiserror::Error;
+use tokio::sync::watch;
+
+use crate::apiserver::{
+    ApiError, ApiServer, ApiServerHandle, DEFAULT_ADDR, ObjectStore, ServerError,
+};
+use crate::cluster::{HPA_SYNC, SimWorkload, install};
+use crate::scenario::Scenario;
+use crate::telemetry;
+
+/// Why a run failed.
+#[derive(Debug, Error)]
+pub enum RunError {
+    /// The simulated API server failed.
+    #[error("simulated API server: {0}")]
+    Server(#[from] ServerError),
+    /// The simulated cluster refused a change of its own controllers.
+    #[error("simulated cluster: {0}")]
+    Cluster(#[from] ApiError),
+    /// The brain failed.
+    #[error("brain: {0}")]
+    Brain(#[from] BrainError),
+    /// The OTLP receiver failed.
+    #[error("OTLP receiver: {0}")]
+    Ingest(#[from] IngestError),
+    /// Sending signals to the brain failed.
+    #[error("sending signals to the brain: {0}")]
+    Export(String),
+    /// Binding a loopback port failed.
+    #[error("binding a loopback port: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Who controls replicas in a run.
+#[derive(Clone, Debug)]
+pub enum Controller {
+    /// The HPA alone: the baseline.
+    HpaOnly,
+    /// The HPA with homeostat in front of it.
+    Homeostat {
+        /// Global mode.
+        mode: Mode,
+        /// The policies.
+        policies: PolicySet,
+        /// Where decision spans go.
+        spans: DecisionSpans,
+    },
+}
+
+impl Controller {
+    /// A short label for reports.
+    pub fn label(&self) -> String {
+        match self {
+            Controller::HpaOnly => "hpa".into(),
+            Controller::Homeostat { mode, .. } => format!("homeostat ({mode})"),
+        }
+    }
+}
+
+/// One tick of one workload, as the timeline records it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimelinePoint {
+    /// Time since the start.
+    pub t: Duration,
+    /// Requests per second that arrived.
+    pub demand: f64,
+    /// Replicas the Deployment asked for.
+    pub desired: u32,
+    /// Pods ready.
+    pub ready: u32,
+    /// Pods existing (what is paid for).
+    pub pods: u32,
+    /// True p99 latency, seconds.
+    pub p99: f64,
+    /// The HPA's minReplicas.
+    pub hpa_min: u32,
+    /// Whether the tick is inside an incident (ground truth).
+    pub in_incident: bool,
+    /// Whether the latency objective was violated.
+    pub violated: bool,
+}
+
+/// One workload's run.
+#[derive(Clone, Debug)]
+pub struct WorkloadRun {
+    /// `namespace/name`.
+    pub name: String,
+    /// Every tick.
+    pub timeline: Vec<TimelinePoint>,
+    /// Minutes with p99 latency over the objective.
+    pub slo_violation_minutes: f64,
+    /// Pod-hours used.
+    pub pod_hours: f64,
+}
+
+/// The result of a run.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// Scenario name.
+    pub scenario: String,
+    /// Who controlled replicas.
+    pub controller: String,
+    /// Simulated start time.
+    pub start: Timestamp,
+    /// Per workload.
+    pub workloads: Vec<WorkloadRun>,
+    /// Anomalies the brain judged, one per step while anomalous.
+    pub anomalies: Vec<Anomaly>,
+    /// Every decision the brain took.
+    pub decisions: Vec<Decision>,
+    /// Wall time the run took.
+    pub wall: Duration,
+}
+
+impl RunResult {
+    /// Total SLO-violation minutes.
+    pub fn slo_violation_minutes(&self) -> f64 {
+        self.workloads.iter().map(|w| w.slo_violation_minutes).sum()
+    }
+
+    /// Total pod-hours.
+    pub fn pod_hours(&self) -> f64 {
+        self.workloads.iter().map(|w| w.pod_hours).sum()
+    }
+}
+
+/// Options of a run.
+pub struct RunOptions {
+    /// Who controls replicas.
+    pub controller: Controller,
+    /// Where decisions are journaled (a temporary journal when `None`).
+    pub journal: Option<Journal>,
+    /// Called after every tick with (done, total).
+    pub on_tick: Option<Box<dyn FnMut(u64, u64) + Send>>,
+}
+
+/// The in-process brain of a homeostat run, with its OTLP receiver on loopback.
+struct LoopbackBrain {
+    brain: Brain,
+    client: MetricsServiceClient<tonic::transport::Channel>,
+    stop: watch::Sender<bool>,
+    receiver: tokio::task::JoinHandle<Result<(), IngestError>>,
+}
+
+impl LoopbackBrain {
+    async fn start(
+        clock: &ManualClock,
+        step: Duration,
+        server: &ApiServerHandle,
+        mode: Mode,
+        policies: PolicySet,
+        spans: DecisionSpans,
+        journal: Journal,
+    ) -> Result<Self, RunError> {
+        let config = EngineConfig {
+            mode,
+            lateness: Duration::ZERO,
+            ..EngineConfig::default()
+        };
+        let clock: Arc<dyn Clock> = Arc::new(clock.clone());
+        let brain = Brain::assemble(
+            config,
+            step,
+            clock,
+            policies,
+            server.kube_client()?,
+            journal,
+            spans,
+        )?;
+        let listener = tokio::net::TcpListener::bind(DEFAULT_ADDR).await?;
+        let addr = listener.local_addr()?;
+        let (stop, rx) = watch::channel(false);
+        let mut rx2 = rx.clone();
+        let receiver = tokio::spawn(ingest::serve_grpc(
+            listener,
+            brain.ingest.clone(),
+            async move {
+                let _ = rx2.wait_for(|s| *s).await;
+            },
+        ));
+        drop(rx);
+        let client = MetricsServiceClient::connect(format!("http://{addr}"))
+            .await
+            .map_err(|e| RunError::Export(e.to_string()))?;
+        Ok(LoopbackBrain {
+            brain,
+            client,
+            stop,
+            receiver,
+        })
+    }
+
+    async fn stop(self) -> Result<Brain, RunError> {
+        self.stop.send_replace(true);
+        drop(self.client);
+        if let Ok(result) = self.receiver.await {
+            result?;
+        }
+        Ok(self.brain)
+    }
+}
+
+/// The simulated start: the wall clock's current minute, so spans and objects carry
+/// plausible times.
+fn start_time() -> Timestamp {
+    let now = homeostat_core::SystemClock.now();
+    Timestamp::from_secs(now.as_nanos() / 1_000_000_000 / 60 * 60)
+}
+
+/// Runs `scenario` once.
+pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResult, RunError> {
+    let wall = std::time::Instant::now();
+    let start = start_time();
+    let clock = ManualClock::new(start);
+    let store = ObjectStore::new(Arc::new(clock.clone()));
+    let server = ApiServer::start(store.clone(), DEFAULT_ADDR).await?;
+    let mut workloads: Vec<SimWorkload> = Vec::new();
+    for (i, spec) in scenario.workloads.iter().enumerate() {
+        workloads.push(install(
+            &store,
+            spec,
+            scenario.seed.wrapping_add(i as u64),
+            start,
+        )?);
+    }
+    let mut brain = match &options.controller {
+        Controller::HpaOnly => None,
+        Controller::Homeostat {
+            mode,
+            policies,
+            spans,
+        } => {
+            let journal = match options.journal.take() {
+                Some(j) => j,
+                None => Journal::temporary().map_err(BrainError::from)?,
+            };
+            Some(
+                LoopbackBrain::start(
+                    &clock,
+                    scenario.step,
+                    &server,
+                    *mode,
+                    policies.clone(),
+                    spans.clone(),
+                    journal,
+                )
+                .await?,
+            )
+        }
+    };
+
+    let ticks = (scenario.duration.as_nanos() / scenario.step.as_nanos()) as u64;
+    let mut timelines: Vec<Vec<TimelinePoint>> =
+        vec![Vec::with_capacity(ticks as usize); workloads.len()];
+    let mut anomalies = Vec::new();
+    let mut decisions = Vec::new();
+    let mut last_hpa_sync = Duration::ZERO;
+    for i in 1..=ticks {
+        let t = scenario.step * u32::try_from(i).unwrap_or(u32::MAX);
+        let now = start + t;
+        clock.set(now);
+        for w in &mut workloads {
+            w.reconcile(&store, now)?;
+        }
+        let outcomes: Vec<_> = workloads
+            .iter_mut()
+            .map(|w| w.serve(t, scenario.step))
+            .collect();
+        if let Some(b) = &mut brain {
+            let request =
+                telemetry::request(workloads.iter().flat_map(|w| w.telemetry(now)).collect());
+            let response = b
+                .client
+                .export(request)
+                .await
+                .map_err(|e| RunError::Export(e.to_string()))?
+                .into_inner();
+            if let Some(partial) = response
+                .partial_success
+                .filter(|p| p.rejected_data_points > 0)
+            {
+                tracing::warn!(rejected = partial.rejected_data_points, message = %partial.error_message, "brain rejected points");
+            }
+            let report = b.brain.engine.evaluate().await.map_err(BrainError::from)?;
+            anomalies.extend(report.anomalies);
+            decisions.extend(report.decisions);
+        }
+        if t.saturating_sub(last_hpa_sync) >= HPA_SYNC {
+            last_hpa_sync = t;
+            for w in &mut workloads {
+                w.sync_hpa(&store, now, t)?;
+            }
+        }
+        for ((w, o), timeline) in workloads.iter().zip(&outcomes).zip(&mut timelines) {
+            let deployment = store.get(
+                &crate::apiserver::discovery::DEPLOYMENTS,
+                Some(&w.spec.namespace),
+                &w.spec.name,
+            )?;
+            timeline.push(TimelinePoint {
+                t,
+                demand: o.demand,
+                desired: deployment["spec"]["replicas"].as_u64().unwrap_or(0) as u32,
+                ready: w.pods.iter().filter(|p| p.ready).count() as u32,
+                pods: w.pods.len() as u32,
+                p99: o.p99,
+                hpa_min: w.hpa_min(&store),
+                in_incident: w.in_incident(t),
+                violated: o.p99 > w.spec.slo.latency_p99.as_secs_f64(),
+            });
+        }
+        if let Some(f) = options.on_tick.as_mut() {
+            f(i, ticks);
+        }
+    }
+    if let Some(b) = brain.take() {
+        let brain = b.stop().await?;
+        brain.spans.flush().await.map_err(BrainError::from)?;
+    }
+    server.shutdown().await?;
+
+    let step_minutes = scenario.step.as_secs_f64() / 60.0;
+    let workloads = workloads
+        .iter()
+        .zip(timelines)
+        .map(|(w, timeline)| WorkloadRun {
+            name: format!("{}/{}", w.spec.namespace, w.spec.name),
+            slo_violation_minutes: timeline.iter().filter(|p| p.violated).count() as f64
+                * step_minutes,
+            pod_hours: timeline.iter().map(|p| f64::from(p.pods)).sum::<f64>() * step_minutes
+                / 60.0,
+            timeline,
+        })
+        .collect();
+    Ok(RunResult {
+        scenario: scenario.name.clone(),
+        controller: options.controller.label(),
+        start,
+        workloads,
+        anomalies,
+        decisions,
+        wall: wall.elapsed(),
+    })
+}

@@ -52,12 +52,12 @@ fn progress(label: &str, hidden: bool) -> ProgressBar {
 fn options(controller: Controller, journal: Option<Journal>, bar: &ProgressBar) -> RunOptions {
     let bar = bar.clone();
     RunOptions {
-        controller,
         journal,
         on_tick: Some(Box::new(move |done, total| {
             bar.set_length(total);
             bar.set_position(done);
         })),
+        ..RunOptions::new(controller)
     }
 }
 

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use crate::apiserver::{
     ApiError, ApiServer, ApiServerHandle, DEFAULT_ADDR, ObjectStore, ServerError,
 };
+use crate::apiserver::AuditRecord;
 use crate::cluster::{HPA_SYNC, SimWorkload, install};
 use crate::scenario::Scenario;
 use crate::telemetry;
@@ -109,7 +110,7 @@ pub struct WorkloadRun {
 }
 
 /// The result of a run.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct RunResult {
     /// Scenario name.
     pub scenario: String,
@@ -125,6 +126,10 @@ pub struct RunResult {
     pub decisions: Vec<Decision>,
     /// Wall time the run took.
     pub wall: Duration,
+    /// Every request the simulated API server answered.
+    pub audit: Vec<AuditRecord>,
+    /// The simulated cluster, still serving, when [`RunOptions::keep_cluster`] asked for it.
+    pub cluster: Option<ApiServerHandle>,
 }
 
 impl RunResult {
@@ -147,6 +152,15 @@ pub struct RunOptions {
     pub journal: Option<Journal>,
     /// Called after every tick with (done, total).
     pub on_tick: Option<Box<dyn FnMut(u64, u64) + Send>>,
+    /// Keep the simulated cluster serving after the run, to inspect it through the API.
+    pub keep_cluster: bool,
+}
+
+impl RunOptions {
+    /// Options for `controller` with everything else at its default.
+    pub fn new(controller: Controller) -> Self {
+        RunOptions { controller, journal: None, on_tick: None, keep_cluster: false }
+    }
 }
 
 /// The in-process brain of a homeostat run, with its OTLP receiver on loopback.
@@ -332,7 +346,13 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
         let brain = b.stop().await?;
         brain.spans.flush().await.map_err(BrainError::from)?;
     }
-    server.shutdown().await?;
+    let audit = server.audit();
+    let cluster = if options.keep_cluster {
+        Some(server)
+    } else {
+        server.shutdown().await?;
+        None
+    };
 
     let step_minutes = scenario.step.as_secs_f64() / 60.0;
     let workloads = workloads
@@ -355,5 +375,7 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
         anomalies,
         decisions,
         wall: wall.elapsed(),
+        audit,
+        cluster,
     })
 }

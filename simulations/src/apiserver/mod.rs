@@ -6,6 +6,7 @@
 //! code under test reaches the same objects through [`ApiServerHandle::kube_client`] or a
 //! kubeconfig from [`ApiServerHandle::write_kubeconfig`].
 
+pub mod audit;
 pub mod discovery;
 pub mod error;
 pub mod patch;
@@ -22,6 +23,7 @@ use serde_json::json;
 use tokio::sync::watch as signal;
 use tokio::task::JoinHandle;
 
+pub use audit::{AuditLog, AuditRecord};
 pub use discovery::ResourceType;
 pub use error::{ApiError, ServerError};
 pub use selector::ObjectSelector;
@@ -47,7 +49,8 @@ impl ApiServer {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (stop, stopping) = signal::channel(false);
-        let app = routes::router(store.clone(), stopping.clone());
+        let audit = AuditLog::default();
+        let app = routes::router(store.clone(), stopping.clone(), audit.clone());
         let mut stopped = stopping;
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -62,6 +65,7 @@ impl ApiServer {
             url: format!("http://{addr}"),
             addr,
             store,
+            audit,
             stop,
             task: Some(task),
         })
@@ -74,6 +78,7 @@ pub struct ApiServerHandle {
     url: String,
     addr: SocketAddr,
     store: ObjectStore,
+    audit: AuditLog,
     stop: signal::Sender<bool>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -92,6 +97,11 @@ impl ApiServerHandle {
     /// The store the server serves, for in-process controllers.
     pub fn store(&self) -> &ObjectStore {
         &self.store
+    }
+
+    /// Every request answered so far.
+    pub fn audit(&self) -> Vec<AuditRecord> {
+        self.audit.records()
     }
 
     /// A client for this server, as the code under test would build from a kubeconfig.

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use super::audit::{AuditLog, AuditRecord};
 use super::discovery::{self, ResourceType};
 use super::error::ApiError;
 use super::patch::{self, Patch};
@@ -58,8 +59,9 @@ struct Target {
     part: Part,
 }
 
-/// The API server's router over `store`; watches end when `shutdown` turns true.
-pub fn router(store: ObjectStore, shutdown: watch::Receiver<bool>) -> Router {
+/// The API server's router over `store`; watches end when `shutdown` turns true; every
+/// request is recorded in `audit`.
+pub fn router(store: ObjectStore, shutdown: watch::Receiver<bool>, audit: AuditLog) -> Router {
     Router::new()
         .route("/version", get(|| async { Json(discovery::version()) }))
         .route("/api", get(|| async { Json(discovery::core_versions()) }))
@@ -67,14 +69,28 @@ pub fn router(store: ObjectStore, shutdown: watch::Receiver<bool>) -> Router {
         .route("/api/{version}", get(core_resource_list))
         .route("/apis/{group}/{version}", get(group_resource_list))
         .fallback(resource_handler)
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(audit, log_request))
         .with_state(AppState { store, shutdown })
 }
 
-async fn log_request(request: Request, next: Next) -> Response {
+async fn log_request(State(audit): State<AuditLog>, request: Request, next: Next) -> Response {
     let (method, uri) = (request.method().clone(), request.uri().clone());
+    let (content_type, user_agent) = {
+        let header = |name: header::HeaderName| {
+            request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+        };
+        (header(header::CONTENT_TYPE), header(header::USER_AGENT))
+    };
     let response = next.run(request).await;
     tracing::debug!(%method, %uri, status = %response.status(), "api request");
+    audit.record(AuditRecord {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        query: uri.query().map(str::to_owned),
+        content_type,
+        user_agent,
+        status: response.status().as_u16(),
+    });
     response
 }
 

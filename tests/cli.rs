@@ -23,24 +23,52 @@ fn policy_check_names_file_line_and_reason_of_a_broken_policy() {
         "apiVersion: homeostat.dev/v1alpha1\nkind: Policy\nmetadata:\n  name: web\nspec:\n  mode: enforce\n  actions: [scale-hpa]\n  cooldown: 5 parsecs\n  maxReplicas: 10\n",
     )
     .expect("write");
-    let out = homeostat().args(["policy", "check"]).arg(&broken).output().expect("runs");
+    let out = homeostat()
+        .args(["policy", "check"])
+        .arg(&broken)
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let expected = format!("{}:8:13: spec.cooldown: invalid duration \"5 parsecs\"", broken.display());
+    let expected = format!(
+        "{}:8:13: spec.cooldown: invalid duration \"5 parsecs\"",
+        broken.display()
+    );
     assert!(stderr.contains(&expected), "{stderr}");
 
-    let ok = homeostat().args(["policy", "check", "policies/examples/default.yaml"]).output().expect("runs");
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = homeostat()
+        .args(["policy", "check", "policies/examples/default.yaml"])
+        .output()
+        .expect("runs");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("shop-saturation"));
 }
 
 #[test]
 fn simulate_prints_the_comparison_with_the_hpa_alone() {
     let out = homeostat().arg("simulate").output().expect("runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for needle in ["anomalies found: 1", "saturation", "verdict act, outcome applied", "replicas over time", "HPA alone:", "with homeostat:"] {
-        assert!(stdout.contains(needle), "{needle:?} missing from:\n{stdout}");
+    for needle in [
+        "anomalies found: 1",
+        "saturation",
+        "verdict act, outcome applied",
+        "replicas over time",
+        "HPA alone:",
+        "with homeostat:",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "{needle:?} missing from:\n{stdout}"
+        );
     }
 }
 
@@ -49,14 +77,26 @@ fn a_broken_brain_config_is_refused_with_its_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("brain.yaml");
     std::fs::write(&config, "mode: enforce\nevaluationInterval: soon\n").expect("write");
-    let out = homeostat().args(["brain", "--config"]).arg(&config).output().expect("runs");
+    let out = homeostat()
+        .args(["brain", "--config"])
+        .arg(&config)
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("{}:2:", config.display())) && stderr.contains("invalid duration \"soon\""), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:2:", config.display()))
+            && stderr.contains("invalid duration \"soon\""),
+        "{stderr}"
+    );
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 struct Brain(Child);
@@ -83,7 +123,9 @@ async fn wait_ready(http: &reqwest::Client, url: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_brain_binary_serves_otlp_and_its_api_and_stops_on_sigterm() {
     let clock = ManualClock::new(homeostat_core::Timestamp::from_secs(1_700_000_000));
-    let server = ApiServer::start(ObjectStore::new(std::sync::Arc::new(clock)), DEFAULT_ADDR).await.expect("api server");
+    let server = ApiServer::start(ObjectStore::new(std::sync::Arc::new(clock)), DEFAULT_ADDR)
+        .await
+        .expect("api server");
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
     server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
@@ -112,23 +154,76 @@ async fn the_brain_binary_serves_otlp_and_its_api_and_stops_on_sigterm() {
 
     // Malformed OTLP is refused with 400, and the brain keeps serving.
     let otlp = format!("http://127.0.0.1:{otlp_http}/v1/metrics");
-    let bad = http.post(&otlp).header("content-type", "application/x-protobuf").body(vec![0xff, 0xff, 0xff]).send().await.expect("post");
+    let bad = http
+        .post(&otlp)
+        .header("content-type", "application/x-protobuf")
+        .body(vec![0xff, 0xff, 0xff])
+        .send()
+        .await
+        .expect("post");
     assert_eq!(bad.status().as_u16(), 400);
-    let good = ExportMetricsServiceRequest { resource_metrics: vec![] }.encode_to_vec();
-    let ok = http.post(&otlp).header("content-type", "application/x-protobuf").body(good).send().await.expect("post");
+    let good = ExportMetricsServiceRequest {
+        resource_metrics: vec![],
+    }
+    .encode_to_vec();
+    let ok = http
+        .post(&otlp)
+        .header("content-type", "application/x-protobuf")
+        .body(good)
+        .send()
+        .await
+        .expect("post");
     assert_eq!(ok.status().as_u16(), 200);
 
-    let decisions: serde_json::Value = http.get(format!("{api_url}/api/v1/decisions")).send().await.expect("get").json().await.expect("json");
+    let decisions: serde_json::Value = http
+        .get(format!("{api_url}/api/v1/decisions"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(decisions["items"], serde_json::json!([]));
-    let bad_query = http.get(format!("{api_url}/api/v1/decisions?workload=nonsense")).send().await.expect("get");
+    let bad_query = http
+        .get(format!("{api_url}/api/v1/decisions?workload=nonsense"))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(bad_query.status().as_u16(), 400);
-    let metrics = http.get(format!("{api_url}/metrics")).send().await.expect("get").text().await.expect("text");
-    assert!(metrics.contains("homeostat_otlp_requests_total{result=\"invalid\",transport=\"http\"} 1"), "{metrics}");
-    assert!(metrics.contains("homeostat_otlp_requests_total{result=\"ok\",transport=\"http\"} 1"), "{metrics}");
-    assert_eq!(http.get(format!("{api_url}/healthz")).send().await.expect("get").status().as_u16(), 200);
+    let metrics = http
+        .get(format!("{api_url}/metrics"))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("homeostat_otlp_requests_total{result=\"invalid\",transport=\"http\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("homeostat_otlp_requests_total{result=\"ok\",transport=\"http\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(
+        http.get(format!("{api_url}/healthz"))
+            .send()
+            .await
+            .expect("get")
+            .status()
+            .as_u16(),
+        200
+    );
 
     let pid = brain.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
         if let Some(status) = brain.0.try_wait().expect("wait") {

@@ -8,7 +8,9 @@ mod support;
 use homeostat_brain::{DecisionSpans, Journal};
 use homeostat_core::{Mode, Outcome, VerdictKind};
 use homeostat_policies::PolicySet;
-use homeostat_simulations::{Controller, DEFAULT_POLICY, DEFAULT_SCENARIO, RunOptions, RunResult, Scenario, run};
+use homeostat_simulations::{
+    Controller, DEFAULT_POLICY, DEFAULT_SCENARIO, RunOptions, RunResult, Scenario, run,
+};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::Api;
 use support::trace_receiver::{Received, TraceReceiver};
@@ -22,22 +24,38 @@ fn scenario() -> Scenario {
 async fn run_with_homeostat(mode: Mode, receiver: &TraceReceiver, journal: &Journal) -> RunResult {
     let spans = DecisionSpans::otlp(&receiver.endpoint(), "homeostat-e2e").expect("span exporter");
     let policies = PolicySet::from_str("default.yaml", DEFAULT_POLICY).expect("default policy");
-    let controller = Controller::Homeostat { mode, policies, spans: spans.clone() };
-    let result = run(&scenario(), RunOptions { journal: Some(journal.clone()), keep_cluster: true, ..RunOptions::new(controller) })
-        .await
-        .expect("scenario runs");
+    let controller = Controller::Homeostat {
+        mode,
+        policies,
+        spans: spans.clone(),
+    };
+    let result = run(
+        &scenario(),
+        RunOptions {
+            journal: Some(journal.clone()),
+            keep_cluster: true,
+            ..RunOptions::new(controller)
+        },
+    )
+    .await
+    .expect("scenario runs");
     spans.shutdown().await.expect("spans flushed");
     result
 }
 
 fn decide_spans(spans: &[Received]) -> Vec<&Received> {
-    spans.iter().filter(|s| s.span.name == "homeostat.decide").collect()
+    spans
+        .iter()
+        .filter(|s| s.span.name == "homeostat.decide")
+        .collect()
 }
 
 fn children<'a>(spans: &'a [Received], parent: &Received) -> Vec<&'a str> {
     let mut names: Vec<&str> = spans
         .iter()
-        .filter(|s| s.span.trace_id == parent.span.trace_id && s.span.parent_span_id == parent.span.span_id)
+        .filter(|s| {
+            s.span.trace_id == parent.span.trace_id && s.span.parent_span_id == parent.span.span_id
+        })
         .map(|s| s.span.name.as_str())
         .collect();
     names.sort_unstable();
@@ -51,12 +69,28 @@ async fn enforce_raises_min_replicas_through_the_api_journals_and_traces_it() {
     let result = run_with_homeostat(Mode::Enforce, &receiver, &journal).await;
 
     // The HPA was changed through the HTTP API, by homeostat's merge patches.
-    let patches: Vec<_> = result.audit.iter().filter(|r| r.is_write() && r.path == HPA_PATH).collect();
-    assert!(!patches.is_empty(), "no write to the HPA reached the API server");
+    let patches: Vec<_> = result
+        .audit
+        .iter()
+        .filter(|r| r.is_write() && r.path == HPA_PATH)
+        .collect();
+    assert!(
+        !patches.is_empty(),
+        "no write to the HPA reached the API server"
+    );
     for p in &patches {
         assert_eq!(p.method, "PATCH");
-        assert_eq!(p.content_type.as_deref(), Some("application/merge-patch+json"));
-        assert!(p.query.as_deref().unwrap_or_default().contains("fieldManager=homeostat"), "{p:?}");
+        assert_eq!(
+            p.content_type.as_deref(),
+            Some("application/merge-patch+json")
+        );
+        assert!(
+            p.query
+                .as_deref()
+                .unwrap_or_default()
+                .contains("fieldManager=homeostat"),
+            "{p:?}"
+        );
         assert_eq!(p.status, 200);
     }
     let timeline = &result.workloads[0].timeline;
@@ -64,36 +98,83 @@ async fn enforce_raises_min_replicas_through_the_api_journals_and_traces_it() {
     assert!(peak_min > 4, "minReplicas was never raised above 4");
 
     // The journal holds each applied decision with intent written before the outcome.
-    let applied: Vec<_> = journal.all().expect("journal").into_iter().filter(|d| matches!(d.outcome, Outcome::Applied { .. })).collect();
-    assert_eq!(applied.len(), patches.len(), "one applied decision per patch");
+    let applied: Vec<_> = journal
+        .all()
+        .expect("journal")
+        .into_iter()
+        .filter(|d| matches!(d.outcome, Outcome::Applied { .. }))
+        .collect();
+    assert_eq!(
+        applied.len(),
+        patches.len(),
+        "one applied decision per patch"
+    );
     for d in &applied {
-        assert_eq!(journal.history(&d.id).expect("history"), vec![Outcome::Pending, d.outcome.clone()], "intent, then outcome");
+        assert_eq!(
+            journal.history(&d.id).expect("history"),
+            vec![Outcome::Pending, d.outcome.clone()],
+            "intent, then outcome"
+        );
         assert_eq!(d.verdict.kind, VerdictKind::Act);
         assert_eq!(d.mode, Mode::Enforce);
-        assert!(d.plan.as_ref().is_some_and(|p| p.patch.contains("minReplicas")), "{:?}", d.plan);
+        assert!(
+            d.plan
+                .as_ref()
+                .is_some_and(|p| p.patch.contains("minReplicas")),
+            "{:?}",
+            d.plan
+        );
     }
     let first = &applied[0];
-    assert!(first.anomaly.as_ref().is_some_and(|a| a.kind.as_str() == "saturation" && a.score >= 0.999), "{:?}", first.anomaly);
+    assert!(
+        first
+            .anomaly
+            .as_ref()
+            .is_some_and(|a| a.kind.as_str() == "saturation" && a.score >= 0.999),
+        "{:?}",
+        first.anomaly
+    );
 
     // The last applied decision stamped the HPA, read back through the API.
     let cluster = result.cluster.as_ref().expect("cluster kept");
-    let hpa = Api::<HorizontalPodAutoscaler>::namespaced(cluster.kube_client().expect("client"), "shop").get("checkout").await.expect("hpa");
-    let stamped = hpa.metadata.annotations.unwrap_or_default().get("homeostat.dev/decision-id").cloned();
+    let hpa =
+        Api::<HorizontalPodAutoscaler>::namespaced(cluster.kube_client().expect("client"), "shop")
+            .get("checkout")
+            .await
+            .expect("hpa");
+    let stamped = hpa
+        .metadata
+        .annotations
+        .unwrap_or_default()
+        .get("homeostat.dev/decision-id")
+        .cloned();
     assert_eq!(stamped.as_deref(), applied.last().map(|d| d.id.0.as_str()));
 
     // Each applied decision arrived as a homeostat.decide span with its children.
     let spans = receiver.spans();
     for d in &applied {
-        let span = decide_spans(&spans).into_iter().find(|s| s.attr("homeostat.decision.id").as_deref() == Some(d.id.0.as_str())).unwrap_or_else(|| panic!("no span for {}", d.id));
+        let span = decide_spans(&spans)
+            .into_iter()
+            .find(|s| s.attr("homeostat.decision.id").as_deref() == Some(d.id.0.as_str()))
+            .unwrap_or_else(|| panic!("no span for {}", d.id));
         assert_eq!(span.attr("k8s.namespace.name").as_deref(), Some("shop"));
-        assert_eq!(span.attr("k8s.deployment.name").as_deref(), Some("checkout"));
+        assert_eq!(
+            span.attr("k8s.deployment.name").as_deref(),
+            Some("checkout")
+        );
         assert_eq!(span.attr("k8s.hpa.name").as_deref(), Some("checkout"));
         assert_eq!(span.attr("homeostat.verdict").as_deref(), Some("act"));
         assert_eq!(span.attr("homeostat.action").as_deref(), Some("scale-hpa"));
         assert_eq!(span.attr("homeostat.mode").as_deref(), Some("enforce"));
         assert_eq!(span.attr("homeostat.outcome").as_deref(), Some("applied"));
-        assert_eq!(span.resource_attr("service.name").as_deref(), Some("homeostat-e2e"));
-        assert_eq!(children(&spans, span), ["homeostat.actuate", "homeostat.policy.evaluate"]);
+        assert_eq!(
+            span.resource_attr("service.name").as_deref(),
+            Some("homeostat-e2e")
+        );
+        assert_eq!(
+            children(&spans, span),
+            ["homeostat.actuate", "homeostat.policy.evaluate"]
+        );
     }
     cluster_shutdown(result).await;
 }
@@ -104,27 +185,65 @@ async fn dry_run_changes_nothing_and_still_emits_the_planned_patch() {
     let journal = Journal::temporary().expect("journal");
     let result = run_with_homeostat(Mode::DryRun, &receiver, &journal).await;
 
-    let writes: Vec<_> = result.audit.iter().filter(|r| r.is_write() && r.path.contains("horizontalpodautoscalers")).collect();
-    assert!(writes.is_empty(), "dry-run wrote to the cluster: {writes:?}");
-    assert!(result.workloads[0].timeline.iter().all(|p| p.hpa_min == 4), "minReplicas moved in dry-run");
-    let reads = result.audit.iter().filter(|r| r.method == "GET" && r.path == HPA_PATH).count();
-    assert!(reads > 0, "the plan is made from the HPA as read through the API");
+    let writes: Vec<_> = result
+        .audit
+        .iter()
+        .filter(|r| r.is_write() && r.path.contains("horizontalpodautoscalers"))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "dry-run wrote to the cluster: {writes:?}"
+    );
+    assert!(
+        result.workloads[0].timeline.iter().all(|p| p.hpa_min == 4),
+        "minReplicas moved in dry-run"
+    );
+    let reads = result
+        .audit
+        .iter()
+        .filter(|r| r.method == "GET" && r.path == HPA_PATH)
+        .count();
+    assert!(
+        reads > 0,
+        "the plan is made from the HPA as read through the API"
+    );
 
-    let planned: Vec<_> = journal.all().expect("journal").into_iter().filter(|d| d.outcome == Outcome::Planned).collect();
+    let planned: Vec<_> = journal
+        .all()
+        .expect("journal")
+        .into_iter()
+        .filter(|d| d.outcome == Outcome::Planned)
+        .collect();
     assert!(!planned.is_empty(), "dry-run planned nothing");
     let spans = receiver.spans();
     for d in &planned {
         assert_eq!(d.verdict.kind, VerdictKind::DryRun);
         let plan = d.plan.as_ref().expect("a planned decision has its plan");
-        let span = decide_spans(&spans).into_iter().find(|s| s.attr("homeostat.decision.id").as_deref() == Some(d.id.0.as_str())).unwrap_or_else(|| panic!("no span for {}", d.id));
+        let span = decide_spans(&spans)
+            .into_iter()
+            .find(|s| s.attr("homeostat.decision.id").as_deref() == Some(d.id.0.as_str()))
+            .unwrap_or_else(|| panic!("no span for {}", d.id));
         assert_eq!(span.attr("homeostat.verdict").as_deref(), Some("dry-run"));
         assert_eq!(span.attr("homeostat.mode").as_deref(), Some("dry-run"));
-        assert_eq!(span.attr("homeostat.plan.patch").as_deref(), Some(plan.patch.as_str()));
-        assert_eq!(span.attr("homeostat.plan.patch_type").as_deref(), Some("application/merge-patch+json"));
+        assert_eq!(
+            span.attr("homeostat.plan.patch").as_deref(),
+            Some(plan.patch.as_str())
+        );
+        assert_eq!(
+            span.attr("homeostat.plan.patch_type").as_deref(),
+            Some("application/merge-patch+json")
+        );
         assert!(plan.patch.contains("\"minReplicas\":"), "{}", plan.patch);
     }
     // The first plan doubles the 4 ready replicas, exactly as enforce would have.
-    assert!(planned[0].plan.as_ref().is_some_and(|p| p.patch.contains("\"minReplicas\":8")), "{:?}", planned[0].plan);
+    assert!(
+        planned[0]
+            .plan
+            .as_ref()
+            .is_some_and(|p| p.patch.contains("\"minReplicas\":8")),
+        "{:?}",
+        planned[0].plan
+    );
     cluster_shutdown(result).await;
 }
 
@@ -132,17 +251,34 @@ async fn dry_run_changes_nothing_and_still_emits_the_planned_patch() {
 async fn homeostat_violates_the_latency_objective_less_than_the_hpa_alone() {
     let scenario = scenario();
     let policies = PolicySet::from_str("default.yaml", DEFAULT_POLICY).expect("default policy");
-    let controller = Controller::Homeostat { mode: Mode::Enforce, policies, spans: DecisionSpans::disabled() };
-    let with = run(&scenario, RunOptions::new(controller)).await.expect("homeostat run");
-    let without = run(&scenario, RunOptions::new(Controller::HpaOnly)).await.expect("hpa run");
-    assert!(without.slo_violation_minutes() > 0.0, "the scenario must hurt the HPA alone");
+    let controller = Controller::Homeostat {
+        mode: Mode::Enforce,
+        policies,
+        spans: DecisionSpans::disabled(),
+    };
+    let with = run(&scenario, RunOptions::new(controller))
+        .await
+        .expect("homeostat run");
+    let without = run(&scenario, RunOptions::new(Controller::HpaOnly))
+        .await
+        .expect("hpa run");
+    assert!(
+        without.slo_violation_minutes() > 0.0,
+        "the scenario must hurt the HPA alone"
+    );
     assert!(
         with.slo_violation_minutes() < without.slo_violation_minutes(),
         "homeostat {} min vs HPA alone {} min",
         with.slo_violation_minutes(),
         without.slo_violation_minutes()
     );
-    assert!(without.decisions.is_empty() && without.audit.iter().all(|r| !r.path.contains("horizontalpodautoscalers")));
+    assert!(
+        without.decisions.is_empty()
+            && without
+                .audit
+                .iter()
+                .all(|r| !r.path.contains("horizontalpodautoscalers"))
+    );
 }
 
 async fn cluster_shutdown(result: RunResult) {

@@ -169,7 +169,7 @@ mod tests {
     fn timestamp_arithmetic_and_formatting() {
         let t = Timestamp::from_secs(1_700_000_000);
         assert_eq!(
-            t.add(Duration::from_millis(1500)).since(t),
+            (t + Duration::from_millis(1500)).since(t),
             Duration::from_millis(1500)
         );
         assert_eq!(t.since(t + Duration::from_secs(1)), Duration::ZERO);

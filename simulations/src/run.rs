@@ -16,10 +16,10 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::
 use thiserror::Error;
 use tokio::sync::watch;
 
+use crate::apiserver::AuditRecord;
 use crate::apiserver::{
     ApiError, ApiServer, ApiServerHandle, DEFAULT_ADDR, ObjectStore, ServerError,
 };
-use crate::apiserver::AuditRecord;
 use crate::cluster::{HPA_SYNC, SimWorkload, install};
 use crate::scenario::Scenario;
 use crate::telemetry;
@@ -159,7 +159,12 @@ pub struct RunOptions {
 impl RunOptions {
     /// Options for `controller` with everything else at its default.
     pub fn new(controller: Controller) -> Self {
-        RunOptions { controller, journal: None, on_tick: None, keep_cluster: false }
+        RunOptions {
+            controller,
+            journal: None,
+            on_tick: None,
+            keep_cluster: false,
+        }
     }
 }
 

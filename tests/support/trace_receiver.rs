@@ -4,8 +4,12 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use tokio::sync::oneshot;
@@ -30,12 +34,14 @@ impl Received {
 }
 
 fn value_of(attrs: &[KeyValue], key: &str) -> Option<String> {
-    attrs.iter().find(|kv| kv.key == key).and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-        any_value::Value::StringValue(s) => Some(s.clone()),
-        any_value::Value::IntValue(i) => Some(i.to_string()),
-        any_value::Value::DoubleValue(d) => Some(d.to_string()),
-        any_value::Value::BoolValue(b) => Some(b.to_string()),
-        _ => None,
+    attrs.iter().find(|kv| kv.key == key).and_then(|kv| {
+        match kv.value.as_ref()?.value.as_ref()? {
+            any_value::Value::StringValue(s) => Some(s.clone()),
+            any_value::Value::IntValue(i) => Some(i.to_string()),
+            any_value::Value::DoubleValue(d) => Some(d.to_string()),
+            any_value::Value::BoolValue(b) => Some(b.to_string()),
+            _ => None,
+        }
     })
 }
 
@@ -54,10 +60,15 @@ impl TraceService for Collector {
         for rs in request.into_inner().resource_spans {
             let resource = rs.resource.map(|r| r.attributes).unwrap_or_default();
             for ss in rs.scope_spans {
-                spans.extend(ss.spans.into_iter().map(|span| Received { span, resource: resource.clone() }));
+                spans.extend(ss.spans.into_iter().map(|span| Received {
+                    span,
+                    resource: resource.clone(),
+                }));
             }
         }
-        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
     }
 }
 
@@ -70,7 +81,9 @@ pub struct TraceReceiver {
 
 impl TraceReceiver {
     pub async fn start() -> TraceReceiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let collector = Collector::default();
         let spans = collector.spans.clone();
@@ -78,13 +91,20 @@ impl TraceReceiver {
         tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(TraceServiceServer::new(collector))
-                .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
-                    let _ = stopped.await;
-                })
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    async {
+                        let _ = stopped.await;
+                    },
+                )
                 .await
                 .expect("trace receiver");
         });
-        TraceReceiver { addr, spans, _stop: stop }
+        TraceReceiver {
+            addr,
+            spans,
+            _stop: stop,
+        }
     }
 
     pub fn endpoint(&self) -> String {

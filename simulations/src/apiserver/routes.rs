@@ -77,7 +77,11 @@ async fn log_request(State(audit): State<AuditLog>, request: Request, next: Next
     let (method, uri) = (request.method().clone(), request.uri().clone());
     let (content_type, user_agent) = {
         let header = |name: header::HeaderName| {
-            request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
         };
         (header(header::CONTENT_TYPE), header(header::USER_AGENT))
     };

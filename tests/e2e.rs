@@ -12,6 +12,7 @@ use homeostat_simulations::{
     Controller, DEFAULT_POLICY, DEFAULT_SCENARIO, RunOptions, RunResult, Scenario, run,
 };
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Event;
 use kube::Api;
 use support::trace_receiver::{Received, TraceReceiver};
 
@@ -149,6 +150,21 @@ async fn enforce_raises_min_replicas_through_the_api_journals_and_traces_it() {
         .get("homeostat.dev/decision-id")
         .cloned();
     assert_eq!(stamped.as_deref(), applied.last().map(|d| d.id.0.as_str()));
+
+    // Each applied change left a Kubernetes Event on the HPA naming its decision.
+    let events = Api::<Event>::namespaced(cluster.kube_client().expect("client"), "shop")
+        .list(&Default::default())
+        .await
+        .expect("events");
+    for d in &applied {
+        let found = events.items.iter().any(|e| {
+            e.reason.as_deref() == Some("HomeostatScaled")
+                && e.involved_object.kind.as_deref() == Some("HorizontalPodAutoscaler")
+                && e.involved_object.name.as_deref() == Some("checkout")
+                && e.message.as_deref().is_some_and(|m| m.contains(&d.id.0))
+        });
+        assert!(found, "no Event for {}", d.id);
+    }
 
     // Each applied decision arrived as a homeostat.decide span with its children.
     let spans = receiver.spans();

@@ -262,10 +262,10 @@ fn cluster_role_grants_exactly_what_the_brain_touches() {
         (
             "autoscaling",
             "horizontalpodautoscalers",
-            &["get", "list", "watch", "patch"][..],
+            &["get", "list", "patch"][..],
         ),
-        ("", "events", &["create", "patch"][..]),
-        ("apps", "deployments", &["get", "list", "watch"][..]),
+        ("", "events", &["create"][..]),
+        ("apps", "deployments", &["get"][..]),
     ]
     .into_iter()
     .map(|(g, r, v)| {

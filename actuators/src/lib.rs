@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod events;
 pub mod hpa;
 
 use std::future::Future;
@@ -13,6 +14,7 @@ use std::future::Future;
 use homeostat_core::{Action, DecisionId, Plan, Timestamp};
 
 pub use error::ActuatorError;
+pub use events::EventRecorder;
 pub use hpa::{HpaScaler, HpaState};
 
 /// The annotation that stamps a changed object with the decision that changed it.

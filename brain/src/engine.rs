@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use homeostat_actuators::{Actuator, HpaScaler, HpaState};
+use homeostat_actuators::{Actuator, EventRecorder, HpaScaler, HpaState};
 use homeostat_core::{
     Action, Anomaly, AnomalyKind, Clock, Decision, DecisionId, Mode, Outcome, Proposal, Timestamp,
     Verdict, VerdictKind, WorkloadRef,
@@ -72,6 +72,7 @@ pub struct Engine {
     store: Arc<Mutex<SeriesStore>>,
     policies: PolicySet,
     scaler: HpaScaler,
+    events: EventRecorder,
     journal: Journal,
     spans: DecisionSpans,
     metrics: BrainMetrics,
@@ -79,14 +80,14 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Wires an engine.
+    /// Wires an engine; it acts on the cluster `client` talks to.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: EngineConfig,
         clock: Arc<dyn Clock>,
         store: Arc<Mutex<SeriesStore>>,
         policies: PolicySet,
-        scaler: HpaScaler,
+        client: kube::Client,
         journal: Journal,
         spans: DecisionSpans,
         metrics: BrainMetrics,
@@ -96,7 +97,8 @@ impl Engine {
             clock,
             store,
             policies,
-            scaler,
+            scaler: HpaScaler::new(client.clone()),
+            events: EventRecorder::new(client),
             journal,
             spans,
             metrics,
@@ -318,6 +320,19 @@ impl Engine {
                         },
                     };
                     self.journal.write(&decision).await?;
+                    if matches!(decision.outcome, Outcome::Applied { .. }) {
+                        let message = format!(
+                            "{} (decision {}): {}",
+                            plan.summary, decision.id, decision.proposal.reason
+                        );
+                        if let Err(e) = self
+                            .events
+                            .normal(&plan.target, "HomeostatScaled", &message, now)
+                            .await
+                        {
+                            tracing::warn!(decision = %decision.id, error = %e, "the change was applied but its Event could not be recorded");
+                        }
+                    }
                 }
             },
         }

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use homeostat_actuators::HpaScaler;
 use homeostat_core::{Clock, SystemClock};
 use homeostat_policies::{PolicyError, PolicySet};
 use prometheus::Registry;
@@ -108,7 +107,7 @@ impl Brain {
             clock,
             store.clone(),
             policies,
-            HpaScaler::new(client),
+            client,
             journal.clone(),
             spans.clone(),
             metrics,

@@ -1,0 +1,69 @@
+//! Kubernetes Events on the objects homeostat changes, so `kubectl describe` shows what it
+//! did and why, next to what the HPA controller did.
+
+use homeostat_core::{ObjectRef, Timestamp};
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+use kube::api::PostParams;
+use kube::{Api, Client};
+
+use crate::{ActuatorError, FIELD_MANAGER};
+
+/// Records core/v1 Events.
+#[derive(Clone)]
+pub struct EventRecorder {
+    client: Client,
+}
+
+impl EventRecorder {
+    /// A recorder talking through `client`.
+    pub fn new(client: Client) -> Self {
+        EventRecorder { client }
+    }
+
+    /// Records a `Normal` event with `reason` (CamelCase, as Kubernetes reasons are) on
+    /// `target`.
+    pub async fn normal(
+        &self,
+        target: &ObjectRef,
+        reason: &str,
+        message: &str,
+        now: Timestamp,
+    ) -> Result<(), ActuatorError> {
+        let time = k8s_openapi::jiff::Timestamp::from_nanosecond(i128::from(now.as_nanos())).ok();
+        let event = Event {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{}.", target.name)),
+                namespace: Some(target.namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some(target.api_version.clone()),
+                kind: Some(target.kind.clone()),
+                name: Some(target.name.clone()),
+                namespace: Some(target.namespace.clone()),
+                ..ObjectReference::default()
+            },
+            reason: Some(reason.to_owned()),
+            message: Some(message.to_owned()),
+            type_: Some("Normal".to_owned()),
+            action: Some("Scale".to_owned()),
+            count: Some(1),
+            first_timestamp: time.clone().map(Time),
+            last_timestamp: time.clone().map(Time),
+            event_time: time.map(MicroTime),
+            reporting_component: Some(FIELD_MANAGER.to_owned()),
+            reporting_instance: Some(FIELD_MANAGER.to_owned()),
+            source: Some(EventSource {
+                component: Some(FIELD_MANAGER.to_owned()),
+                host: None,
+            }),
+            ..Event::default()
+        };
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &target.namespace);
+        api.create(&PostParams::default(), &event)
+            .await
+            .map_err(|e| ActuatorError::from_kube(format!("Event on {target}"), e))?;
+        Ok(())
+    }
+}

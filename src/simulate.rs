@@ -29,17 +29,10 @@ pub struct Args {
     /// Keep the decision journal in this directory (default: in memory).
     #[arg(long)]
     journal: Option<PathBuf>,
-    /// Skip the run with the HPA alone.
-    #[arg(long)]
-    no_baseline: bool,
 }
 
-fn progress(label: &str, hidden: bool) -> ProgressBar {
-    let bar = if hidden {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(0)
-    };
+fn progress(label: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{prefix:>22} [{bar:40}] {pos}/{len} steps {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -84,7 +77,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     println!("scenario {}: {}", scenario.name, scenario.description);
 
-    let bar = progress("homeostat", false);
+    let bar = progress("homeostat");
     let controller = Controller::Homeostat {
         mode: args.mode.into(),
         policies,
@@ -92,19 +85,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let with = homeostat_simulations::run(&scenario, options(controller, journal, &bar)).await?;
     bar.finish();
-    let without = if args.no_baseline {
-        None
-    } else {
-        let bar = progress("HPA alone", false);
-        let result =
-            homeostat_simulations::run(&scenario, options(Controller::HpaOnly, None, &bar)).await?;
-        bar.finish();
-        Some(result)
-    };
+    let bar = progress("HPA alone");
+    let without =
+        homeostat_simulations::run(&scenario, options(Controller::HpaOnly, None, &bar)).await?;
+    bar.finish();
     spans.shutdown().await?;
-    match &without {
-        Some(baseline) => print!("\n{}", summary::render(&with, baseline)),
-        None => print!("\n{}", summary::render(&with, &with)),
-    }
+    print!("\n{}", summary::render(&with, &without));
     Ok(ExitCode::SUCCESS)
 }

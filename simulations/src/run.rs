@@ -234,17 +234,18 @@ impl LoopbackBrain {
     }
 }
 
-/// The simulated start: the wall clock's current minute, so spans and objects carry
-/// plausible times.
-fn start_time() -> Timestamp {
-    let now = homeostat_core::SystemClock.now();
-    Timestamp::from_secs(now.as_nanos() / 1_000_000_000 / 60 * 60)
+/// The simulated start: the wall clock's time, so spans and objects carry plausible times,
+/// rounded down to a whole step, so ticks fall on the brain's step boundaries.
+fn start_time(step: Duration) -> Timestamp {
+    let now = homeostat_core::SystemClock.now().as_nanos();
+    let step = i64::try_from(step.as_nanos()).unwrap_or(i64::MAX).max(1);
+    Timestamp::from_nanos(now - now.rem_euclid(step))
 }
 
 /// Runs `scenario` once.
 pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResult, RunError> {
     let wall = std::time::Instant::now();
-    let start = start_time();
+    let start = start_time(scenario.step);
     let clock = ManualClock::new(start);
     let store = ObjectStore::new(Arc::new(clock.clone()));
     let server = ApiServer::start(store.clone(), DEFAULT_ADDR).await?;

@@ -121,9 +121,11 @@ impl Engine {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             let samples = store.close(now - self.config.lateness);
+            // The store counts since start; the counter moves by what is new.
+            let late = store.stats().late;
             self.metrics
                 .late_points
-                .set(i64::try_from(store.stats().late).unwrap_or(i64::MAX));
+                .inc_by(late.saturating_sub(self.metrics.late_points.get()));
             samples
         };
         let mut steps: BTreeMap<WorkloadRef, Timestamp> = BTreeMap::new();

@@ -12,7 +12,7 @@ pub struct BrainMetrics {
     /// Workload samples scored by a detector.
     pub samples: IntCounter,
     /// Points that arrived after their step had closed.
-    pub late_points: IntGauge,
+    pub late_points: IntCounter,
     /// Workloads the brain currently tracks.
     pub workloads: IntGauge,
     /// Time one evaluation pass took.
@@ -41,9 +41,9 @@ impl BrainMetrics {
                 "homeostat_samples_scored_total",
                 "Workload samples scored by a detector.",
             )?,
-            late_points: IntGauge::new(
-                "homeostat_late_points",
-                "Points that arrived after their step had closed, since start.",
+            late_points: IntCounter::new(
+                "homeostat_late_points_total",
+                "Points dropped because they arrived after their step had closed.",
             )?,
             workloads: IntGauge::new(
                 "homeostat_workloads",

@@ -1,5 +1,6 @@
 //! The OTLP receivers over real sockets on 127.0.0.1: tonic clients for gRPC, reqwest for HTTP.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -26,7 +27,7 @@ use prometheus::{Encoder as _, Registry, TextEncoder};
 use prost::Message;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
@@ -276,6 +277,27 @@ async fn send_raw(channel: Channel, body: &'static [u8]) -> Result<Bytes, Status
         .map(tonic::Response::into_inner)
 }
 
+/// Like [`send_raw`], gzip-compressed by tonic.
+async fn send_raw_gzip(channel: Channel, body: Bytes) -> Result<Bytes, Status> {
+    let mut grpc = tonic::client::Grpc::new(channel)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_encoding_message_size(usize::MAX);
+    grpc.ready().await.unwrap();
+    grpc.unary(
+        tonic::Request::new(body),
+        PathAndQuery::from_static(EXPORT),
+        RawBytes,
+    )
+    .await
+    .map(tonic::Response::into_inner)
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
 #[tokio::test]
 async fn grpc_export_delivers_points_with_their_entity() {
     let server = Server::start(Transport::Grpc).await;
@@ -349,6 +371,61 @@ async fn grpc_garbage_is_invalid_argument_and_the_server_keeps_serving() {
     }
 }
 
+#[tokio::test]
+async fn grpc_gzip_export_delivers_points_and_is_answered_in_gzip() {
+    let server = Server::start(Transport::Grpc).await;
+    let mut client = MetricsServiceClient::new(server.channel().await)
+        .send_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Gzip);
+    let resp = client.export(request(&[0.02])).await.unwrap();
+    assert_eq!(
+        resp.metadata()
+            .get("grpc-encoding")
+            .map(|v| v.to_str().unwrap()),
+        Some("gzip"),
+        "{:?}",
+        resp.metadata()
+    );
+    assert_eq!(resp.into_inner().partial_success, None);
+    assert_eq!(server.sink.take(), expected_points());
+
+    // A client that does not accept gzip gets an uncompressed answer.
+    let mut plain = MetricsServiceClient::new(server.channel().await)
+        .send_compressed(CompressionEncoding::Gzip);
+    let resp = plain.export(request(&[0.02])).await.unwrap();
+    assert_eq!(resp.metadata().get("grpc-encoding"), None);
+    assert_eq!(server.sink.take(), expected_points());
+    let stats = server.ctx.stats();
+    assert_eq!(stats.requests(Transport::Grpc, RequestResult::Ok), 2);
+}
+
+/// tonic inflates into a buffer capped at the decoding limit: exactly the limit gets through
+/// to the codec (and, being zeros, is invalid protobuf), one byte more is refused without
+/// being inflated whole, and the connection keeps serving.
+#[tokio::test]
+async fn grpc_gzip_bomb_is_resource_exhausted_and_the_server_keeps_serving() {
+    let server = Server::start(Transport::Grpc).await;
+    let channel = server.channel().await;
+
+    let bomb = Bytes::from(vec![0u8; 20 << 20]);
+    let err = send_raw_gzip(channel.clone(), bomb).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("size limit"), "{err:?}");
+
+    let over = Bytes::from(vec![0u8; MAX_BODY_BYTES + 1]);
+    let err = send_raw_gzip(channel.clone(), over).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+
+    let at_limit = Bytes::from(vec![0u8; MAX_BODY_BYTES]);
+    let err = send_raw_gzip(channel.clone(), at_limit).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+
+    let mut client = MetricsServiceClient::new(channel).send_compressed(CompressionEncoding::Gzip);
+    let resp = client.export(request(&[0.02])).await.unwrap().into_inner();
+    assert_eq!(resp.partial_success, None);
+    assert_eq!(server.sink.take(), expected_points());
+}
+
 /// Why `MetricsServer` exists: the generated server answers a decode error with INTERNAL. If
 /// this starts failing, tonic-prost changed and the custom server may be dropped.
 #[tokio::test]
@@ -372,13 +449,23 @@ async fn the_generated_server_would_answer_garbage_with_internal() {
 }
 
 async fn post(server: &Server, content_type: &str, body: Vec<u8>) -> (u16, String, Bytes) {
-    let resp = reqwest::Client::new()
+    post_encoded(server, content_type, None, body).await
+}
+
+/// A POST with `Content-Encoding: encoding` (the body as given, already encoded).
+async fn post_encoded(
+    server: &Server,
+    content_type: &str,
+    encoding: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, String, Bytes) {
+    let mut req = reqwest::Client::new()
         .post(server.url())
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+        .header("content-type", content_type);
+    if let Some(encoding) = encoding {
+        req = req.header("content-encoding", encoding);
+    }
+    let resp = req.body(body).send().await.unwrap();
     let status = resp.status().as_u16();
     let ct = resp
         .headers()
@@ -495,4 +582,137 @@ async fn http_json_export_with_string_int64s_and_partial_success() {
             .starts_with("invalid OTLP JSON"),
         "{st}"
     );
+}
+
+#[tokio::test]
+async fn http_gzip_export_delivers_points() {
+    let server = Server::start(Transport::Http).await;
+    let body = gzip(&request(&[0.02]).encode_to_vec());
+    for encoding in ["gzip", "GZip", "x-gzip"] {
+        let (status, ct, resp) = post_encoded(
+            &server,
+            "application/x-protobuf",
+            Some(encoding),
+            body.clone(),
+        )
+        .await;
+        assert_eq!(
+            (status, ct.as_str()),
+            (200, "application/x-protobuf"),
+            "{encoding}"
+        );
+        let resp = ExportMetricsServiceResponse::decode(resp).unwrap();
+        assert_eq!(resp.partial_success, None);
+        assert_eq!(server.sink.take(), expected_points(), "{encoding}");
+    }
+
+    // Two concatenated gzip members are one valid gzip body.
+    let encoded = request(&[0.02]).encode_to_vec();
+    let (head, tail) = encoded.split_at(encoded.len() / 2);
+    let two_members = [gzip(head), gzip(tail)].concat();
+    let (status, _, _) =
+        post_encoded(&server, "application/x-protobuf", Some("gzip"), two_members).await;
+    assert_eq!(status, 200);
+    assert_eq!(server.sink.take(), expected_points());
+
+    // `identity` is no compression.
+    let (status, _, _) = post_encoded(
+        &server,
+        "application/x-protobuf",
+        Some("identity"),
+        request(&[0.02]).encode_to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(server.sink.take(), expected_points());
+
+    // JSON too.
+    let (status, ct, resp) = post_encoded(
+        &server,
+        "application/json",
+        Some("gzip"),
+        gzip(&serde_json::to_vec(&request(&[0.02])).unwrap()),
+    )
+    .await;
+    assert_eq!((status, ct.as_str()), (200, "application/json"));
+    let resp: serde_json::Value = serde_json::from_slice(&resp).unwrap();
+    assert!(resp["partialSuccess"].is_null(), "{resp}");
+    assert_eq!(server.sink.take(), expected_points());
+    let stats = server.ctx.stats();
+    assert_eq!(stats.requests(Transport::Http, RequestResult::Ok), 6);
+}
+
+#[tokio::test]
+async fn http_gzip_errors_and_the_server_keeps_serving() {
+    let server = Server::start(Transport::Http).await;
+    let good = request(&[0.02]).encode_to_vec();
+
+    // Not gzip at all, and a truncated stream.
+    let truncated = {
+        let mut gz = gzip(&good);
+        gz.truncate(gz.len() - 10);
+        gz
+    };
+    for body in [good.clone(), truncated] {
+        let (status, ct, resp) =
+            post_encoded(&server, "application/x-protobuf", Some("gzip"), body).await;
+        assert_eq!((status, ct.as_str()), (400, "application/x-protobuf"));
+        let st = RpcStatus::decode(resp).unwrap();
+        assert_eq!(st.code, Code::InvalidArgument as i32);
+        assert!(st.message.starts_with("invalid gzip body"), "{st:?}");
+    }
+
+    // A gzip bomb: 20 KiB on the wire, 20 MiB inflated.
+    let bomb = gzip(&vec![0; 20 << 20]);
+    assert!(bomb.len() < 100 << 10, "{}", bomb.len());
+    let (status, ct, resp) =
+        post_encoded(&server, "application/x-protobuf", Some("gzip"), bomb).await;
+    assert_eq!((status, ct.as_str()), (413, "application/x-protobuf"));
+    let st = RpcStatus::decode(resp).unwrap();
+    assert!(
+        st.message
+            .contains(&format!("more than {MAX_BODY_BYTES} bytes")),
+        "{st:?}"
+    );
+    // One byte over, refused; exactly the limit, inflated and decoded (zeros: invalid).
+    let (status, _, _) = post_encoded(
+        &server,
+        "application/x-protobuf",
+        Some("gzip"),
+        gzip(&vec![0; MAX_BODY_BYTES + 1]),
+    )
+    .await;
+    assert_eq!(status, 413);
+    let (status, _, resp) = post_encoded(
+        &server,
+        "application/x-protobuf",
+        Some("gzip"),
+        gzip(&vec![0; MAX_BODY_BYTES]),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let st = RpcStatus::decode(resp).unwrap();
+    assert!(st.message.starts_with("invalid OTLP protobuf"), "{st:?}");
+
+    // Unknown encodings, or a chain of them, are 415 naming what was sent.
+    for encoding in ["br", "gzip, br", "deflate"] {
+        let (status, _, resp) =
+            post_encoded(&server, "application/json", Some(encoding), b"{}".to_vec()).await;
+        assert_eq!(status, 415, "{encoding}");
+        let st: serde_json::Value = serde_json::from_slice(&resp).unwrap();
+        let msg = st["message"].as_str().unwrap();
+        assert!(
+            msg.contains(&format!("unsupported content encoding {encoding};")),
+            "{msg}"
+        );
+    }
+
+    // Still serving.
+    let (status, _, _) =
+        post_encoded(&server, "application/x-protobuf", Some("gzip"), gzip(&good)).await;
+    assert_eq!(status, 200);
+    assert_eq!(server.sink.take(), expected_points());
+    let stats = server.ctx.stats();
+    assert_eq!(stats.requests(Transport::Http, RequestResult::Ok), 1);
+    assert_eq!(stats.requests(Transport::Http, RequestResult::Invalid), 8);
 }

@@ -11,8 +11,15 @@
 //! logs it. The per-call logic stays in the generated [`MetricsService`] trait, implemented
 //! by [`GrpcReceiver`].
 //!
-//! Compression: tonic is built without its `gzip` feature here, so a compressed request is
-//! answered `UNIMPLEMENTED` by tonic; exporters must be configured with `compression: none`.
+//! Compression: gzip, the OpenTelemetry Collector exporters' default, is accepted, and
+//! responses are gzipped when the request's `grpc-accept-encoding` lists it; tonic does both
+//! (its `gzip` feature) before and after the codec. Another encoding (`zstd`, `snappy`) is
+//! answered `UNIMPLEMENTED` by tonic. [`MAX_MESSAGE_BYTES`] bounds the message both as sent
+//! and once inflated: tonic decompresses into a buffer capped at the decoding limit, so a
+//! gzip bomb is refused with `RESOURCE_EXHAUSTED` after at most that many bytes, never
+//! inflated whole. A corrupt gzip stream is refused by tonic too, with `INTERNAL` (the
+//! codec never sees it; unlike an undecodable message, there is no place to answer
+//! `INVALID_ARGUMENT` short of rewriting tonic's status).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -26,7 +33,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use prost::Message;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
@@ -36,7 +43,8 @@ use super::{IngestContext, Transport, decode_protobuf};
 /// The one method's path.
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 
-/// Largest request accepted, as on the HTTP side (tonic's default is 4 MiB).
+/// Largest request accepted, as on the HTTP side (tonic's default is 4 MiB); for a
+/// compressed request, this bounds both the compressed and the decompressed message.
 const MAX_MESSAGE_BYTES: usize = super::MAX_BODY_BYTES;
 
 /// The OTLP metrics service: converts each export and answers with `partial_success` when
@@ -108,7 +116,9 @@ where
         let export = Export(Arc::clone(&self.receiver));
         Box::pin(async move {
             let mut grpc = Grpc::new(RawRequestCodec)
-                .apply_max_message_size_config(Some(MAX_MESSAGE_BYTES), None);
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES);
             Ok(grpc.unary(export, req).await)
         })
     }

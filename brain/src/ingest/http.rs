@@ -4,9 +4,16 @@
 //! `ExportMetricsServiceResponse` (carrying `partial_success` if points were rejected), or an
 //! error status with a `google.rpc.Status` body (`code` 3 = INVALID_ARGUMENT, `message`):
 //! 400 for an undecodable body, 413 for one over [`MAX_BODY_BYTES`], 415 for a content type
-//! other than `application/x-protobuf` / `application/json` or a `Content-Encoding` other
-//! than identity (no gzip: exporters must send uncompressed). The 415 body is JSON, since the
-//! request's encoding is unknown.
+//! other than `application/x-protobuf` / `application/json` (the body then is JSON, since the
+//! request's encoding is unknown) or an unsupported `Content-Encoding`.
+//!
+//! Compression: `Content-Encoding: gzip` (the OpenTelemetry Collector exporters' default) is
+//! inflated before decoding; absent or `identity` means uncompressed; anything else is 415.
+//! [`MAX_BODY_BYTES`] bounds the body both as sent and once inflated: inflation stops one
+//! byte past the limit and answers 413, so a gzip bomb is never inflated beyond it. A corrupt
+//! gzip stream is 400.
+
+use std::io::Read;
 
 use axum::Router;
 use axum::extract::rejection::BytesRejection;
@@ -15,6 +22,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
+use flate2::read::MultiGzDecoder;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use prost::Message;
 
@@ -87,6 +95,63 @@ impl Format {
     }
 }
 
+/// The `Content-Encoding`s understood.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+}
+
+impl Encoding {
+    /// From `Content-Encoding`, case-insensitively: none or `identity` is uncompressed,
+    /// `gzip` (or its alias `x-gzip`) is gzip. Anything else, including a chain of several
+    /// codings, is `Err` with the header as sent.
+    fn of(headers: &HeaderMap) -> Result<Encoding, String> {
+        let sent: Vec<_> = headers
+            .get_all(header::CONTENT_ENCODING)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()))
+            .collect();
+        let mut codings = sent
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"));
+        match (codings.next(), codings.next()) {
+            (None, _) => Ok(Encoding::Identity),
+            (Some(c), None)
+                if c.eq_ignore_ascii_case("gzip") || c.eq_ignore_ascii_case("x-gzip") =>
+            {
+                Ok(Encoding::Gzip)
+            }
+            _ => Err(sent.join(", ")),
+        }
+    }
+}
+
+/// Why a gzip body could not be inflated.
+#[derive(Debug)]
+enum GunzipError {
+    /// It inflates to more than the limit.
+    TooLarge,
+    /// It is not a valid gzip stream.
+    Corrupt(std::io::Error),
+}
+
+/// Inflates a gzip body (one or more members), refusing to produce more than `limit` bytes:
+/// reading stops at `limit + 1`, whatever the stream would expand to.
+fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, GunzipError> {
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
+    MultiGzDecoder::new(body)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(GunzipError::Corrupt)?;
+    if out.len() > limit {
+        return Err(GunzipError::TooLarge);
+    }
+    Ok(out)
+}
+
 /// `google.rpc.Status`, the OTLP/HTTP error body (without `details`).
 #[derive(Clone, PartialEq, Message, serde::Serialize)]
 struct RpcStatus {
@@ -120,20 +185,32 @@ async fn export(
         let why = format!("unsupported content type {got}; use {PROTOBUF} or {JSON}");
         return refuse(&ctx, Format::Json, StatusCode::UNSUPPORTED_MEDIA_TYPE, why);
     };
-    if let Some(enc) = headers.get(header::CONTENT_ENCODING)
-        && !enc.as_bytes().eq_ignore_ascii_case(b"identity")
-    {
-        let why = format!(
-            "unsupported content encoding {}; send uncompressed",
-            String::from_utf8_lossy(enc.as_bytes())
-        );
-        return refuse(&ctx, format, StatusCode::UNSUPPORTED_MEDIA_TYPE, why);
-    }
+    let encoding = match Encoding::of(&headers) {
+        Ok(encoding) => encoding,
+        Err(got) => {
+            let why = format!("unsupported content encoding {got}; use gzip or identity");
+            return refuse(&ctx, format, StatusCode::UNSUPPORTED_MEDIA_TYPE, why);
+        }
+    };
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
             return refuse(&ctx, format, rejection.status(), rejection.body_text());
         }
+    };
+    let body = match encoding {
+        Encoding::Identity => body,
+        Encoding::Gzip => match gunzip(&body, MAX_BODY_BYTES) {
+            Ok(inflated) => Bytes::from(inflated),
+            Err(GunzipError::TooLarge) => {
+                let why = format!("gzip body inflates to more than {MAX_BODY_BYTES} bytes");
+                return refuse(&ctx, format, StatusCode::PAYLOAD_TOO_LARGE, why);
+            }
+            Err(GunzipError::Corrupt(e)) => {
+                let why = format!("invalid gzip body: {e}");
+                return refuse(&ctx, format, StatusCode::BAD_REQUEST, why);
+            }
+        },
     };
     match format.decode(&body) {
         Ok(req) => format.encode(StatusCode::OK, &ctx.ingest(Transport::Http, &req)),

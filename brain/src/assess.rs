@@ -163,7 +163,9 @@ impl WorkloadState {
             AnomalyKind::Unclassified
         };
         let episode = match &mut self.episode {
-            Some(e) if at.since(e.last_anomalous) <= EPISODE_GAP => e,
+            // While homeostat's change is in effect the episode goes on, however long the calm
+            // in between: a new one would forget what to restore.
+            Some(e) if at.since(e.last_anomalous) <= EPISODE_GAP || e.raised_from.is_some() => e,
             slot => slot.insert(Episode {
                 started: at,
                 last_anomalous: at,
@@ -231,6 +233,27 @@ mod tests {
         assert_eq!(s.normal_since, None);
         assert_eq!(feed(&mut s, 42 * 15, 0.1, 0.0002), None);
         assert_eq!(s.normal_since, Some(Timestamp::from_secs(42 * 15)));
+    }
+
+    #[test]
+    fn an_episode_with_a_change_in_effect_outlives_the_gap() {
+        let mut s = WorkloadState::new(WorkloadRef::deployment("shop", "web"));
+        for i in 0..40 {
+            let wobble = 1.0 + 0.02 * ((i as f64) * 0.9).sin();
+            feed(&mut s, i * 15, 0.1 * wobble, 0.0002 * wobble);
+        }
+        let first = feed(&mut s, 40 * 15, 0.6, 0.005).expect("saturation");
+        if let Some(e) = s.episode.as_mut() {
+            e.raised_from = Some(4);
+        }
+        let later = 40 * 15 + EPISODE_GAP.as_secs() as i64 + 60;
+        let again = feed(&mut s, later, 0.6, 0.005).expect("saturation again");
+        assert_eq!(again.started, first.started, "the same episode");
+        assert_eq!(
+            s.episode.as_ref().and_then(|e| e.raised_from),
+            Some(4),
+            "what to restore is kept"
+        );
     }
 
     #[test]

@@ -13,7 +13,13 @@ use homeostat_core::Mode;
 /// A self-healing control loop for Kubernetes: kernel and application signals in, learned
 /// baselines, policy-gated actions out, every decision journaled and traced.
 #[derive(Debug, Parser)]
-#[command(name = "homeostat", version, propagate_version = true)]
+#[command(
+    name = "homeostat",
+    version,
+    propagate_version = true,
+    after_help = "Logs go to stderr. HOMEOSTAT_LOG sets what is logged (default: warn for simulate, \
+info for brain), e.g. HOMEOSTAT_LOG=info,homeostat_brain=debug."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

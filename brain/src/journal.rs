@@ -50,7 +50,9 @@ pub struct LogEntry {
 impl Journal {
     /// Opens (or creates) the journal at `path`.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
-        Self::from_db(sled::open(path)?)
+        // Every write flushes before it returns, so sled's background flusher is not needed;
+        // without it, dropping the journal releases the database's lock at once.
+        Self::from_db(sled::Config::new().path(path).flush_every_ms(None).open()?)
     }
 
     /// A journal that lives in memory only, for simulations and tests.

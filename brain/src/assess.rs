@@ -1,7 +1,7 @@
 //! Per-workload assessment: the detectors of one workload's series, and the rule that turns
 //! their scores into an anomaly of a kind. Pure: fed samples, asked at a time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use homeostat_core::{
@@ -48,6 +48,8 @@ pub struct Episode {
     /// The minReplicas homeostat last set in this episode: no further raise until that many
     /// pods are ready, so one raise is seen to work (or not) before the next.
     pub last_target: Option<u32>,
+    /// When homeostat last raised minReplicas in this episode.
+    pub last_raise: Option<Timestamp>,
 }
 
 /// What the brain knows about one workload.
@@ -62,7 +64,12 @@ pub struct WorkloadState {
     pub normal_since: Option<Timestamp>,
     /// Newest sample time.
     pub last_sample: Option<Timestamp>,
+    /// Mean request latency of the last few steps, oldest first.
+    recent_latency: VecDeque<(Timestamp, f64)>,
 }
+
+/// Steps of mean latency kept to judge its trend.
+const TREND_STEPS: usize = 3;
 
 impl WorkloadState {
     /// A workload not seen before.
@@ -74,7 +81,20 @@ impl WorkloadState {
             episode: None,
             normal_since: None,
             last_sample: None,
+            recent_latency: VecDeque::with_capacity(TREND_STEPS),
         }
+    }
+
+    /// Whether mean request latency has fallen over each of the last steps: a saturated
+    /// workload whose latency falls has enough capacity and is draining its queue, so more
+    /// replicas would only be paid for, not needed.
+    pub fn recovering(&self) -> bool {
+        self.recent_latency.len() == TREND_STEPS
+            && self
+                .recent_latency
+                .iter()
+                .zip(self.recent_latency.iter().skip(1))
+                .all(|(a, b)| b.1 < a.1)
     }
 
     /// Whether homeostat has changed this workload's scaling in the current episode: while it
@@ -114,6 +134,19 @@ impl WorkloadState {
             },
         );
         self.last_sample = Some(self.last_sample.map_or(s.time, |t| t.max(s.time)));
+        if s.signal == signal::HTTP_SERVER_REQUEST_DURATION && s.stat == Stat::Mean {
+            if self
+                .recent_latency
+                .back()
+                .is_some_and(|(t, _)| *t >= s.time)
+            {
+                self.recent_latency.clear();
+            }
+            if self.recent_latency.len() == TREND_STEPS {
+                self.recent_latency.pop_front();
+            }
+            self.recent_latency.push_back((s.time, s.value));
+        }
         score
     }
 
@@ -171,6 +204,7 @@ impl WorkloadState {
                 last_anomalous: at,
                 raised_from: None,
                 last_target: None,
+                last_raise: None,
             }),
         };
         episode.last_anomalous = at;
@@ -254,6 +288,17 @@ mod tests {
             Some(4),
             "what to restore is kept"
         );
+    }
+
+    #[test]
+    fn falling_latency_over_the_last_steps_is_recovery() {
+        let mut s = WorkloadState::new(WorkloadRef::deployment("shop", "web"));
+        for (i, latency) in [9.0, 8.0, 7.0].into_iter().enumerate() {
+            feed(&mut s, i as i64 * 15, latency, 0.005);
+        }
+        assert!(s.recovering());
+        feed(&mut s, 45, 7.5, 0.005);
+        assert!(!s.recovering(), "a rise ends it");
     }
 
     #[test]

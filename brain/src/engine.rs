@@ -29,8 +29,11 @@ pub struct EngineConfig {
     pub lateness: Duration,
     /// On saturation, minReplicas is raised to this multiple of the current replicas.
     pub scale_factor: f64,
-    /// After this long without an anomaly, a raised minReplicas is put back.
+    /// After this long without an anomaly, a raised minReplicas is put back…
     pub restore_after: Duration,
+    /// …but never sooner than this after the last raise, so a raise and its undoing are not
+    /// a flap.
+    pub hold_after_raise: Duration,
     /// How far back the journal is read for cooldowns and budgets.
     pub history: Duration,
 }
@@ -41,7 +44,8 @@ impl Default for EngineConfig {
             mode: Mode::DryRun,
             lateness: Duration::from_secs(5),
             scale_factor: 2.0,
-            restore_after: Duration::from_secs(10 * 60),
+            restore_after: Duration::from_secs(5 * 60),
+            hold_after_raise: Duration::from_secs(15 * 60),
             history: Duration::from_secs(24 * 3600),
         }
     }
@@ -199,8 +203,13 @@ impl Engine {
         let saturated = anomaly.is_some_and(|a| a.kind == AnomalyKind::Saturation);
         let restore_due = {
             let state = self.workloads.get(workload)?;
-            let raised = state.episode.as_ref().and_then(|e| e.raised_from);
+            let episode = state.episode.as_ref();
+            let raised = episode.and_then(|e| e.raised_from);
+            let held = episode
+                .and_then(|e| e.last_raise)
+                .is_none_or(|t| at.since(t) >= self.config.hold_after_raise);
             raised.is_some()
+                && held
                 && state
                     .normal_since
                     .is_some_and(|since| at.since(since) >= self.config.restore_after)
@@ -215,6 +224,10 @@ impl Engine {
             let last_target = state.episode.as_ref().and_then(|e| e.last_target);
             if last_target.is_some_and(|t| ready < t) {
                 // The last raise has not taken effect yet: judge it before raising again.
+                return None;
+            }
+            if last_target.is_some() && state.recovering() {
+                // Latency is falling: the capacity is there and the queue is draining.
                 return None;
             }
             let current = ready.max(hpa.min_replicas).max(1);
@@ -375,6 +388,7 @@ impl Engine {
             } else if let Some(e) = state.episode.as_mut() {
                 e.raised_from.get_or_insert(*previous_min_replicas);
                 e.last_target = Some(*min_replicas);
+                e.last_raise = Some(decision.time);
             }
         }
         Ok(decision)

@@ -2,7 +2,7 @@
 //! `kube` decode them into `kube::Error::Api` with the usual reason and code.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -36,6 +36,15 @@ pub enum ApiError {
     /// The server could not do what it should have (500).
     #[error("{0}")]
     Internal(String),
+    /// The server sheds load and asks the client to come back later (429); the answer carries
+    /// `Retry-After`, which kube's default client honours before retrying.
+    #[error("{message}")]
+    TooManyRequests {
+        /// What the server says.
+        message: String,
+        /// Seconds the client should wait before trying again.
+        retry_after_seconds: u32,
+    },
 }
 
 impl ApiError {
@@ -53,13 +62,14 @@ impl ApiError {
             }
             ApiError::Gone(_) => (StatusCode::GONE, "Expired"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
+            ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests"),
         }
     }
 
     /// This error as a `metav1.Status` object, for response bodies and watch `ERROR` events.
     pub fn to_status(&self) -> Value {
         let (code, reason) = self.code_and_reason();
-        json!({
+        let mut status = json!({
             "kind": "Status",
             "apiVersion": "v1",
             "metadata": {},
@@ -67,7 +77,15 @@ impl ApiError {
             "message": self.to_string(),
             "reason": reason,
             "code": code.as_u16(),
-        })
+        });
+        if let ApiError::TooManyRequests {
+            retry_after_seconds,
+            ..
+        } = self
+        {
+            status["details"] = json!({"retryAfterSeconds": retry_after_seconds});
+        }
+        status
     }
 }
 
@@ -75,7 +93,17 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (code, _) = self.code_and_reason();
         tracing::debug!(%code, error = %self, "api request refused");
-        (code, Json(self.to_status())).into_response()
+        let mut response = (code, Json(self.to_status())).into_response();
+        if let ApiError::TooManyRequests {
+            retry_after_seconds,
+            ..
+        } = self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+        }
+        response
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod discovery;
 pub mod error;
+pub mod faults;
 pub mod patch;
 pub mod routes;
 pub mod selector;
@@ -26,6 +27,7 @@ use tokio::task::JoinHandle;
 pub use audit::{AuditLog, AuditRecord};
 pub use discovery::ResourceType;
 pub use error::{ApiError, ServerError};
+pub use faults::{FaultConfig, FaultStats, Faults, Verb};
 pub use selector::ObjectSelector;
 pub use store::{EventType, ObjectStore, StoreEvent};
 
@@ -46,11 +48,28 @@ impl ApiServer {
         store: ObjectStore,
         addr: SocketAddr,
     ) -> Result<ApiServerHandle, ServerError> {
+        Self::start_with_faults(store, addr, FaultConfig::default()).await
+    }
+
+    /// Like [`ApiServer::start`], misbehaving as `faults` says from the first request on, so
+    /// a scenario rehearses a flaky API server from the start (use
+    /// [`ApiServerHandle::set_faults`] to open a window of faults later).
+    pub async fn start_with_faults(
+        store: ObjectStore,
+        addr: SocketAddr,
+        faults: FaultConfig,
+    ) -> Result<ApiServerHandle, ServerError> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (stop, stopping) = signal::channel(false);
         let audit = AuditLog::default();
-        let app = routes::router(store.clone(), stopping.clone(), audit.clone());
+        let faults = Faults::new(faults);
+        let app = routes::router_with_faults(
+            store.clone(),
+            stopping.clone(),
+            audit.clone(),
+            faults.clone(),
+        );
         let mut stopped = stopping;
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -66,6 +85,7 @@ impl ApiServer {
             addr,
             store,
             audit,
+            faults,
             stop,
             task: Some(task),
         })
@@ -79,6 +99,7 @@ pub struct ApiServerHandle {
     addr: SocketAddr,
     store: ObjectStore,
     audit: AuditLog,
+    faults: Faults,
     stop: signal::Sender<bool>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -102,6 +123,22 @@ impl ApiServerHandle {
     /// Every request answered so far.
     pub fn audit(&self) -> Vec<AuditRecord> {
         self.audit.records()
+    }
+
+    /// Changes the injected faults from the next request on, reseeding their draws from
+    /// `config.seed`; `FaultConfig::default()` makes the server well-behaved again.
+    pub fn set_faults(&self, config: FaultConfig) {
+        self.faults.set(config);
+    }
+
+    /// The faults currently injected.
+    pub fn faults(&self) -> FaultConfig {
+        self.faults.config()
+    }
+
+    /// The faults injected since the server started, per kind.
+    pub fn fault_stats(&self) -> FaultStats {
+        self.faults.stats()
     }
 
     /// A client for this server, as the code under test would build from a kubeconfig.

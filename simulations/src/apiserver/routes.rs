@@ -3,6 +3,9 @@
 //! Resource paths are resolved by hand rather than by axum patterns, because
 //! `/api/v1/namespaces/{name}` (a namespace) and `/api/v1/namespaces/{ns}/{plural}` (a list)
 //! only differ by which table entry the segments name.
+//!
+//! Injected faults are decided once the request is understood and before the store is
+//! touched, inside the audit middleware, so the audit log records every injected answer.
 
 use std::time::Duration;
 
@@ -22,6 +25,7 @@ use tokio::sync::watch;
 use super::audit::{AuditLog, AuditRecord};
 use super::discovery::{self, ResourceType};
 use super::error::ApiError;
+use super::faults::{Faults, Verb};
 use super::patch::{self, Patch};
 use super::selector::ObjectSelector;
 use super::store::ObjectStore;
@@ -36,6 +40,7 @@ const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 struct AppState {
     store: ObjectStore,
     shutdown: watch::Receiver<bool>,
+    faults: Faults,
 }
 
 /// The query parameters the server understands; others are ignored.
@@ -62,6 +67,17 @@ struct Target {
 /// The API server's router over `store`; watches end when `shutdown` turns true; every
 /// request is recorded in `audit`.
 pub fn router(store: ObjectStore, shutdown: watch::Receiver<bool>, audit: AuditLog) -> Router {
+    router_with_faults(store, shutdown, audit, Faults::default())
+}
+
+/// Like [`router`], with resource requests subject to `faults` (which the caller keeps a
+/// clone of, to change them while the server runs).
+pub fn router_with_faults(
+    store: ObjectStore,
+    shutdown: watch::Receiver<bool>,
+    audit: AuditLog,
+    faults: Faults,
+) -> Router {
     Router::new()
         .route("/version", get(|| async { Json(discovery::version()) }))
         .route("/api", get(|| async { Json(discovery::core_versions()) }))
@@ -70,7 +86,11 @@ pub fn router(store: ObjectStore, shutdown: watch::Receiver<bool>, audit: AuditL
         .route("/apis/{group}/{version}", get(group_resource_list))
         .fallback(resource_handler)
         .layer(middleware::from_fn_with_state(audit, log_request))
-        .with_state(AppState { store, shutdown })
+        .with_state(AppState {
+            store,
+            shutdown,
+            faults,
+        })
 }
 
 async fn log_request(State(audit): State<AuditLog>, request: Request, next: Next) -> Response {
@@ -122,6 +142,15 @@ async fn resource_handler(
 ) -> Result<Response, ApiError> {
     let target = parse_path(uri.path())?;
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let watching = is_true(params.watch.as_deref());
+    let verb = Verb::of(&method, target.name.is_some(), watching)
+        .filter(|v| *v != Verb::Delete || target.part == Part::Object);
+    if let Some(verb) = verb {
+        state
+            .faults
+            .inject(verb, target.resource, target.name.as_deref())
+            .await?;
+    }
     let store = &state.store;
     let ns = target.namespace.as_deref();
     let content_type = headers
@@ -129,9 +158,15 @@ async fn resource_handler(
         .and_then(|v| v.to_str().ok());
     let Some(name) = target.name.as_deref() else {
         return match method {
-            Method::GET if is_true(params.watch.as_deref()) => {
+            Method::GET if watching => {
                 let req = watch_request(&target, &params)?;
-                Ok(watch_stream::serve(store, req, state.shutdown.clone()))
+                let drops = state.faults.watch_drops(target.resource);
+                Ok(watch_stream::serve(
+                    store,
+                    req,
+                    state.shutdown.clone(),
+                    Some(drops),
+                ))
             }
             Method::GET => list(store, &target, &params),
             Method::POST => create(store, &target, content_type, &body),

@@ -3,6 +3,9 @@
 //! Events are filtered on the object after the change, so an object that stops matching a
 //! selector is not announced as `DELETED` (the real server does that). Bookmarks are not sent;
 //! clients do not need them to resume, since every event carries its `resourceVersion`.
+//!
+//! With fault injection a stream may end right after any event, as a broken connection or a
+//! restarting server would end it; clients resume from the last version they saw.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use super::discovery::ResourceType;
 use super::error::ApiError;
+use super::faults::WatchDrops;
 use super::selector::ObjectSelector;
 use super::store::{ObjectStore, StoreEvent};
 
@@ -72,12 +76,14 @@ impl Item {
     }
 }
 
-/// Streams the watch `req` until its timeout, the server's shutdown, or the watcher falling so
-/// far behind that it must re-list (then a final `ERROR` event with a 410 `Status`).
+/// Streams the watch `req` until its timeout, the server's shutdown, the watcher falling so
+/// far behind that it must re-list (then a final `ERROR` event with a 410 `Status`), or an
+/// injected drop from `drops` right after an event.
 pub fn serve(
     store: &ObjectStore,
     req: WatchRequest,
     mut shutdown: watch::Receiver<bool>,
+    drops: Option<WatchDrops>,
 ) -> Response {
     let WatchRequest {
         resource,
@@ -114,16 +120,26 @@ pub fn serve(
             _ = shutdown.wait_for(|stopping| *stopping) => {}
         }
     };
-    let lines = items
+    let items = items
         .filter(move |item| future::ready(wanted(item)))
-        .scan(false, |expired, item| {
-            // Nothing follows an expiry: the client must re-list.
-            let out = (!*expired).then(|| item.to_line());
-            *expired |= matches!(item, Item::Expired(_));
-            future::ready(out)
-        })
-        .map(Ok::<_, Infallible>)
-        .take_until(Box::pin(stop));
+        .boxed();
+    // The stream ends as soon as its last line is out, not when a further item turns up.
+    let lines = stream::unfold(
+        (items, drops, false),
+        |(mut items, mut drops, ended)| async move {
+            if ended {
+                return None;
+            }
+            let item = items.next().await?;
+            let ends = match &item {
+                // Nothing follows an expiry: the client must re-list.
+                Item::Expired(_) => true,
+                Item::Event(_) => drops.as_mut().is_some_and(WatchDrops::after_event),
+            };
+            Some((Ok::<_, Infallible>(item.to_line()), (items, drops, ends)))
+        },
+    )
+    .take_until(Box::pin(stop));
     (
         [(header::CONTENT_TYPE, "application/json")],
         Body::from_stream(lines),

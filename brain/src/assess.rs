@@ -68,6 +68,11 @@ pub struct WorkloadState {
     recent_latency: VecDeque<(Timestamp, f64)>,
 }
 
+/// Run-queue delay (p99, seconds) from which CPU contention is real whatever the workload's
+/// history: a baseline alone would call a quiet workload's modest rise "saturation" (say, when
+/// the HPA scales a calm night down by a pod), and the loop would add replicas nobody needs.
+pub const RUNQUEUE_SATURATED: f64 = 0.002;
+
 /// Steps of mean latency kept to judge its trend.
 const TREND_STEPS: usize = 3;
 
@@ -182,7 +187,7 @@ impl WorkloadState {
             .any(|c| c.signal == signal::HTTP_SERVER_REQUEST_DURATION);
         let runqueue = contributions
             .iter()
-            .any(|c| c.signal == signal::RUNQUEUE_LATENCY);
+            .any(|c| c.signal == signal::RUNQUEUE_LATENCY && c.value >= RUNQUEUE_SATURATED);
         if !latency {
             if scored {
                 self.normal_since.get_or_insert(at);
@@ -267,6 +272,18 @@ mod tests {
         assert_eq!(s.normal_since, None);
         assert_eq!(feed(&mut s, 42 * 15, 0.1, 0.0002), None);
         assert_eq!(s.normal_since, Some(Timestamp::from_secs(42 * 15)));
+    }
+
+    #[test]
+    fn a_run_queue_rise_below_real_contention_is_not_saturation() {
+        let mut s = WorkloadState::new(WorkloadRef::deployment("shop", "web"));
+        for i in 0..40 {
+            let wobble = 1.0 + 0.02 * ((i as f64) * 0.9).sin();
+            feed(&mut s, i * 15, 0.1 * wobble, 0.0002 * wobble);
+        }
+        // Far above its baseline of 0.2 ms, but 1 ms is no CPU famine.
+        let a = feed(&mut s, 40 * 15, 0.6, 0.001).expect("latency anomaly");
+        assert_eq!(a.kind, AnomalyKind::Unclassified);
     }
 
     #[test]

@@ -1,21 +1,38 @@
-//! `homeostat simulate`: a scenario end to end in simulated time.
+//! `homeostat simulate`: scenarios end to end in simulated time, each run three ways on the
+//! same trace (no autoscaling, the HPA alone, homeostat in front of the HPA), compared in a
+//! text summary and scorecard, and optionally in an HTML report with plots.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use homeostat_brain::{DecisionSpans, Journal};
 use homeostat_policies::PolicySet;
+use homeostat_simulations::report::{self, ScenarioRuns, scorecard};
+use homeostat_simulations::summary::{self, ThreeWays};
 use homeostat_simulations::{
-    Controller, DEFAULT_POLICY, DEFAULT_SCENARIO, RunOptions, Scenario, summary,
+    Controller, DEFAULT_POLICY, DEFAULT_SCENARIO, RunOptions, RunResult, Scenario,
 };
 use indicatif::{ProgressBar, ProgressStyle};
+
+/// Where `--all` looks for scenarios when `--scenarios-dir` does not say.
+const SCENARIOS_DIR: &str = "simulations/scenarios";
 
 /// Arguments of `homeostat simulate`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Scenario file (YAML). Default: the built-in load spike (simulations/scenarios/load-spike.yaml).
-    scenario: Option<PathBuf>,
+    /// Scenario files (YAML). Default: the built-in load spike (simulations/scenarios/load-spike.yaml).
+    scenarios: Vec<PathBuf>,
+    /// Run every scenario file (*.yaml, *.yml) in simulations/scenarios/ (relative to the
+    /// current directory), or in --scenarios-dir.
+    #[arg(long, conflicts_with = "scenarios")]
+    all: bool,
+    /// The directory of scenario files to run; implies --all.
+    #[arg(long, value_name = "DIR", conflicts_with = "scenarios")]
+    scenarios_dir: Option<PathBuf>,
+    /// Write DIR/index.html (plots of every run, the scorecard) and DIR/scorecard.json.
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
     /// Global mode of homeostat in the run.
     #[arg(long, value_enum, default_value = "enforce")]
     mode: super::ModeArg,
@@ -26,7 +43,8 @@ pub struct Args {
     /// Send decision spans to this OTLP/gRPC endpoint, e.g. http://localhost:4317.
     #[arg(long, env = "HOMEOSTAT_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
-    /// Keep the decision journal in this directory (default: in memory).
+    /// Keep the decision journal in this directory (default: in memory); with several
+    /// scenarios, in one subdirectory per scenario.
     #[arg(long)]
     journal: Option<PathBuf>,
 }
@@ -34,7 +52,7 @@ pub struct Args {
 fn progress(label: &str) -> ProgressBar {
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{prefix:>22} [{bar:40}] {pos}/{len} steps {elapsed}")
+        ProgressStyle::with_template("{prefix:>32} [{bar:40}] {pos}/{len} steps {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
@@ -54,11 +72,83 @@ fn options(controller: Controller, journal: Option<Journal>, bar: &ProgressBar) 
     }
 }
 
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let scenario = match &args.scenario {
-        Some(path) => Scenario::load(path)?,
-        None => Scenario::parse("load-spike.yaml (built in)", DEFAULT_SCENARIO)?,
+/// The scenario files of a directory, sorted, so `--all` runs in a stable order.
+fn scenario_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        let relative = match std::env::current_dir() {
+            Ok(cwd) if dir.is_relative() => format!(" (relative to {})", cwd.display()),
+            _ => String::new(),
+        };
+        anyhow::bail!(
+            "scenario directory {}{relative} not found: run from the repository root or name \
+             the directory with --scenarios-dir",
+            dir.display()
+        );
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("{}", dir.display()))? {
+        let path = entry.with_context(|| format!("{}", dir.display()))?.path();
+        let yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+        if yaml && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no scenario files (*.yaml, *.yml) in {}",
+        dir.display()
+    );
+    Ok(files)
+}
+
+fn scenarios(args: &Args) -> anyhow::Result<Vec<Scenario>> {
+    let files = if args.all || args.scenarios_dir.is_some() {
+        let dir = args
+            .scenarios_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(SCENARIOS_DIR));
+        scenario_files(&dir)?
+    } else {
+        args.scenarios.clone()
     };
+    if files.is_empty() {
+        return Ok(vec![Scenario::parse(
+            "load-spike.yaml (built in)",
+            DEFAULT_SCENARIO,
+        )?]);
+    }
+    super::existing(&files)?;
+    files
+        .iter()
+        .map(|f| Scenario::load(f).map_err(anyhow::Error::from))
+        .collect()
+}
+
+/// The three runs of one scenario, in report order: none, HPA alone, homeostat.
+async fn three_ways(
+    scenario: &Scenario,
+    homeostat: Controller,
+    journal: Option<Journal>,
+) -> anyhow::Result<Vec<RunResult>> {
+    let label = |way: &str| format!("{} · {way}", scenario.name);
+    let bar = progress(&label("homeostat"));
+    let with = homeostat_simulations::run(scenario, options(homeostat, journal, &bar)).await?;
+    bar.finish();
+    let bar = progress(&label("HPA alone"));
+    let hpa =
+        homeostat_simulations::run(scenario, options(Controller::HpaOnly, None, &bar)).await?;
+    bar.finish();
+    let bar = progress(&label("no autoscaling"));
+    let none = homeostat_simulations::run(scenario, options(Controller::None, None, &bar)).await?;
+    bar.finish();
+    Ok(vec![none, hpa, with])
+}
+
+/// Runs every chosen scenario three ways, prints the comparison and scorecard of each, and
+/// writes the report when asked; the exit code is success once everything ran.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let scenarios = scenarios(&args)?;
     let policies = if args.policies.is_empty() {
         PolicySet::from_str("policies/examples/default.yaml (built in)", DEFAULT_POLICY)?
     } else {
@@ -69,27 +159,56 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(endpoint) => DecisionSpans::otlp(endpoint, "homeostat-simulate")?,
         None => DecisionSpans::disabled(),
     };
-    let journal = match &args.journal {
-        Some(dir) => {
-            Some(Journal::open(dir).with_context(|| format!("journal {}", dir.display()))?)
-        }
-        None => None,
-    };
-    println!("scenario {}: {}", scenario.name, scenario.description);
 
-    let bar = progress("homeostat");
-    let controller = Controller::Homeostat {
-        mode: args.mode.into(),
-        policies,
-        spans: spans.clone(),
-    };
-    let with = homeostat_simulations::run(&scenario, options(controller, journal, &bar)).await?;
-    bar.finish();
-    let bar = progress("HPA alone");
-    let without =
-        homeostat_simulations::run(&scenario, options(Controller::HpaOnly, None, &bar)).await?;
-    bar.finish();
+    let mut results: Vec<Vec<RunResult>> = Vec::with_capacity(scenarios.len());
+    for scenario in &scenarios {
+        let journal = match &args.journal {
+            Some(dir) => {
+                // Scenarios must not see each other's decisions (cooldowns read the journal).
+                let dir = if scenarios.len() > 1 {
+                    dir.join(report::slug(&scenario.name))
+                } else {
+                    dir.clone()
+                };
+                Some(Journal::open(&dir).with_context(|| format!("journal {}", dir.display()))?)
+            }
+            None => None,
+        };
+        println!("scenario {}: {}", scenario.name, scenario.description);
+        let controller = Controller::Homeostat {
+            mode: args.mode.into(),
+            policies: policies.clone(),
+            spans: spans.clone(),
+        };
+        let runs = three_ways(scenario, controller, journal).await?;
+        if let [none, hpa, homeostat] = runs.as_slice() {
+            print!(
+                "\n{}",
+                summary::render(ThreeWays {
+                    homeostat,
+                    hpa,
+                    none
+                })
+            );
+        }
+        let cards: Vec<_> = runs.iter().map(report::score).collect();
+        println!("\nscorecard:\n{}", scorecard::render_text(&cards));
+        results.push(runs);
+    }
     spans.shutdown().await?;
-    print!("\n{}", summary::render(&with, &without));
+
+    if let Some(dir) = &args.report {
+        let sets: Vec<ScenarioRuns<'_>> = scenarios
+            .iter()
+            .zip(&results)
+            .map(|(scenario, runs)| ScenarioRuns { scenario, runs })
+            .collect();
+        let written = report::write(dir, &sets)?;
+        println!(
+            "report: {} and {}",
+            written.index.display(),
+            written.scorecard.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@
 pub mod apiserver;
 pub mod cluster;
 pub mod model;
+pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod summary;

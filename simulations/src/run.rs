@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use homeostat_brain::ingest::{self, IngestError};
 use homeostat_brain::{Brain, BrainError, DecisionSpans, EngineConfig, Journal};
-use homeostat_core::{Anomaly, Clock, Decision, ManualClock, Mode, Timestamp};
+use homeostat_core::{
+    Anomaly, Clock, Decision, ManualClock, Mode, Stat, Timestamp, WorkloadRef, signal,
+};
 use homeostat_policies::PolicySet;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use thiserror::Error;
@@ -50,6 +52,9 @@ pub enum RunError {
 /// Who controls replicas in a run.
 #[derive(Clone, Debug)]
 pub enum Controller {
+    /// Nobody: the HPA controller does not sync, so replicas stay as the scenario set them.
+    /// The floor every autoscaler is measured against.
+    None,
     /// The HPA alone: the baseline.
     HpaOnly,
     /// The HPA with homeostat in front of it.
@@ -67,6 +72,7 @@ impl Controller {
     /// A short label for reports.
     pub fn label(&self) -> String {
         match self {
+            Controller::None => "none".into(),
             Controller::HpaOnly => "hpa".into(),
             Controller::Homeostat { mode, .. } => format!("homeostat ({mode})"),
         }
@@ -94,6 +100,12 @@ pub struct TimelinePoint {
     pub in_incident: bool,
     /// Whether the latency objective was violated.
     pub violated: bool,
+    /// The brain's score of the workload this tick, in [0, 1]: the anomaly's score when it
+    /// judged one, else the highest score of the series its rules watch (0 without a brain or
+    /// before its detectors are warm). Plotted so a reader sees how close a call was.
+    pub anomaly_score: f64,
+    /// Whether the brain judged the workload anomalous this tick.
+    pub anomalous: bool,
 }
 
 /// One workload's run.
@@ -107,6 +119,8 @@ pub struct WorkloadRun {
     pub slo_violation_minutes: f64,
     /// Pod-hours used.
     pub pod_hours: f64,
+    /// The p99 latency objective, so a run can be scored and plotted without its scenario.
+    pub objective_p99: Duration,
 }
 
 /// The result of a run.
@@ -118,6 +132,8 @@ pub struct RunResult {
     pub controller: String,
     /// Simulated start time.
     pub start: Timestamp,
+    /// Simulated time between two ticks, to turn tick counts into minutes.
+    pub step: Duration,
     /// Per workload.
     pub workloads: Vec<WorkloadRun>,
     /// Anomalies the brain judged, one per step while anomalous.
@@ -242,6 +258,24 @@ fn start_time(step: Duration) -> Timestamp {
     Timestamp::from_nanos(now - now.rem_euclid(step))
 }
 
+/// The highest score among the newest samples of the series the brain's rules watch: what a
+/// tick without an anomaly scored, so a plot shows how close it came.
+fn detector_score(engine: &homeostat_brain::Engine, workload: &WorkloadRef) -> f64 {
+    let Some(state) = engine.workload(workload) else {
+        return 0.0;
+    };
+    [
+        (signal::HTTP_SERVER_REQUEST_DURATION, Stat::P99),
+        (signal::HTTP_SERVER_REQUEST_DURATION, Stat::Mean),
+        (signal::RUNQUEUE_LATENCY, Stat::P99),
+    ]
+    .into_iter()
+    .filter_map(|(name, stat)| state.latest(name, stat))
+    .filter(|l| Some(l.time) == state.last_sample)
+    .filter_map(|l| l.score.map(|s| s.score))
+    .fold(0.0, f64::max)
+}
+
 /// Runs `scenario` once.
 pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResult, RunError> {
     let wall = std::time::Instant::now();
@@ -259,7 +293,7 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
         )?);
     }
     let mut brain = match &options.controller {
-        Controller::HpaOnly => None,
+        Controller::None | Controller::HpaOnly => None,
         Controller::Homeostat {
             mode,
             policies,
@@ -290,6 +324,7 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
     let mut anomalies = Vec::new();
     let mut decisions = Vec::new();
     let mut last_hpa_sync = Duration::ZERO;
+    let hpa_syncs = !matches!(options.controller, Controller::None);
     for i in 1..=ticks {
         let t = scenario.step * u32::try_from(i).unwrap_or(u32::MAX);
         let now = start + t;
@@ -301,6 +336,7 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
             .iter_mut()
             .map(|w| w.serve(t, scenario.step))
             .collect();
+        let mut scores = vec![(0.0, false); workloads.len()];
         if let Some(b) = &mut brain {
             let request =
                 telemetry::request(workloads.iter().flat_map(|w| w.telemetry(now)).collect());
@@ -317,16 +353,28 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
                 tracing::warn!(rejected = partial.rejected_data_points, message = %partial.error_message, "brain rejected points");
             }
             let report = b.brain.engine.evaluate().await.map_err(BrainError::from)?;
+            for (w, score) in workloads.iter().zip(&mut scores) {
+                let workload = WorkloadRef::deployment(&w.spec.namespace, &w.spec.name);
+                *score = match report.anomalies.iter().find(|a| a.workload == workload) {
+                    Some(a) => (a.score, true),
+                    None => (detector_score(&b.brain.engine, &workload), false),
+                };
+            }
             anomalies.extend(report.anomalies);
             decisions.extend(report.decisions);
         }
-        if t.saturating_sub(last_hpa_sync) >= HPA_SYNC {
+        if hpa_syncs && t.saturating_sub(last_hpa_sync) >= HPA_SYNC {
             last_hpa_sync = t;
             for w in &mut workloads {
                 w.sync_hpa(&store, now, t)?;
             }
         }
-        for ((w, o), timeline) in workloads.iter().zip(&outcomes).zip(&mut timelines) {
+        for (((w, o), timeline), (anomaly_score, anomalous)) in workloads
+            .iter()
+            .zip(&outcomes)
+            .zip(&mut timelines)
+            .zip(scores)
+        {
             let deployment = store.get(
                 &crate::apiserver::discovery::DEPLOYMENTS,
                 Some(&w.spec.namespace),
@@ -342,6 +390,8 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
                 hpa_min: w.hpa_min(&store),
                 in_incident: w.in_incident(t),
                 violated: o.p99 > w.spec.slo.latency_p99.as_secs_f64(),
+                anomaly_score,
+                anomalous,
             });
         }
         if let Some(f) = options.on_tick.as_mut() {
@@ -371,12 +421,14 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
             pod_hours: timeline.iter().map(|p| f64::from(p.pods)).sum::<f64>() * step_minutes
                 / 60.0,
             timeline,
+            objective_p99: w.spec.slo.latency_p99,
         })
         .collect();
     Ok(RunResult {
         scenario: scenario.name.clone(),
         controller: options.controller.label(),
         start,
+        step: scenario.step,
         workloads,
         anomalies,
         decisions,

@@ -1,5 +1,5 @@
 //! The summary `homeostat simulate` prints: what was found, what was decided, replicas over
-//! time, and the latency objective with homeostat and with the HPA alone.
+//! time, and the latency objective with homeostat, with the HPA alone and with no autoscaling.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,6 +12,17 @@ use crate::run::RunResult;
 fn clock(t: Duration) -> String {
     let m = t.as_secs() / 60;
     format!("{:02}:{:02}", m / 60, m % 60)
+}
+
+/// Seconds between two regular rows of the replicas table: ten minutes, or more for long runs
+/// so a week stays about two dozen rows.
+fn row_interval(run: &RunResult) -> u64 {
+    let span = run
+        .workloads
+        .first()
+        .and_then(|w| w.timeline.last())
+        .map_or(0, |p| p.t.as_secs());
+    (span / 24).div_ceil(600).max(1) * 600
 }
 
 fn offset(start: Timestamp, t: Timestamp) -> String {
@@ -36,12 +47,29 @@ pub fn episodes(run: &RunResult) -> Vec<(Timestamp, String, String, f64)> {
         .collect()
 }
 
-/// A readable comparison of a homeostat run with the HPA-only run of the same scenario.
-pub fn render(homeostat: &RunResult, hpa: &RunResult) -> String {
+/// The three runs of one scenario on the same trace that the summary compares.
+#[derive(Clone, Copy, Debug)]
+pub struct ThreeWays<'a> {
+    /// With homeostat in front of the HPA.
+    pub homeostat: &'a RunResult,
+    /// The HPA alone.
+    pub hpa: &'a RunResult,
+    /// No autoscaling at all.
+    pub none: &'a RunResult,
+}
+
+/// A readable comparison of a homeostat run with the HPA-only and the unscaled runs of the
+/// same scenario.
+pub fn render(runs: ThreeWays<'_>) -> String {
+    let ThreeWays {
+        homeostat,
+        hpa,
+        none,
+    } = runs;
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "scenario {}: {} simulated in {:.1}s (homeostat) + {:.1}s (HPA alone)\n",
+        "scenario {}: {} simulated in {:.1}s (homeostat) + {:.1}s (HPA alone) + {:.1}s (no autoscaling)\n",
         homeostat.scenario,
         clock(
             homeostat
@@ -51,7 +79,8 @@ pub fn render(homeostat: &RunResult, hpa: &RunResult) -> String {
                 .map_or(Duration::ZERO, |p| p.t)
         ),
         homeostat.wall.as_secs_f64(),
-        hpa.wall.as_secs_f64()
+        hpa.wall.as_secs_f64(),
+        none.wall.as_secs_f64()
     );
 
     let eps = episodes(homeostat);
@@ -96,28 +125,37 @@ pub fn render(homeostat: &RunResult, hpa: &RunResult) -> String {
         );
     }
 
-    for (h, b) in homeostat.workloads.iter().zip(&hpa.workloads) {
+    let every = row_interval(homeostat);
+    for ((h, b), n) in homeostat
+        .workloads
+        .iter()
+        .zip(&hpa.workloads)
+        .zip(&none.workloads)
+    {
         let _ = writeln!(
             out,
-            "\nreplicas over time, {} (every 10 min, and at each change of homeostat's minReplicas):",
-            h.name
+            "\nreplicas over time, {} (every {} min, and at each change of homeostat's minReplicas):",
+            h.name,
+            every / 60
         );
         let _ = writeln!(
             out,
-            "  time   load/s  hpa-alone  homeostat  minReplicas  p99 hpa-alone  p99 homeostat"
+            "  time   load/s  no-scaling  hpa-alone  homeostat  minReplicas  p99 no-scaling  p99 hpa-alone  p99 homeostat"
         );
         let mut last_min = None;
-        for (p, q) in h.timeline.iter().zip(&b.timeline) {
-            let tick = p.t.as_secs() % 600 == 0;
+        for ((p, q), r) in h.timeline.iter().zip(&b.timeline).zip(&n.timeline) {
+            let tick = p.t.as_secs() % every == 0;
             if tick || last_min != Some(p.hpa_min) {
                 let _ = writeln!(
                     out,
-                    "  {}  {:>6.0}  {:>9}  {:>9}  {:>11}  {:>12.0}ms  {:>12.0}ms{}",
+                    "  {}  {:>6.0}  {:>10}  {:>9}  {:>9}  {:>11}  {:>13.0}ms  {:>12.0}ms  {:>12.0}ms{}",
                     clock(p.t),
                     p.demand,
+                    r.pods,
                     q.pods,
                     p.pods,
                     p.hpa_min,
+                    r.p99 * 1000.0,
                     q.p99 * 1000.0,
                     p.p99 * 1000.0,
                     if p.in_incident { "  (incident)" } else { "" }
@@ -128,6 +166,12 @@ pub fn render(homeostat: &RunResult, hpa: &RunResult) -> String {
     }
 
     let _ = writeln!(out, "\nlatency objective (p99), minutes violated:");
+    let _ = writeln!(
+        out,
+        "  no autoscaling:   {:>7.2} min   {:>7.2} pod-hours",
+        none.slo_violation_minutes(),
+        none.pod_hours()
+    );
     let _ = writeln!(
         out,
         "  HPA alone:        {:>7.2} min   {:>7.2} pod-hours",

@@ -27,11 +27,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a scenario end to end in simulated time, with homeostat and with the HPA alone.
+    /// Run scenarios end to end in simulated time, three ways: no autoscaling, the HPA alone,
+    /// and homeostat in front of the HPA.
     ///
-    /// Starts a simulated Kubernetes API server and the brain on loopback, replays the
-    /// scenario's load, and prints what was found, what was decided, replicas over time and
-    /// the minutes the latency objective was violated with homeostat and without it.
+    /// Starts a simulated Kubernetes API server and the brain on loopback, replays each
+    /// scenario's load, and prints what was found, what was decided, replicas over time, the
+    /// minutes the latency objective was violated each way, and a scorecard. --report writes
+    /// an HTML page with plots of every run.
     Simulate(simulate::Args),
     /// Run the brain against the cluster of the current kubeconfig (or in-cluster).
     ///

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use homeostat_brain::{DecisionSpans, Journal};
 use homeostat_policies::PolicySet;
+use homeostat_simulations::live::{DEFAULT_KUBECONFIG, Live, LiveOptions};
 use homeostat_simulations::report::{self, ScenarioRuns, scorecard};
 use homeostat_simulations::summary::{self, ThreeWays};
 use homeostat_simulations::{
@@ -47,6 +48,155 @@ pub struct Args {
     /// scenarios, in one subdirectory per scenario.
     #[arg(long)]
     journal: Option<PathBuf>,
+    /// Live mode's options, boxed: they are many and seldom used, and a command enum holds
+    /// the largest of its variants inline.
+    #[command(flatten)]
+    live: Box<LiveArgs>,
+}
+
+/// Arguments of `homeostat simulate --live`.
+#[derive(Debug, clap::Args)]
+struct LiveArgs {
+    /// Run the scenario live instead: in real time (or --speed times faster), with no
+    /// built-in brain, until its duration is over or Ctrl-C/SIGTERM. Point the real
+    /// `homeostat brain`, kubectl or any controller at the cluster through --kubeconfig, and
+    /// have the pods' signals pushed to a brain with --otlp-metrics-endpoint. Prints one
+    /// status line per simulated minute.
+    #[arg(
+        long = "live",
+        id = "live",
+        conflicts_with_all = ["all", "scenarios_dir", "report", "policies", "journal", "mode"],
+        help_heading = "Live mode"
+    )]
+    enabled: bool,
+    /// Simulated seconds per wall second (> 0; 1 = real time). Exported points are stamped
+    /// with the wall-clock moment each simulated instant is played (at 1, simulated time
+    /// itself), so a brain on the wall clock accepts them at any speed; above 1 it sees the
+    /// run compressed in time: latencies unchanged, rates per second --speed times higher.
+    #[arg(
+        long,
+        value_name = "X",
+        default_value = "1",
+        value_parser = parse_speed,
+        allow_negative_numbers = true,
+        requires = "live",
+        help_heading = "Live mode"
+    )]
+    speed: f64,
+    /// Write the kubeconfig of the simulated cluster here (KUBECONFIG=PATH kubectl ...). An
+    /// existing file is replaced only if it is a kubeconfig of a simulated cluster; the file is
+    /// removed on exit.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = DEFAULT_KUBECONFIG,
+        requires = "live",
+        help_heading = "Live mode"
+    )]
+    kubeconfig: PathBuf,
+    /// Where the simulated Kubernetes API server listens (port 0: a free port; the URL is
+    /// printed).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:0",
+        requires = "live",
+        help_heading = "Live mode"
+    )]
+    listen: std::net::SocketAddr,
+    /// Push the pods' signals as OTLP metrics over gRPC to this endpoint every simulated step,
+    /// e.g. http://127.0.0.1:4317 where `homeostat brain` listens. Without it no signals are
+    /// sent. An unreachable endpoint is reported once and retried every step; the cluster
+    /// keeps running.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "live",
+        help_heading = "Live mode"
+    )]
+    otlp_metrics_endpoint: Option<String>,
+}
+
+/// `--speed`: a positive, finite number, refused with a reason before anything starts.
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        Ok(_) => Err("must be a finite number > 0 (simulated seconds per wall second)".into()),
+        Err(e) => Err(format!("{e}: must be a number > 0, e.g. 1 or 10")),
+    }
+}
+
+/// Completes on the first Ctrl-C or SIGTERM; both handlers are installed before it returns,
+/// so a signal that arrives while the cluster is starting is not lost.
+fn stop_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+/// `--live`: one scenario, played in real time (or sped up) until its end or a signal.
+async fn live(args: &Args) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.scenarios.len() <= 1,
+        "--live runs one scenario; {} given",
+        args.scenarios.len()
+    );
+    let Some(scenario) = scenarios(args)?.into_iter().next() else {
+        anyhow::bail!("no scenario to run");
+    };
+    let stop = stop_signal()?;
+    let options = LiveOptions {
+        speed: args.live.speed,
+        listen: args.live.listen,
+        kubeconfig: args.live.kubeconfig.clone(),
+        otlp_metrics_endpoint: args.live.otlp_metrics_endpoint.clone(),
+    };
+    let live = Live::start(&scenario, options).await?;
+    println!("scenario {}: {}", scenario.name, scenario.description);
+    println!("simulated cluster: {}", live.url());
+    println!(
+        "kubeconfig: {}  (e.g. KUBECONFIG={} kubectl get deployments,hpa -A)",
+        live.kubeconfig().display(),
+        live.kubeconfig().display()
+    );
+    let signals = match &args.live.otlp_metrics_endpoint {
+        Some(endpoint) => format!("signals to {endpoint}"),
+        None => "no signals sent (no --otlp-metrics-endpoint)".into(),
+    };
+    println!(
+        "speed {}x, {}; running for {} simulated (Ctrl-C to stop)",
+        args.live.speed,
+        signals,
+        hms(scenario.duration)
+    );
+    let summary = live.run(stop, |status| println!("{status}")).await?;
+    let how = if summary.interrupted {
+        "stopped"
+    } else {
+        "scenario over"
+    };
+    let exports = match &args.live.otlp_metrics_endpoint {
+        Some(_) => format!(
+            ", {} exports sent, {} failed",
+            summary.exports_ok, summary.exports_failed
+        ),
+        None => String::new(),
+    };
+    println!("{how} after {} simulated{exports}", hms(summary.simulated));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A duration as h:mm:ss, as the status lines show time.
+fn hms(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
 fn progress(label: &str) -> ProgressBar {
@@ -148,6 +298,9 @@ async fn three_ways(
 /// Runs every chosen scenario three ways, prints the comparison and scorecard of each, and
 /// writes the report when asked; the exit code is success once everything ran.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.live.enabled {
+        return live(&args).await;
+    }
     let scenarios = scenarios(&args)?;
     let policies = if args.policies.is_empty() {
         PolicySet::from_str("policies/examples/default.yaml (built in)", DEFAULT_POLICY)?

@@ -5,10 +5,12 @@
 
 pub mod apiserver;
 pub mod cluster;
+pub mod live;
 pub mod model;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod signal_faults;
 pub mod summary;
 pub mod telemetry;
 

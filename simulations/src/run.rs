@@ -20,10 +20,12 @@ use tokio::sync::watch;
 
 use crate::apiserver::AuditRecord;
 use crate::apiserver::{
-    ApiError, ApiServer, ApiServerHandle, DEFAULT_ADDR, ObjectStore, ServerError,
+    ApiError, ApiServer, ApiServerHandle, DEFAULT_ADDR, FaultConfig, FaultStats, ObjectStore,
+    ServerError,
 };
 use crate::cluster::{HPA_SYNC, SimWorkload, install};
 use crate::scenario::Scenario;
+use crate::signal_faults::{SignalFaultStats, SignalFaults};
 use crate::telemetry;
 
 /// Why a run failed.
@@ -146,6 +148,25 @@ pub struct RunResult {
     pub audit: Vec<AuditRecord>,
     /// The simulated cluster, still serving, when [`RunOptions::keep_cluster`] asked for it.
     pub cluster: Option<ApiServerHandle>,
+    /// Faults the simulated API server injected, to compare with the decisions that failed.
+    pub api_faults: FaultStats,
+    /// Faults injected into the pods' signals, to compare with what the brain rejected.
+    pub signal_faults: SignalFaultStats,
+    /// What the brain made of the signals it was sent (all zero without a brain).
+    pub ingest: IngestCounts,
+}
+
+/// What the brain did with the points the pods sent it: a fault the brain absorbed shows up
+/// here, one it missed shows up in the decisions instead.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IngestCounts {
+    /// Export requests answered with an OTLP `partial_success`.
+    pub partial_exports: u64,
+    /// Data points the brain rejected (NaN values, for one), as its `partial_success` said.
+    pub rejected_points: u64,
+    /// Points the brain's store dropped because their step had already closed (stale
+    /// re-sends, clocks running behind).
+    pub late_points: u64,
 }
 
 impl RunResult {
@@ -282,7 +303,21 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
     let start = start_time(scenario.step);
     let clock = ManualClock::new(start);
     let store = ObjectStore::new(Arc::new(clock.clone()));
-    let server = ApiServer::start(store.clone(), DEFAULT_ADDR).await?;
+    let faults = scenario.faults.clone().unwrap_or_default();
+    let api_faults = faults.api.clone().unwrap_or_default();
+    let mut api_faults_on = faults.api.is_some() && faults.active_at(Duration::ZERO);
+    let server = ApiServer::start_with_faults(
+        store.clone(),
+        DEFAULT_ADDR,
+        if api_faults_on {
+            api_faults.clone()
+        } else {
+            FaultConfig::default()
+        },
+    )
+    .await?;
+    let mut signal_faults = faults.signals.clone().map(SignalFaults::new);
+    let mut ingest_counts = IngestCounts::default();
     let mut workloads: Vec<SimWorkload> = Vec::new();
     for (i, spec) in scenario.workloads.iter().enumerate() {
         workloads.push(install(
@@ -329,6 +364,15 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
         let t = scenario.step * u32::try_from(i).unwrap_or(u32::MAX);
         let now = start + t;
         clock.set(now);
+        let faults_active = faults.active_at(t);
+        if faults.api.is_some() && faults_active != api_faults_on {
+            api_faults_on = faults_active;
+            server.set_faults(if faults_active {
+                api_faults.clone()
+            } else {
+                FaultConfig::default()
+            });
+        }
         for w in &mut workloads {
             w.reconcile(&store, now)?;
         }
@@ -338,8 +382,11 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
             .collect();
         let mut scores = vec![(0.0, false); workloads.len()];
         if let Some(b) = &mut brain {
-            let request =
-                telemetry::request(workloads.iter().flat_map(|w| w.telemetry(now)).collect());
+            let mut points: Vec<_> = workloads.iter().flat_map(|w| w.telemetry(now)).collect();
+            if let Some(f) = &mut signal_faults {
+                points = f.apply(points, faults_active);
+            }
+            let request = telemetry::request(points);
             let response = b
                 .client
                 .export(request)
@@ -350,7 +397,13 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
                 .partial_success
                 .filter(|p| p.rejected_data_points > 0)
             {
-                tracing::warn!(rejected = partial.rejected_data_points, message = %partial.error_message, "brain rejected points");
+                // Expected under signal faults, so counted for the result and logged quietly;
+                // the run goes on, as an exporter would.
+                ingest_counts.partial_exports += 1;
+                ingest_counts.rejected_points = ingest_counts
+                    .rejected_points
+                    .saturating_add(u64::try_from(partial.rejected_data_points).unwrap_or(0));
+                tracing::debug!(rejected = partial.rejected_data_points, message = %partial.error_message, "brain rejected points");
             }
             let report = b.brain.engine.evaluate().await.map_err(BrainError::from)?;
             for (w, score) in workloads.iter().zip(&mut scores) {
@@ -400,9 +453,31 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
     }
     if let Some(b) = brain.take() {
         let brain = b.stop().await?;
+        ingest_counts.late_points = brain
+            .store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stats()
+            .late;
         brain.spans.flush().await.map_err(BrainError::from)?;
     }
     let audit = server.audit();
+    let api_fault_stats = server.fault_stats();
+    let signal_fault_stats = signal_faults
+        .as_ref()
+        .map(SignalFaults::stats)
+        .unwrap_or_default();
+    // Only the brain talks to the API server and receives signals, so only its run has
+    // faults to report; warn, so `homeostat simulate` (warn by default) shows them.
+    if scenario.faults.is_some() && matches!(options.controller, Controller::Homeostat { .. }) {
+        tracing::warn!(
+            controller = %options.controller.label(),
+            api = ?api_fault_stats,
+            signals = ?signal_fault_stats,
+            brain = ?ingest_counts,
+            "faults injected"
+        );
+    }
     let cluster = if options.keep_cluster {
         Some(server)
     } else {
@@ -435,5 +510,8 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
         wall: wall.elapsed(),
         audit,
         cluster,
+        api_faults: api_fault_stats,
+        signal_faults: signal_fault_stats,
+        ingest: ingest_counts,
     })
 }

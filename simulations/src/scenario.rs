@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::apiserver::FaultConfig;
 use crate::model::load::{TraceError, TraceSeries};
+use crate::signal_faults::SignalFaultConfig;
 
 /// Why a scenario was refused.
 #[derive(Debug, Error)]
@@ -69,6 +71,36 @@ pub struct Scenario {
     pub seed: u64,
     /// The workloads.
     pub workloads: Vec<WorkloadSpec>,
+    /// Faults injected into the API server and the pods' signals; none when left out.
+    #[serde(default)]
+    pub faults: Option<FaultsSpec>,
+}
+
+/// Faults a scenario injects, at rates it sets, so it rehearses how homeostat copes with a
+/// flaky API server and bad telemetry rather than only with load.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FaultsSpec {
+    /// Faults of the simulated API server (only the brain's requests go through it).
+    #[serde(default)]
+    pub api: Option<FaultConfig>,
+    /// Faults of the pods' OTLP signals.
+    #[serde(default)]
+    pub signals: Option<SignalFaultConfig>,
+    /// When the faults start (time since the scenario's start); from the start when left out.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub from: Option<Duration>,
+    /// When they stop; at the end when left out.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub until: Option<Duration>,
+}
+
+impl FaultsSpec {
+    /// Whether the faults are in effect at `t` since the start: the window is `[from, until)`,
+    /// so a tick at `until` is already clean.
+    pub fn active_at(&self, t: Duration) -> bool {
+        self.from.is_none_or(|from| t >= from) && self.until.is_none_or(|until| t < until)
+    }
 }
 
 /// One Deployment, its pods, its HPA, its load and its objective.
@@ -474,6 +506,16 @@ impl Scenario {
             ));
         }
         let duration = s.duration;
+        if let Some(f) = &s.faults
+            && let (Some(from), Some(until)) = (f.from, f.until)
+            && from >= until
+        {
+            return Err(invalid(
+                0,
+                0,
+                "faults: `from` must come before `until`".into(),
+            ));
+        }
         for w in &mut s.workloads {
             let name = format!("{}/{}", w.namespace, w.name);
             let at = |what: &str| format!("workload {name}: {what}");
@@ -636,6 +678,29 @@ mod tests {
         assert_eq!(Weekday::Monday.plus_days(-1), Weekday::Sunday);
         assert_eq!(Weekday::Sunday.plus_days(15), Weekday::Monday);
         assert!(Weekday::Sunday.is_weekend() && !Weekday::Friday.is_weekend());
+    }
+
+    #[test]
+    fn a_faults_section_parses_with_its_window_and_a_reversed_window_is_refused() {
+        let base = with_load("      base: 10\n");
+        let faults = "faults:\n  from: 90m\n  until: 130m\n  api: {conflict: 0.1, resources: [horizontalpodautoscalers]}\n  signals: {gap: 0.1, clockSkew: -45s, skewedFraction: 0.25}\n";
+        let s = Scenario::parse("x.yaml", &format!("{base}{faults}")).expect("valid");
+        let f = s.faults.expect("faults");
+        assert_eq!(f.api.as_ref().map(|a| a.conflict), Some(0.1));
+        let signals = f.signals.as_ref().expect("signals");
+        assert_eq!(signals.clock_skew.as_nanos(), -45_000_000_000);
+        assert!(!f.active_at(Duration::from_secs(89 * 60)));
+        assert!(f.active_at(Duration::from_secs(90 * 60)));
+        assert!(!f.active_at(Duration::from_secs(130 * 60)));
+        let reversed = "faults:\n  from: 2h\n  until: 1h\n";
+        let e = Scenario::parse("x.yaml", &format!("{base}{reversed}")).expect_err("reversed");
+        assert!(
+            e.to_string().contains("`from` must come before `until`"),
+            "{e}"
+        );
+        let typo = "faults:\n  signals: {gap: 10}\n";
+        let e = Scenario::parse("x.yaml", &format!("{base}{typo}")).expect_err("typo");
+        assert!(e.to_string().contains("not between 0 and 1"), "{e}");
     }
 
     #[test]

@@ -1,0 +1,313 @@
+//! `homeostat simulate --live` with the real `homeostat brain` pointed at it: two processes
+//! on loopback, wired only by the kubeconfig the simulation writes and the OTLP endpoint the
+//! brain listens on, as a user would run them.
+//!
+//! The simulation runs at `--speed 20`, so it exports points stamped with the wall-clock
+//! moment each simulated instant is played. The test proves those stamps land on the brain's
+//! clock: its detectors become warm (`homeostat_samples_scored_total` > 0), which takes 20
+//! closed one-second steps. Stamped with simulated time instead, the points would run twenty
+//! times ahead of the brain's clock and a step would close only every 15 wall seconds, five
+//! minutes for the warm-up, far beyond this test's minute.
+//!
+//! Whether the brain acts is not required: the spike starts at 3 simulated minutes (9 wall
+//! seconds), before its detectors are warm (about 20 wall seconds, 7 simulated minutes), so
+//! they learn the spike as normal. If it does act, the raised `minReplicas` must be visible
+//! through the API.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use kube::Api;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+/// The workload of simulations/scenarios/load-spike.yaml, with the spike at 3 minutes and 20
+/// simulated minutes in all (one wall minute at --speed 20): long enough that the simulation is
+/// still running when the brain's detectors are warm and the test stops it.
+const SCENARIO: &str = "\
+name: live-spike
+description: Six-fold flash crowd on checkout at 3 minutes.
+duration: 20m
+step: 15s
+seed: 7
+workloads:
+  - namespace: shop
+    name: checkout
+    replicas: 4
+    pod:
+      capacity: 50
+      cpuRequest: 0.5
+      startupDelay: 90s
+      baseLatency: 20ms
+    hpa:
+      minReplicas: 4
+      maxReplicas: 60
+      targetCpuUtilization: 70
+    load:
+      base: 120
+      noise: 0.05
+      events:
+        - kind: spike
+          at: 3m
+          rampUp: 2m
+          hold: 20m
+          rampDown: 5m
+          factor: 6
+    slo:
+      latencyP99: 500ms
+";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A child process, its output collected for failure messages, killed if the test fails.
+struct Proc {
+    name: &'static str,
+    child: Child,
+    output: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    fn spawn(name: &'static str, mut command: Command) -> Proc {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let output = Arc::new(Mutex::new(String::new()));
+        let pipes: [Box<dyn Read + Send>; 2] = [
+            Box::new(child.stdout.take().expect("stdout")),
+            Box::new(child.stderr.take().expect("stderr")),
+        ];
+        for pipe in pipes {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let mut o = output.lock().unwrap_or_else(|p| p.into_inner());
+                    o.push_str(&line);
+                    o.push('\n');
+                }
+            });
+        }
+        Proc {
+            name,
+            child,
+            output,
+        }
+    }
+
+    fn output(&self) -> String {
+        self.output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    async fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .expect("kill")
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not stop on SIGTERM:\n{}",
+                self.name,
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The sum of the samples of `name` whose labels contain every one of `labels`.
+fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| {
+            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+            n == name && labels.iter().all(|want| rest.contains(want))
+        })
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        .fold(0.0, |sum, v| sum + v)
+}
+
+async fn kube_client(path: &Path) -> kube::Client {
+    let kubeconfig = Kubeconfig::read_from(path).expect("kubeconfig parses");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig is usable");
+    kube::Client::try_from(config).expect("client")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_brain_binary_runs_against_a_live_simulation_at_speed_20() {
+    let began = Instant::now();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = dir.path().join("live-spike.yaml");
+    std::fs::write(&scenario, SCENARIO).expect("scenario");
+    let kubeconfig = dir.path().join("sim.kubeconfig");
+    let (grpc, otlp_http, api) = (free_port(), free_port(), free_port());
+
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_homeostat"));
+    sim.args(["simulate", "--live", "--speed", "20", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .arg("--otlp-metrics-endpoint")
+        .arg(format!("http://127.0.0.1:{grpc}"))
+        .arg(&scenario);
+    let mut sim = Proc::spawn("homeostat simulate --live", sim);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Kubeconfig::read_from(&kubeconfig).is_err() {
+        assert!(
+            sim.running() && Instant::now() < deadline,
+            "no kubeconfig written:\n{}",
+            sim.output()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let config = dir.path().join("brain.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "mode: enforce\notlp:\n  grpcListen: 127.0.0.1:{grpc}\n  httpListen: 127.0.0.1:{otlp_http}\napi:\n  listen: 127.0.0.1:{api}\njournal:\n  path: {}\npolicies: [{}]\nevaluationInterval: 1s\n",
+            dir.path().join("journal").display(),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/policies/examples")
+        ),
+    )
+    .expect("config");
+    let mut brain = Command::new(env!("CARGO_BIN_EXE_homeostat"));
+    brain
+        .args(["brain", "--config"])
+        .arg(&config)
+        .env("KUBECONFIG", &kubeconfig);
+    let mut brain = Proc::spawn("homeostat brain", brain);
+
+    let client = kube_client(&kubeconfig).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client, "shop");
+    let http = reqwest::Client::new();
+    let metrics_url = format!("http://127.0.0.1:{api}/metrics");
+    let deadline = began + Duration::from_secs(60);
+    let mut max_min_replicas = 0;
+    let metrics = loop {
+        let deployment = deployments.get("checkout").await.expect("deployment read");
+        let replicas = deployment
+            .spec
+            .and_then(|s| s.replicas)
+            .expect("spec.replicas");
+        assert!(replicas >= 4, "{replicas}");
+        let hpa = hpas.get("checkout").await.expect("HPA read");
+        let spec = hpa.spec.expect("HPA spec");
+        assert_eq!(spec.scale_target_ref.name, "checkout");
+        max_min_replicas = max_min_replicas.max(spec.min_replicas.unwrap_or(1));
+
+        let text = match http.get(&metrics_url).send().await {
+            Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
+            _ => String::new(),
+        };
+        let accepted = metric(
+            &text,
+            "homeostat_otlp_points_total",
+            &["result=\"accepted\""],
+        );
+        let scored = metric(&text, "homeostat_samples_scored_total", &[]);
+        if accepted > 0.0 && scored > 0.0 {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no points accepted and scored within a minute (accepted {accepted}, scored \
+             {scored}):\n--- simulate:\n{}\n--- brain:\n{}",
+            sim.output(),
+            brain.output()
+        );
+        assert!(
+            sim.running() && brain.running(),
+            "a process ended early:\n--- simulate:\n{}\n--- brain:\n{}",
+            sim.output(),
+            brain.output()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(
+        metric(&metrics, "homeostat_workloads", &[]),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "homeostat_late_points_total", &[]),
+        0.0,
+        "points stamped on the brain's clock are never late:\n{metrics}"
+    );
+    let applied = metric(
+        &metrics,
+        "homeostat_decisions_total",
+        &["outcome=\"applied\""],
+    );
+    if applied > 0.0 {
+        let hpa = hpas.get("checkout").await.expect("HPA read");
+        let now = hpa.spec.and_then(|s| s.min_replicas).unwrap_or(1);
+        assert!(
+            max_min_replicas.max(now) > 4,
+            "the brain applied {applied} decision(s) but minReplicas stayed 4"
+        );
+    }
+    eprintln!(
+        "brain warm after {:.1}s wall; decisions applied: {applied}; highest minReplicas seen: {max_min_replicas}",
+        began.elapsed().as_secs_f64()
+    );
+
+    assert!(
+        sim.running(),
+        "the simulation ended before SIGTERM:\n{}",
+        sim.output()
+    );
+    let status = sim.terminate().await;
+    let out = sim.output();
+    assert!(status.success(), "simulate exited with {status}:\n{out}");
+    assert!(
+        out.contains("minReplicas 4") && out.contains("stopped after"),
+        "{out}"
+    );
+    assert!(
+        !kubeconfig.exists(),
+        "the kubeconfig it wrote is removed on exit"
+    );
+    let status = brain.terminate().await;
+    assert!(
+        status.success(),
+        "brain exited with {status}:\n{}",
+        brain.output()
+    );
+}

@@ -266,9 +266,9 @@ async fn the_brain_binary_runs_against_a_live_simulation_at_speed_20() {
         "{metrics}"
     );
     assert_eq!(
-        metric(&metrics, "homeostat_late_points_total", &[]),
+        metric(&metrics, "homeostat_dropped_points_total", &[]),
         0.0,
-        "points stamped on the brain's clock are never late:\n{metrics}"
+        "points stamped on the brain's clock are never dropped:\n{metrics}"
     );
     let applied = metric(
         &metrics,

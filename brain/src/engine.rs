@@ -125,11 +125,16 @@ impl Engine {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             let samples = store.close(now - self.config.lateness);
-            // The store counts since start; the counter moves by what is new.
-            let late = store.stats().late;
-            self.metrics
-                .late_points
-                .inc_by(late.saturating_sub(self.metrics.late_points.get()));
+            // The store counts since start; the counters move by what is new.
+            let stats = store.stats();
+            for (reason, total) in [
+                ("late", stats.late),
+                ("stale", stats.stale),
+                ("future", stats.future),
+            ] {
+                let counter = self.metrics.dropped_points.with_label_values(&[reason]);
+                counter.inc_by(total.saturating_sub(counter.get()));
+            }
             samples
         };
         let mut steps: BTreeMap<WorkloadRef, Timestamp> = BTreeMap::new();

@@ -28,15 +28,22 @@ pub use runtime::{Brain, BrainError};
 pub use spans::DecisionSpans;
 pub use store::SeriesStore;
 
-/// Hands received points to a shared [`SeriesStore`].
+/// Hands received points to a shared [`SeriesStore`], judging how far ahead they may be by
+/// the brain's clock.
 #[derive(Clone, Debug)]
-pub struct StoreSink(pub Arc<Mutex<SeriesStore>>);
+pub struct StoreSink {
+    /// The store.
+    pub store: Arc<Mutex<SeriesStore>>,
+    /// The brain's clock.
+    pub clock: Arc<dyn homeostat_core::Clock>,
+}
 
 impl point::PointSink for StoreSink {
     fn accept(&self, points: Vec<point::Point>) {
-        self.0
+        let now = self.clock.now();
+        self.store
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .ingest(points);
+            .ingest_at(points, now);
     }
 }

@@ -12,7 +12,7 @@ pub struct BrainMetrics {
     /// Workload samples scored by a detector.
     pub samples: IntCounter,
     /// Points that arrived after their step had closed.
-    pub late_points: IntCounter,
+    pub dropped_points: IntCounterVec,
     /// Workloads the brain currently tracks.
     pub workloads: IntGauge,
     /// Time one evaluation pass took.
@@ -41,9 +41,12 @@ impl BrainMetrics {
                 "homeostat_samples_scored_total",
                 "Workload samples scored by a detector.",
             )?,
-            late_points: IntCounter::new(
-                "homeostat_late_points_total",
-                "Points dropped because they arrived after their step had closed.",
+            dropped_points: IntCounterVec::new(
+                Opts::new(
+                    "homeostat_dropped_points_total",
+                    "Points the series store dropped: late (their step had closed), stale (a re-send), future (stamped too far ahead).",
+                ),
+                &["reason"],
             )?,
             workloads: IntGauge::new(
                 "homeostat_workloads",
@@ -57,7 +60,7 @@ impl BrainMetrics {
         registry.register(Box::new(m.decisions.clone()))?;
         registry.register(Box::new(m.anomalies.clone()))?;
         registry.register(Box::new(m.samples.clone()))?;
-        registry.register(Box::new(m.late_points.clone()))?;
+        registry.register(Box::new(m.dropped_points.clone()))?;
         registry.register(Box::new(m.workloads.clone()))?;
         registry.register(Box::new(m.evaluation_seconds.clone()))?;
         Ok(m)

@@ -101,7 +101,13 @@ impl Brain {
         let registry = Registry::new();
         let metrics = BrainMetrics::register(&registry)?;
         let store = Arc::new(Mutex::new(SeriesStore::new(step)));
-        let ingest = IngestContext::new(Arc::new(StoreSink(store.clone())), &registry)?;
+        let ingest = IngestContext::new(
+            Arc::new(StoreSink {
+                store: store.clone(),
+                clock: clock.clone(),
+            }),
+            &registry,
+        )?;
         let engine = Engine::new(
             config,
             clock,

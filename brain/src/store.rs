@@ -16,17 +16,55 @@ use crate::point::{Point, PointValue};
 
 /// Per-pod memory of the previous cumulative value, to turn cumulative values into increases.
 #[derive(Clone, Debug)]
-enum Previous {
-    Counter {
-        start: Timestamp,
-        value: f64,
-    },
+struct Previous {
+    /// When it was observed.
+    time: Timestamp,
+    /// Start of its cumulative interval.
+    start: Timestamp,
+    value: PreviousValue,
+}
+
+#[derive(Clone, Debug)]
+enum PreviousValue {
+    Counter(f64),
     Histogram {
-        start: Timestamp,
         count: u64,
         sum: f64,
         counts: Vec<u64>,
     },
+}
+
+/// What a cumulative point means next to the same series' previous point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Continuity {
+    /// No usable previous point: this one only becomes the reference.
+    Reference,
+    /// Not newer than the previous point (a re-send): ignored.
+    Stale,
+    /// Same cumulative interval, one step or so later: the difference is this step's.
+    Continues,
+    /// Restarted since the previous point: its whole value is this step's.
+    Restarted,
+}
+
+/// Points further apart than this many steps do not difference: what accumulated across a
+/// gap cannot be placed in the one step the resuming point falls in.
+const MAX_STEPS_APART: u32 = 2;
+
+fn continuity(
+    prev: Option<&Previous>,
+    time: Timestamp,
+    start: Timestamp,
+    step: Duration,
+) -> Continuity {
+    match prev {
+        None => Continuity::Reference,
+        Some(p) if time <= p.time => Continuity::Stale,
+        Some(p) if time.since(p.time) > step * MAX_STEPS_APART => Continuity::Reference,
+        Some(p) if p.start == start => Continuity::Continues,
+        Some(p) if start >= p.time => Continuity::Restarted,
+        Some(_) => Continuity::Reference,
+    }
 }
 
 /// What one workload accumulated within one step.
@@ -52,9 +90,18 @@ pub struct StoreStats {
     pub accepted: u64,
     /// Points whose bucket had already closed.
     pub late: u64,
-    /// First points of a cumulative series (they only set the reference) and resets.
+    /// First points of a cumulative series, and points after a gap or an unplaceable
+    /// reset: they only set the reference.
     pub references: u64,
+    /// Re-sent points, no newer than the series' previous point.
+    pub stale: u64,
+    /// Points stamped further ahead of the clock than [`MAX_AHEAD`].
+    pub future: u64,
 }
+
+/// How far ahead of the brain's clock a point may be stamped (a sender's clock skew); beyond
+/// it, the point would fill steps that have not happened yet.
+pub const MAX_AHEAD: Duration = Duration::from_secs(60);
 
 /// Folds per-pod points into per-workload samples.
 #[derive(Debug)]
@@ -102,6 +149,18 @@ impl SeriesStore {
         }
     }
 
+    /// Folds points in, refusing those stamped more than [`MAX_AHEAD`] after `now`.
+    pub fn ingest_at(&mut self, points: impl IntoIterator<Item = Point>, now: Timestamp) {
+        let horizon = now + MAX_AHEAD;
+        for p in points {
+            if p.time > horizon {
+                self.stats.future += 1;
+            } else {
+                self.ingest_one(p);
+            }
+        }
+    }
+
     fn bucket_end(&self, t: Timestamp) -> i64 {
         let step = i64::try_from(self.step.as_nanos()).unwrap_or(i64::MAX);
         // A point at time t describes the interval ending at t: it belongs to the step (end - step, end].
@@ -114,54 +173,72 @@ impl SeriesStore {
             self.stats.late += 1;
             return;
         }
-        let workload = p.entity.workload.clone();
-        let seen = self.last_seen.entry(workload.clone()).or_insert(p.time);
-        *seen = (*seen).max(p.time);
-        let pod = p
-            .entity
-            .pod_uid
-            .clone()
-            .or(p.entity.pod.clone())
-            .unwrap_or_default();
-        let key = (pod, p.signal.clone());
+        // The point is ours: its strings move into the store's keys rather than being copied.
+        let Point {
+            entity,
+            signal,
+            time,
+            start_time,
+            value,
+        } = p;
+        let workload = entity.workload;
+        match self.last_seen.get_mut(&workload) {
+            Some(seen) => *seen = (*seen).max(time),
+            None => {
+                self.last_seen.insert(workload.clone(), time);
+            }
+        }
+        let pod = entity.pod_uid.or(entity.pod).unwrap_or_default();
         let bucket = self
             .buckets
             .entry(workload)
             .or_default()
             .entry(end)
             .or_default();
-        match p.value {
+        match value {
             PointValue::Gauge(v) => {
-                let g = bucket.gauges.entry(p.signal).or_insert((0.0, 0));
+                let g = bucket.gauges.entry(signal).or_insert((0.0, 0));
                 g.0 += v;
                 g.1 += 1;
             }
             PointValue::Counter { value, cumulative } => {
                 let delta = if cumulative {
-                    let prev = self.previous.insert(
-                        key,
-                        Previous::Counter {
-                            start: p.start_time,
-                            value,
-                        },
-                    );
-                    match prev {
-                        Some(Previous::Counter {
-                            start,
-                            value: before,
-                        }) if start == p.start_time && value >= before => Some(value - before),
-                        // A new start time means the counter restarted: its whole value is new.
-                        Some(Previous::Counter { start, .. }) if start != p.start_time => {
-                            Some(value)
+                    let key = (pod, signal.clone());
+                    let prev = self.previous.get_mut(&key);
+                    let delta = match continuity(prev.as_deref(), time, start_time, self.step) {
+                        Continuity::Stale => {
+                            self.stats.stale += 1;
+                            return;
                         }
-                        _ => None,
+                        Continuity::Continues => match prev.as_deref() {
+                            Some(Previous {
+                                value: PreviousValue::Counter(before),
+                                ..
+                            }) if value >= *before => Some(value - before),
+                            _ => None,
+                        },
+                        // A new start time means the counter restarted: its whole value is new.
+                        Continuity::Restarted => Some(value),
+                        Continuity::Reference => None,
+                    };
+                    let next = Previous {
+                        time,
+                        start: start_time,
+                        value: PreviousValue::Counter(value),
+                    };
+                    match prev {
+                        Some(p) => *p = next,
+                        None => {
+                            self.previous.insert(key, next);
+                        }
                     }
+                    delta
                 } else {
                     Some(value)
                 };
                 match delta {
                     Some(d) => {
-                        *bucket.counters.entry(p.signal).or_insert(0.0) += d;
+                        *bucket.counters.entry(signal).or_insert(0.0) += d;
                         self.stats.accepted += 1;
                     }
                     None => self.stats.references += 1,
@@ -176,49 +253,80 @@ impl SeriesStore {
                 cumulative,
             } => {
                 let delta = if cumulative {
-                    let prev = self.previous.insert(
-                        key,
-                        Previous::Histogram {
-                            start: p.start_time,
-                            count,
-                            sum,
-                            counts: counts.clone(),
+                    let key = (pod, signal.clone());
+                    let prev = self.previous.get_mut(&key);
+                    let how = continuity(prev.as_deref(), time, start_time, self.step);
+                    let delta = match how {
+                        Continuity::Stale => {
+                            self.stats.stale += 1;
+                            return;
+                        }
+                        Continuity::Continues => match prev.as_deref() {
+                            Some(Previous {
+                                value:
+                                    PreviousValue::Histogram {
+                                        count: c0,
+                                        sum: s0,
+                                        counts: k0,
+                                    },
+                                ..
+                            }) if count >= *c0 && k0.len() == counts.len() => {
+                                let ks: Option<Vec<u64>> = counts
+                                    .iter()
+                                    .zip(k0)
+                                    .map(|(now, before)| now.checked_sub(*before))
+                                    .collect();
+                                ks.map(|ks| (count - c0, sum - s0, ks))
+                            }
+                            _ => None,
                         },
-                    );
+                        Continuity::Restarted => Some((count, sum, counts.clone())),
+                        Continuity::Reference => None,
+                    };
                     match prev {
-                        Some(Previous::Histogram {
-                            start,
-                            count: c0,
-                            sum: s0,
-                            counts: k0,
-                        }) if start == p.start_time && count >= c0 && k0.len() == counts.len() => {
-                            let ks: Option<Vec<u64>> = counts
-                                .iter()
-                                .zip(&k0)
-                                .map(|(now, before)| now.checked_sub(*before))
-                                .collect();
-                            ks.map(|ks| (count - c0, sum - s0, ks))
+                        // The usual case, updated in place: the buckets' vector is reused.
+                        Some(Previous {
+                            time: t0,
+                            start: st0,
+                            value:
+                                PreviousValue::Histogram {
+                                    count: c0,
+                                    sum: s0,
+                                    counts: k0,
+                                },
+                        }) => {
+                            *t0 = time;
+                            *st0 = start_time;
+                            *c0 = count;
+                            *s0 = sum;
+                            k0.clone_from(&counts);
                         }
-                        Some(Previous::Histogram { start, .. }) if start != p.start_time => {
-                            Some((count, sum, counts))
+                        _ => {
+                            self.previous.insert(
+                                key,
+                                Previous {
+                                    time,
+                                    start: start_time,
+                                    value: PreviousValue::Histogram { count, sum, counts },
+                                },
+                            );
                         }
-                        _ => None,
                     }
+                    delta
                 } else {
                     Some((count, sum, counts))
                 };
                 match delta {
                     Some((dc, ds, dk)) => {
-                        let h =
-                            bucket
-                                .histograms
-                                .entry(p.signal)
-                                .or_insert_with(|| HistogramDelta {
-                                    count: 0,
-                                    sum: 0.0,
-                                    bounds: bounds.clone(),
-                                    counts: vec![0; dk.len()],
-                                });
+                        let h = bucket
+                            .histograms
+                            .entry(signal)
+                            .or_insert_with(|| HistogramDelta {
+                                count: 0,
+                                sum: 0.0,
+                                bounds: bounds.clone(),
+                                counts: vec![0; dk.len()],
+                            });
                         if h.bounds == bounds {
                             h.count += dc;
                             h.sum += ds;
@@ -357,6 +465,44 @@ mod tests {
         store.ingest([counter("a", 19, 500.0)]);
         assert_eq!(store.stats().late, 1);
         assert!(store.close(Timestamp::from_secs(30)).is_empty());
+    }
+
+    #[test]
+    fn what_accumulated_across_a_gap_is_not_put_in_one_step() {
+        let mut store = SeriesStore::new(Duration::from_secs(10));
+        store.ingest([counter("a", 10, 100.0), counter("a", 20, 110.0)]);
+        // Silent from 20 s to 100 s: the 890 that accumulated cannot be placed.
+        store.ingest([counter("a", 100, 1000.0), counter("a", 110, 1010.0)]);
+        let s = store.close(Timestamp::from_secs(110));
+        assert_eq!(find(&s, "c", Stat::Rate), vec![(20, 1.0), (110, 1.0)]);
+        assert_eq!(store.stats().references, 2);
+    }
+
+    #[test]
+    fn a_re_sent_point_is_ignored_and_does_not_move_the_reference() {
+        let mut store = SeriesStore::new(Duration::from_secs(10));
+        store.ingest([counter("a", 10, 100.0), counter("a", 20, 110.0)]);
+        store.ingest([counter("a", 20, 110.0), counter("a", 15, 105.0)]);
+        store.ingest([counter("a", 30, 130.0)]);
+        let s = store.close(Timestamp::from_secs(30));
+        assert_eq!(find(&s, "c", Stat::Rate), vec![(20, 1.0), (30, 2.0)]);
+        assert_eq!(store.stats().stale, 2);
+    }
+
+    #[test]
+    fn points_stamped_too_far_ahead_are_refused() {
+        let mut store = SeriesStore::new(Duration::from_secs(10));
+        let now = Timestamp::from_secs(1000);
+        store.ingest_at(
+            [counter("a", 1000 + 30, 1.0), counter("a", 1000 + 600, 2.0)],
+            now,
+        );
+        assert_eq!(store.stats().future, 1);
+        assert_eq!(
+            store.stats().references,
+            1,
+            "the skewed-but-plausible point is kept"
+        );
     }
 
     #[test]

@@ -164,9 +164,13 @@ pub struct IngestCounts {
     pub partial_exports: u64,
     /// Data points the brain rejected (NaN values, for one), as its `partial_success` said.
     pub rejected_points: u64,
-    /// Points the brain's store dropped because their step had already closed (stale
-    /// re-sends, clocks running behind).
+    /// Points the brain's store dropped because their step had already closed (clocks
+    /// running behind).
     pub late_points: u64,
+    /// Re-sent points the store ignored, no newer than the series' previous point.
+    pub stale_points: u64,
+    /// Points stamped too far ahead of the brain's clock.
+    pub future_points: u64,
 }
 
 impl RunResult {
@@ -453,12 +457,14 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
     }
     if let Some(b) = brain.take() {
         let brain = b.stop().await?;
-        ingest_counts.late_points = brain
+        let stats = brain
             .store
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .stats()
-            .late;
+            .stats();
+        ingest_counts.late_points = stats.late;
+        ingest_counts.stale_points = stats.stale;
+        ingest_counts.future_points = stats.future;
         brain.spans.flush().await.map_err(BrainError::from)?;
     }
     let audit = server.audit();

@@ -117,6 +117,22 @@ pub fn install(
     Ok(w)
 }
 
+/// Sets an object's `status`, as a controller's status update does, unless it already is
+/// that: an unchanged status is not written again (no new `resourceVersion`, no watch event).
+fn write_status(
+    store: &ObjectStore,
+    resource: &crate::apiserver::discovery::ResourceType,
+    namespace: &str,
+    name: &str,
+    status: Value,
+) -> Result<(), ApiError> {
+    if store.read(resource, Some(namespace), name, |o| o["status"] == status)? {
+        return Ok(());
+    }
+    store.modify(resource, Some(namespace), name, |o| o["status"] = status)?;
+    Ok(())
+}
+
 /// What one tick of one workload looked like, for the timeline.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct WorkloadTick {
@@ -176,8 +192,13 @@ impl SimWorkload {
 
     /// The Deployment controller: converge pods on `spec.replicas`, and mark started pods ready.
     pub fn reconcile(&mut self, store: &ObjectStore, now: Timestamp) -> Result<(), ApiError> {
-        let deployment = store.get(&DEPLOYMENTS, Some(self.ns()), &self.spec.name)?;
-        let desired = deployment["spec"]["replicas"].as_u64().unwrap_or(1) as usize;
+        let (desired, generation) =
+            store.read(&DEPLOYMENTS, Some(self.ns()), &self.spec.name, |d| {
+                (
+                    d["spec"]["replicas"].as_u64().unwrap_or(1) as usize,
+                    d["metadata"]["generation"].clone(),
+                )
+            })?;
         while self.pods.len() < desired {
             self.create_pod(store, now, self.spec.pod.startup_delay)?;
         }
@@ -207,16 +228,13 @@ impl SimWorkload {
             })?;
         }
         let ready = self.pods.iter().filter(|p| p.ready).count();
-        let generation = deployment["metadata"]["generation"].clone();
-        store.modify(&DEPLOYMENTS, Some(&ns), &self.spec.name, |o| {
-            o["status"] = json!({
-                "observedGeneration": generation,
-                "replicas": self.pods.len(), "updatedReplicas": self.pods.len(),
-                "readyReplicas": ready, "availableReplicas": ready,
-                "unavailableReplicas": self.pods.len() - ready,
-            });
-        })?;
-        Ok(())
+        let status = json!({
+            "observedGeneration": generation,
+            "replicas": self.pods.len(), "updatedReplicas": self.pods.len(),
+            "readyReplicas": ready, "availableReplicas": ready,
+            "unavailableReplicas": self.pods.len() - ready,
+        });
+        write_status(store, &DEPLOYMENTS, &ns, &self.spec.name, status)
     }
 
     /// Serves one tick of load on the ready pods and accumulates every pod's signals.
@@ -261,16 +279,25 @@ impl SimWorkload {
         since_start: Duration,
     ) -> Result<u32, ApiError> {
         let ns = self.spec.namespace.clone();
-        let hpa = store.get(&HORIZONTAL_POD_AUTOSCALERS, Some(&ns), &self.spec.name)?;
-        let spec = &hpa["spec"];
-        let min = spec["minReplicas"].as_u64().unwrap_or(1) as u32;
-        let max = spec["maxReplicas"].as_u64().unwrap_or(u64::from(min)) as u32;
-        let target = spec["metrics"][0]["resource"]["target"]["averageUtilization"]
-            .as_f64()
-            .unwrap_or(80.0)
-            / 100.0;
-        let deployment = store.get(&DEPLOYMENTS, Some(&ns), &self.spec.name)?;
-        let current = deployment["spec"]["replicas"].as_u64().unwrap_or(1) as u32;
+        let (min, max, target, last_scale) = store.read(
+            &HORIZONTAL_POD_AUTOSCALERS,
+            Some(&ns),
+            &self.spec.name,
+            |hpa| {
+                let spec = &hpa["spec"];
+                let min = spec["minReplicas"].as_u64().unwrap_or(1) as u32;
+                let max = spec["maxReplicas"].as_u64().unwrap_or(u64::from(min)) as u32;
+                let target = spec["metrics"][0]["resource"]["target"]["averageUtilization"]
+                    .as_f64()
+                    .unwrap_or(80.0)
+                    / 100.0;
+                let last_scale = hpa["status"]["lastScaleTime"].as_str().map(str::to_owned);
+                (min, max, target, last_scale)
+            },
+        )?;
+        let current = store.read(&DEPLOYMENTS, Some(&ns), &self.spec.name, |d| {
+            d["spec"]["replicas"].as_u64().unwrap_or(1) as u32
+        })?;
         let ready_utilisation: Vec<f64> = self
             .pods
             .iter()
@@ -300,29 +327,35 @@ impl SimWorkload {
         let last_scale = if desired != current {
             Some(now.to_rfc3339())
         } else {
-            hpa["status"]["lastScaleTime"].as_str().map(str::to_owned)
+            last_scale
         };
-        store.modify(&HORIZONTAL_POD_AUTOSCALERS, Some(&ns), &self.spec.name, |o| {
-            o["status"] = json!({
-                "currentReplicas": current,
-                "desiredReplicas": desired,
-                "lastScaleTime": last_scale,
-                "currentMetrics": [{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": (average * 100.0).round() as i64}}}],
-            });
-        })?;
+        let status = json!({
+            "currentReplicas": current,
+            "desiredReplicas": desired,
+            "lastScaleTime": last_scale,
+            "currentMetrics": [{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": (average * 100.0).round() as i64}}}],
+        });
+        write_status(
+            store,
+            &HORIZONTAL_POD_AUTOSCALERS,
+            &ns,
+            &self.spec.name,
+            status,
+        )?;
         Ok(desired)
     }
 
     /// The HPA's `minReplicas` as stored now.
     pub fn hpa_min(&self, store: &ObjectStore) -> u32 {
         store
-            .get(
+            .read(
                 &HORIZONTAL_POD_AUTOSCALERS,
                 Some(&self.spec.namespace),
                 &self.spec.name,
+                |h: &Value| h["spec"]["minReplicas"].as_u64(),
             )
             .ok()
-            .and_then(|h: Value| h["spec"]["minReplicas"].as_u64())
+            .flatten()
             .unwrap_or(1) as u32
     }
 

@@ -151,6 +151,24 @@ impl ObjectStore {
             .ok_or_else(|| not_found(resource, name))
     }
 
+    /// Reads one object in place under the store's lock, without copying it: what `f` returns
+    /// from the stored object, or `NotFound`. For in-process controllers that need a few fields.
+    pub fn read<T>(
+        &self,
+        resource: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        f: impl FnOnce(&Value) -> T,
+    ) -> Result<T, ApiError> {
+        let key = object_key(resource, namespace, name)?;
+        self.lock()
+            .objects
+            .get(&key_of(resource))
+            .and_then(|m| m.get(&key))
+            .map(f)
+            .ok_or_else(|| not_found(resource, name))
+    }
+
     /// The objects of a resource, in one namespace or (`None`) all, that `selector` selects,
     /// sorted by namespace and name, with the store's `resourceVersion` at the time.
     pub fn list(
@@ -256,7 +274,9 @@ impl ObjectStore {
     }
 
     /// Read-modify-write under the store's lock, so it never conflicts: `f` sees the current
-    /// object and changes it in place. Returns the stored result.
+    /// object and changes it in place. Returns the stored result. A change that leaves the
+    /// object as it was is no write at all, as in a real API server: no new `resourceVersion`,
+    /// no watch event.
     pub fn modify(
         &self,
         resource: &ResourceType,
@@ -273,6 +293,8 @@ impl ObjectStore {
 
     /// Like [`ObjectStore::modify`] for changes that can fail (patches): an error from `f`
     /// leaves the object untouched. A `resourceVersion` that `f` sets acts as a precondition.
+    /// A result equal to the stored object (whatever `resourceVersion` `f` left) is not
+    /// written: the stored object is returned unchanged.
     pub fn try_modify<T>(
         &self,
         resource: &ResourceType,
@@ -296,7 +318,7 @@ impl ObjectStore {
             )));
         }
         let generation = current["metadata"]["generation"].as_i64().unwrap_or(1);
-        let spec_changed = without_meta_and_status(current) != without_meta_and_status(&next);
+        let spec_changed = !same_without_meta_and_status(current, &next);
         let meta = metadata_mut(&mut next)?;
         for field in ["uid", "creationTimestamp", "namespace"] {
             match current["metadata"].get(field) {
@@ -306,7 +328,15 @@ impl ObjectStore {
         }
         let generation = generation + i64::from(spec_changed);
         meta.insert("generation".into(), generation.into());
+        // What commit would stamp; equal to the stored version, the write changes nothing.
+        match current["metadata"].get("resourceVersion") {
+            Some(v) => meta.insert("resourceVersion".into(), v.clone()),
+            None => meta.remove("resourceVersion"),
+        };
         stamp_type(resource, &mut next);
+        if !spec_changed && next == *current {
+            return Ok((next, out));
+        }
         let stored = inner.commit(&self.events, resource, key, EventType::Modified, next);
         Ok((stored, out))
     }
@@ -521,12 +551,17 @@ fn stamp_type(resource: &ResourceType, object: &mut Value) {
     object["kind"] = resource.kind.into();
 }
 
-/// The object without `metadata` and `status`: what moves `metadata.generation` when changed.
-fn without_meta_and_status(object: &Value) -> Map<String, Value> {
-    let mut rest = object.as_object().cloned().unwrap_or_default();
-    rest.remove("metadata");
-    rest.remove("status");
-    rest
+/// Whether two objects are equal but for `metadata` and `status` (what moves
+/// `metadata.generation` when changed), compared in place. A non-object counts as empty.
+fn same_without_meta_and_status(a: &Value, b: &Value) -> bool {
+    let empty = Map::new();
+    let a = a.as_object().unwrap_or(&empty);
+    let b = b.as_object().unwrap_or(&empty);
+    let counted = |k: &String| k.as_str() != "metadata" && k.as_str() != "status";
+    a.keys().filter(|k| counted(k)).count() == b.keys().filter(|k| counted(k)).count()
+        && a.iter()
+            .filter(|(k, _)| counted(k))
+            .all(|(k, v)| b.get(k) == Some(v))
 }
 
 /// A random RFC 4122 version-4 UUID.
@@ -628,6 +663,41 @@ mod tests {
             s.get(&DEPLOYMENTS, Some("default"), "web"),
             Err(ApiError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn a_write_that_changes_nothing_is_no_write() {
+        let s = store();
+        let d = s
+            .create(&DEPLOYMENTS, Some("default"), deployment("web"))
+            .expect("created");
+        let mut live = s.subscribe();
+        let same = s
+            .modify(&DEPLOYMENTS, Some("default"), "web", |o| {
+                o["spec"]["replicas"] = 1.into()
+            })
+            .expect("no-op");
+        assert_eq!(same, d, "returned as stored");
+        let replaced = s
+            .replace(&DEPLOYMENTS, Some("default"), d.clone())
+            .expect("same object");
+        assert_eq!(version_of(&replaced), version_of(&d));
+        assert_eq!(s.resource_version(), version_of(&d), "no version bump");
+        assert!(live.try_recv().is_err(), "no event");
+        let read = s
+            .read(&DEPLOYMENTS, Some("default"), "web", |o| {
+                o["spec"]["replicas"].as_u64()
+            })
+            .expect("found");
+        assert_eq!(read, Some(1));
+        let changed = s
+            .modify(&DEPLOYMENTS, Some("default"), "web", |o| {
+                o["status"] = json!({"replicas": 1})
+            })
+            .expect("status written");
+        assert_eq!(version_of(&changed), version_of(&d) + 1);
+        assert_eq!(changed["metadata"]["generation"], 1);
+        assert!(live.try_recv().is_ok(), "an event for a real change");
     }
 
     #[test]

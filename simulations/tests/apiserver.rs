@@ -548,6 +548,11 @@ spec:
                 "serverside-applied",
             ),
             (&["get", "cm", "tuning", "-o", "jsonpath={.data.a}"], "1"),
+            (
+                &["describe", "hpa", "web"],
+                "Reference: Deployment/web Metrics: ( current / target ) Min replicas: 2 Max replicas: 7",
+            ),
+            (&["describe", "deploy", "web"], "Replicas: 4 desired"),
             (&["delete", "deployment", "web"], "deleted"),
             (&["get", "deploy", "-o", "name"], ""),
         ];
@@ -561,7 +566,15 @@ spec:
                     .output()?;
                 let stdout = String::from_utf8_lossy(&out.stdout);
                 let stderr = String::from_utf8_lossy(&out.stderr);
-                if !out.status.success() || !stdout.contains(expected) {
+                // An empty expectation means the output must be empty, not merely anything.
+                // Column padding is kubectl's business: compare with whitespace collapsed.
+                let collapsed = stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+                let matched = if expected.is_empty() {
+                    collapsed.is_empty()
+                } else {
+                    collapsed.contains(expected)
+                };
+                if !out.status.success() || !matched {
                     return Err(format!(
                         "kubectl {args:?}: expected {expected:?}, got {stdout:?} {stderr}"
                     )

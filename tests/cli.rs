@@ -73,6 +73,50 @@ fn simulate_prints_the_comparison_with_the_hpa_alone() {
 }
 
 #[test]
+fn simulate_reports_the_faults_a_scenario_injected_and_what_the_brain_did_with_them() {
+    let out = homeostat()
+        .args(["simulate", "simulations/scenarios/signal-faults.yaml"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("faults met by homeostat:"), "{stdout}");
+    let nan = stdout
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("signals: ")
+                .and_then(|rest| rest.split(" NaN points").next())
+                .and_then(|head| head.rsplit(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+        })
+        .expect("a signals line with a NaN count");
+    let rejected = stdout
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("brain: ")
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+        })
+        .expect("a brain line with a rejected count");
+    assert!(
+        nan > 0 && rejected >= nan,
+        "every NaN point is rejected: {nan} NaN, {rejected} rejected\n{stdout}"
+    );
+
+    let clean = homeostat().arg("simulate").output().expect("runs");
+    assert!(
+        !String::from_utf8_lossy(&clean.stdout).contains("faults met"),
+        "no fault section without faults"
+    );
+}
+
+#[test]
 fn a_broken_brain_config_is_refused_with_its_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("brain.yaml");

@@ -473,17 +473,6 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
         .as_ref()
         .map(SignalFaults::stats)
         .unwrap_or_default();
-    // Only the brain talks to the API server and receives signals, so only its run has
-    // faults to report; warn, so `homeostat simulate` (warn by default) shows them.
-    if scenario.faults.is_some() && matches!(options.controller, Controller::Homeostat { .. }) {
-        tracing::warn!(
-            controller = %options.controller.label(),
-            api = ?api_fault_stats,
-            signals = ?signal_fault_stats,
-            brain = ?ingest_counts,
-            "faults injected"
-        );
-    }
     let cluster = if options.keep_cluster {
         Some(server)
     } else {

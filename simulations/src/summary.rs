@@ -83,6 +83,7 @@ pub fn render(runs: ThreeWays<'_>) -> String {
         none.wall.as_secs_f64()
     );
 
+    faults(&mut out, homeostat);
     let eps = episodes(homeostat);
     let _ = writeln!(out, "anomalies found: {}", eps.len());
     for (t, w, kind, score) in &eps {
@@ -185,4 +186,36 @@ pub fn render(runs: ThreeWays<'_>) -> String {
         homeostat.pod_hours()
     );
     out
+}
+
+/// What faults the homeostat run met and what the brain made of them; nothing when none.
+fn faults(out: &mut String, run: &RunResult) {
+    let (api, signals, brain) = (run.api_faults, run.signal_faults, run.ingest);
+    if api == Default::default() && signals == Default::default() && brain == Default::default() {
+        return;
+    }
+    let _ = writeln!(out, "faults met by homeostat:");
+    let _ = writeln!(
+        out,
+        "  API: {} conflicts, {} too many requests, {} internal errors, {} slow answers, {} dropped watches",
+        api.conflicts,
+        api.too_many_requests,
+        api.internal_errors,
+        api.slow_answers,
+        api.dropped_watches
+    );
+    let _ = writeln!(
+        out,
+        "  signals: {} gaps, {} stale re-sends, {} NaN points, {} skewed pods ({} points)",
+        signals.gaps, signals.stale, signals.nan_points, signals.skewed_pods, signals.skewed_points
+    );
+    let _ = writeln!(
+        out,
+        "  brain: {} points rejected in {} partial-success exports; dropped {} late, {} stale, {} future\n",
+        brain.rejected_points,
+        brain.partial_exports,
+        brain.late_points,
+        brain.stale_points,
+        brain.future_points
+    );
 }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::apiserver::discovery::{DEPLOYMENTS, HORIZONTAL_POD_AUTOSCALERS, NAMESPACES, PODS};
 use crate::apiserver::{ApiError, ObjectStore};
-use crate::model::hpa::{HpaController, HpaInput};
+use crate::model::hpa::{Behavior, HpaController, HpaInput};
 use crate::model::load::LoadTrace;
 use crate::model::workload::{ServingModel, TickOutcome};
 use crate::scenario::WorkloadSpec;
@@ -279,7 +279,7 @@ impl SimWorkload {
         since_start: Duration,
     ) -> Result<u32, ApiError> {
         let ns = self.spec.namespace.clone();
-        let (min, max, target, last_scale) = store.read(
+        let (min, max, target, last_scale, behavior) = store.read(
             &HORIZONTAL_POD_AUTOSCALERS,
             Some(&ns),
             &self.spec.name,
@@ -292,7 +292,16 @@ impl SimWorkload {
                     .unwrap_or(80.0)
                     / 100.0;
                 let last_scale = hpa["status"]["lastScaleTime"].as_str().map(str::to_owned);
-                (min, max, target, last_scale)
+                // A behaviour the API server accepted but this model cannot read falls back to
+                // the defaults, as fields left out do.
+                let behavior = serde_json::from_value(spec["behavior"].clone()).ok();
+                (
+                    min,
+                    max,
+                    target,
+                    last_scale,
+                    Behavior::from_spec(behavior.as_ref()),
+                )
             },
         )?;
         let current = store.read(&DEPLOYMENTS, Some(&ns), &self.spec.name, |d| {
@@ -317,6 +326,7 @@ impl SimWorkload {
             target,
             min,
             max,
+            behavior,
         };
         let desired = self.hpa.sync(since_start, &input);
         if desired != current {

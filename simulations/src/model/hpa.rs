@@ -1,15 +1,19 @@
 //! The Kubernetes HPA controller's algorithm for a CPU-utilisation target, as documented:
 //! desired = ceil(current × utilisation / target), nothing within a 10 % tolerance, not-ready
-//! pods counted as idle when scaling up, scale-up limited to max(100 %, 4 pods) per 15 s, and
-//! scale-down to the highest recommendation of the last 5 minutes.
+//! pods counted as idle when scaling up, then the HPA's `behavior`: stabilisation windows
+//! (scale-down to the highest recommendation of the last 5 minutes by default) and rate limits
+//! (scale-up by max(100 %, 4 pods) per 15 s by default).
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
+pub mod behavior;
+
+pub use behavior::Behavior;
+use behavior::{scale_down_limit, scale_up_limit};
+
 /// The HPA controller's tolerance around the target.
 pub const TOLERANCE: f64 = 0.1;
-/// Scale-down stabilisation window.
-pub const DOWNSCALE_STABILISATION: Duration = Duration::from_secs(300);
 
 /// What one HPA sync sees.
 #[derive(Clone, Debug, PartialEq)]
@@ -26,12 +30,16 @@ pub struct HpaInput {
     pub min: u32,
     /// `spec.maxReplicas`.
     pub max: u32,
+    /// `spec.behavior`, defaults filled in.
+    pub behavior: Behavior,
 }
 
-/// One HPA's controller state: its recent recommendations.
+/// One HPA's controller state: its recent recommendations and scale events.
 #[derive(Clone, Debug, Default)]
 pub struct HpaController {
     recommendations: VecDeque<(Duration, u32)>,
+    /// (time, replicas added; negative when removed).
+    events: VecDeque<(Duration, i64)>,
 }
 
 impl HpaController {
@@ -42,29 +50,66 @@ impl HpaController {
 
     /// The replica count this sync at `now` (time since start) sets.
     pub fn sync(&mut self, now: Duration, input: &HpaInput) -> u32 {
+        let rules = &input.behavior;
+        let horizon = rules.horizon();
         let raw = raw_recommendation(input);
         self.recommendations.push_back((now, raw));
         while self
             .recommendations
             .front()
-            .is_some_and(|(t, _)| now.saturating_sub(*t) > DOWNSCALE_STABILISATION)
+            .is_some_and(|(t, _)| now.saturating_sub(*t) > horizon)
         {
             self.recommendations.pop_front();
         }
-        // Scale down only as far as the highest recommendation within the window allows.
-        let stabilised = if raw < input.current {
+        while self
+            .events
+            .front()
+            .is_some_and(|(t, _)| now.saturating_sub(*t) > horizon)
+        {
+            self.events.pop_front();
+        }
+        // Stabilisation: up to the lowest recommendation of the up window, down to the highest
+        // of the down window.
+        let within = |window: Duration| {
             self.recommendations
                 .iter()
+                .filter(move |(t, _)| now.saturating_sub(*t) <= window)
                 .map(|(_, r)| *r)
-                .max()
-                .unwrap_or(raw)
-                .min(input.current)
-        } else {
-            raw
         };
-        // Scale up at most max(100 %, 4 pods) per sync.
-        let up_limit = (input.current.saturating_mul(2)).max(input.current + 4);
-        stabilised.min(up_limit).clamp(input.min, input.max)
+        let up = within(rules.scale_up.stabilization).min().unwrap_or(raw);
+        let down = within(rules.scale_down.stabilization).max().unwrap_or(raw);
+        let mut desired = input.current;
+        if desired < up {
+            desired = up;
+        }
+        if desired > down {
+            desired = down;
+        }
+        // Rate limits, counting what earlier syncs already changed within each period.
+        let changed = |period: Duration, sign: i64| -> u32 {
+            let total: i64 = self
+                .events
+                .iter()
+                .filter(|(t, d)| now.saturating_sub(*t) < period && d.signum() == sign)
+                .map(|(_, d)| d.abs())
+                .sum();
+            u32::try_from(total).unwrap_or(u32::MAX)
+        };
+        if desired > input.current {
+            desired = desired.min(scale_up_limit(&rules.scale_up, input.current, |p| {
+                changed(p, 1)
+            }));
+        } else if desired < input.current {
+            desired = desired.max(scale_down_limit(&rules.scale_down, input.current, |p| {
+                changed(p, -1)
+            }));
+        }
+        let desired = desired.clamp(input.min, input.max);
+        if desired != input.current {
+            self.events
+                .push_back((now, i64::from(desired) - i64::from(input.current)));
+        }
+        desired
     }
 }
 
@@ -108,6 +153,7 @@ mod tests {
             target: 0.7,
             min: 2,
             max: 20,
+            behavior: Behavior::default(),
         }
     }
 
@@ -120,6 +166,46 @@ mod tests {
             6,
             "ceil(4 × 1.0 / 0.7)"
         );
+    }
+
+    #[test]
+    fn a_behavior_slows_scale_up_and_shortens_the_down_window() {
+        let slow = Behavior::from_spec(Some(
+            &serde_json::from_value(serde_json::json!({
+                "scaleUp": {"policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]},
+                "scaleDown": {"stabilizationWindowSeconds": 30}
+            }))
+            .expect("behavior"),
+        ));
+        let mut h = HpaController::new();
+        let hot = |current| HpaInput {
+            behavior: slow.clone(),
+            ..input(current, 1.0, 0)
+        };
+        assert_eq!(h.sync(Duration::ZERO, &hot(4)), 5, "one pod per minute");
+        assert_eq!(
+            h.sync(Duration::from_secs(15), &hot(5)),
+            5,
+            "the minute is not over"
+        );
+        assert_eq!(h.sync(Duration::from_secs(60), &hot(5)), 6);
+        assert_eq!(
+            slow.scale_up.select,
+            behavior::SelectPolicy::Max,
+            "unset fields keep their defaults"
+        );
+        let mut h = HpaController::new();
+        let calm = |current| HpaInput {
+            behavior: slow.clone(),
+            ..input(current, 0.2, 0)
+        };
+        assert_eq!(h.sync(Duration::ZERO, &input(10, 0.7, 0)), 10);
+        assert_eq!(
+            h.sync(Duration::from_secs(15), &calm(10)),
+            10,
+            "within the 30 s window"
+        );
+        assert_eq!(h.sync(Duration::from_secs(60), &calm(10)), 3, "past it");
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! The `homeostat` binary as a user runs it.
 
+#[path = "support/process.rs"]
+mod process;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -260,22 +263,7 @@ async fn the_brain_binary_serves_otlp_and_its_api_and_stops_on_sigterm() {
         200
     );
 
-    let pid = brain.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = brain.0.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "brain did not stop on SIGTERM");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = process::terminate(&mut brain.0, "brain", String::new).await;
     assert!(status.success(), "brain exited with {status}");
     server.shutdown().await.expect("api server stops");
 }

@@ -14,6 +14,9 @@
 //! they learn the spike as normal. If it does act, the raised `minReplicas` must be visible
 //! through the API.
 
+#[path = "support/process.rs"]
+mod process;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::Path;
@@ -118,27 +121,11 @@ impl Proc {
     }
 
     async fn terminate(&mut self) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .expect("kill")
-                .success()
-        );
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not stop on SIGTERM:\n{}",
-                self.name,
-                self.output()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let output = self.output.clone();
+        process::terminate(&mut self.child, self.name, move || {
+            output.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        })
+        .await
     }
 }
 

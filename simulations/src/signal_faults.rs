@@ -20,6 +20,8 @@ use rand::{Rng, SeedableRng};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::apiserver::faults::probability;
+
 /// Which signal faults to inject. Every field defaults to "no fault"; in a scenario it sits
 /// under `faults: signals:`. Probabilities are per tick per pod (`gap`, `stale`) or per data
 /// point (`nan`), so a scenario states rates rather than a script of failures.
@@ -290,18 +292,6 @@ fn shift_times(rm: &mut ResourceMetrics, skew: i128) -> u64 {
         }
     }
     n
-}
-
-/// A probability, refused outside `[0, 1]` so a typo such as `10` for 10% is caught.
-fn probability<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
-    let p = f64::deserialize(deserializer)?;
-    if (0.0..=1.0).contains(&p) {
-        Ok(p)
-    } else {
-        Err(D::Error::custom(format!(
-            "probability {p} is not between 0 and 1"
-        )))
-    }
 }
 
 /// `+30s` / `-45s` in a scenario.

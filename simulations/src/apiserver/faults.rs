@@ -348,8 +348,9 @@ fn whole_seconds(d: Duration) -> u32 {
     u32::try_from(secs).unwrap_or(u32::MAX)
 }
 
-/// A probability, refused outside `[0, 1]` so a typo such as `30` for 30% is caught.
-fn probability<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+/// A probability, refused outside `[0, 1]` so a typo such as `30` for 30% is caught; the
+/// signal faults read theirs with it too.
+pub(crate) fn probability<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
     let p = f64::deserialize(deserializer)?;
     if (0.0..=1.0).contains(&p) {
         Ok(p)

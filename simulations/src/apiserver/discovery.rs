@@ -113,14 +113,66 @@ pub const HORIZONTAL_POD_AUTOSCALERS: ResourceType = ResourceType {
     subresources: &["status"],
 };
 
+/// Core v1 nodes (cluster-scoped), with `status`.
+pub const NODES: ResourceType = ResourceType {
+    group: "",
+    version: "v1",
+    plural: "nodes",
+    singular: "node",
+    kind: "Node",
+    namespaced: false,
+    short_names: &["no"],
+    subresources: &["status"],
+};
+
+/// apps/v1 replica sets, with `status` and `scale`.
+pub const REPLICA_SETS: ResourceType = ResourceType {
+    group: "apps",
+    version: "v1",
+    plural: "replicasets",
+    singular: "replicaset",
+    kind: "ReplicaSet",
+    namespaced: true,
+    short_names: &["rs"],
+    subresources: &["status", "scale"],
+};
+
+/// policy/v1 pod disruption budgets, with `status`.
+pub const POD_DISRUPTION_BUDGETS: ResourceType = ResourceType {
+    group: "policy",
+    version: "v1",
+    plural: "poddisruptionbudgets",
+    singular: "poddisruptionbudget",
+    kind: "PodDisruptionBudget",
+    namespaced: true,
+    short_names: &["pdb"],
+    subresources: &["status"],
+};
+
+/// coordination.k8s.io/v1 leases, for leader election.
+pub const LEASES: ResourceType = ResourceType {
+    group: "coordination.k8s.io",
+    version: "v1",
+    plural: "leases",
+    singular: "lease",
+    kind: "Lease",
+    namespaced: true,
+    short_names: &[],
+    subresources: &[],
+};
+
 /// Every resource the server serves.
 pub const RESOURCES: &[ResourceType] = &[
     NAMESPACES,
+    NODES,
     PODS,
     EVENTS,
     CONFIGMAPS,
     DEPLOYMENTS,
+    REPLICA_SETS,
     HORIZONTAL_POD_AUTOSCALERS,
+    POD_DISRUPTION_BUDGETS,
+    LEASES,
 ];
 
 /// Verbs every resource supports.
@@ -245,7 +297,17 @@ mod tests {
             .flatten()
             .filter_map(|r| r["name"].as_str())
             .collect();
-        assert_eq!(names, ["namespaces", "pods", "events", "configmaps"]);
+        assert_eq!(
+            names,
+            [
+                "namespaces",
+                "nodes",
+                "nodes/status",
+                "pods",
+                "events",
+                "configmaps"
+            ]
+        );
         let apps = resource_list("apps", "v1").expect("apps/v1 is served");
         assert_eq!(apps["resources"][2]["name"], "deployments/scale");
         assert_eq!(apps["resources"][2]["group"], "autoscaling");

@@ -1,5 +1,10 @@
-//! Per-workload assessment: the detectors of one workload's series, and the rule that turns
+//! Per-workload assessment: the detectors of one workload's series, and the rules that turn
 //! their scores into an anomaly of a kind. Pure: fed samples, asked at a time.
+//!
+//! Latency and run-queue delay say *that* the workload suffers; the kind says *why*, from
+//! the evidence beside them: error exits (a crash loop), OOM kills or a steady climb of
+//! memory (a leak), TCP retransmits and resets (the network), the sensor's own cost, and
+//! whether the workload got more CPU than usual (saturation) or less (contention).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -8,7 +13,10 @@ use homeostat_core::{
     Anomaly, AnomalyKind, Contribution, Sample, Stat, Timestamp, WorkloadRef, signal,
 };
 
-use crate::detect::{BaselineConfig, Direction, RobustBaseline, Score};
+use crate::detect::{
+    BaselineConfig, Direction, EventConfig, EventRate, EventScore, RobustBaseline, Score, Trend,
+    TrendConfig, TrendScore,
+};
 
 /// The series the saturation rule reads, and which way is bad.
 const WATCHED: &[(&str, Stat, Direction)] = &[
@@ -24,6 +32,26 @@ const WATCHED: &[(&str, Stat, Direction)] = &[
     ),
     (signal::RUNQUEUE_LATENCY, Stat::P99, Direction::Up),
 ];
+
+/// Series of events that should (almost) never happen, and the kind each points to.
+fn event_kind(series: &str) -> Option<AnomalyKind> {
+    if series == signal::OOM_KILLS {
+        Some(AnomalyKind::MemoryLeak)
+    } else if series == signal::TCP_RETRANSMITS || series == signal::TCP_RESETS {
+        Some(AnomalyKind::Network)
+    } else if ["error", "signal"]
+        .iter()
+        .any(|k| series == signal::series_name(signal::PROCESS_EXITS, &[(signal::EXIT_KIND, k)]))
+    {
+        Some(AnomalyKind::CrashLoop)
+    } else {
+        None
+    }
+}
+
+/// The sensor's CPU budget, a fraction of one CPU: above it the sensor costs more than the
+/// insight is worth (the default of 1 %).
+pub const SENSOR_BUDGET: f64 = 0.01;
 
 /// The latest score of one series.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -52,12 +80,24 @@ pub struct Episode {
     pub last_raise: Option<Timestamp>,
 }
 
+/// An event series' detector and its newest score.
+#[derive(Clone, Debug)]
+struct EventSeries {
+    detector: EventRate,
+    latest: Option<(Timestamp, EventScore)>,
+}
+
 /// What the brain knows about one workload.
 #[derive(Clone, Debug)]
 pub struct WorkloadState {
     workload: WorkloadRef,
+    /// Length of one step of the series: a rate times it is the step's count.
+    step: Duration,
     detectors: HashMap<(String, Stat), RobustBaseline>,
     latest: HashMap<(String, Stat), Latest>,
+    events: HashMap<String, EventSeries>,
+    memory: Trend,
+    memory_latest: Option<(Timestamp, f64, TrendScore)>,
     /// The current or last episode.
     pub episode: Option<Episode>,
     /// Since when every assessed step has been normal (None while anomalous or before data).
@@ -68,6 +108,9 @@ pub struct WorkloadState {
     recent_latency: VecDeque<(Timestamp, f64)>,
 }
 
+/// Series scored for context: they decide the kind, never raise an anomaly by themselves.
+const CONTEXT: &[(&str, Stat, Direction)] = &[(signal::CPU_TIME, Stat::Rate, Direction::Both)];
+
 /// Run-queue delay (p99, seconds) from which CPU contention is real whatever the workload's
 /// history: a baseline alone would call a quiet workload's modest rise "saturation" (say, when
 /// the HPA scales a calm night down by a pod), and the loop would add replicas nobody needs.
@@ -77,12 +120,16 @@ pub const RUNQUEUE_SATURATED: f64 = 0.002;
 const TREND_STEPS: usize = 3;
 
 impl WorkloadState {
-    /// A workload not seen before.
-    pub fn new(workload: WorkloadRef) -> Self {
+    /// A workload not seen before, whose series come in steps of `step`.
+    pub fn new(workload: WorkloadRef, step: Duration) -> Self {
         WorkloadState {
             workload,
+            step,
             detectors: HashMap::new(),
             latest: HashMap::new(),
+            events: HashMap::new(),
+            memory: Trend::new(TrendConfig::default()),
+            memory_latest: None,
             episode: None,
             normal_since: None,
             last_sample: None,
@@ -110,13 +157,38 @@ impl WorkloadState {
             .is_some_and(|e| e.raised_from.is_some())
     }
 
-    /// Scores a sample against its series' baseline (and learns it if normal and homeostat has
-    /// not intervened). Samples of series the rules do not watch are remembered, not scored.
-    pub fn observe(&mut self, s: &Sample) -> Option<Score> {
+    /// Scores a sample against its series' model (and learns it if normal and homeostat has
+    /// not intervened). Returns whether the sample was scored. Samples of series no rule reads
+    /// are remembered, not scored.
+    pub fn observe(&mut self, s: &Sample) -> bool {
         let learn = !self.intervened();
+        self.last_sample = Some(self.last_sample.map_or(s.time, |t| t.max(s.time)));
+        if s.stat == Stat::Rate && event_kind(&s.signal).is_some() {
+            let seconds = self.step.as_secs_f64();
+            let series = self
+                .events
+                .entry(s.signal.clone())
+                .or_insert_with(|| EventSeries {
+                    detector: EventRate::new(EventConfig::default()),
+                    latest: None,
+                });
+            let score = series.detector.observe(s.value * seconds, seconds, learn);
+            if let Some(score) = score {
+                series.latest = Some((s.time, score));
+            }
+            return score.is_some();
+        }
+        if s.signal == signal::POD_MEMORY_WORKING_SET && s.stat == Stat::Max {
+            let score = self.memory.observe(s.value);
+            if let Some(score) = score {
+                self.memory_latest = Some((s.time, s.value, score));
+            }
+            return score.is_some();
+        }
         let key = (s.signal.clone(), s.stat);
         let direction = WATCHED
             .iter()
+            .chain(CONTEXT)
             .find(|(n, st, _)| *n == s.signal && *st == s.stat)
             .map(|w| w.2);
         let score = direction.and_then(|direction| {
@@ -138,7 +210,6 @@ impl WorkloadState {
                 score,
             },
         );
-        self.last_sample = Some(self.last_sample.map_or(s.time, |t| t.max(s.time)));
         if s.signal == signal::HTTP_SERVER_REQUEST_DURATION && s.stat == Stat::Mean {
             if self
                 .recent_latency
@@ -152,7 +223,7 @@ impl WorkloadState {
             }
             self.recent_latency.push_back((s.time, s.value));
         }
-        score
+        score.is_some()
     }
 
     /// The latest value of a series.
@@ -160,12 +231,12 @@ impl WorkloadState {
         self.latest.get(&(signal.to_owned(), stat)).copied()
     }
 
-    /// Judges the newest step at `at`: an anomaly when latency is anomalous, of kind
-    /// saturation when run-queue delay is too (the pods are short of CPU, not waiting on
-    /// something else). Also moves the episode and the normal streak along.
+    /// Judges the newest step at `at`: an anomaly when latency is anomalous or other evidence
+    /// (events, memory, the sensor's cost) is, of the kind the evidence points to. Also moves
+    /// the episode and the normal streak along.
     pub fn assess(&mut self, at: Timestamp) -> Option<Anomaly> {
         let current = |sig: &str, stat: Stat| self.latest(sig, stat).filter(|l| l.time == at);
-        let contributions: Vec<Contribution> = WATCHED
+        let mut contributions: Vec<Contribution> = WATCHED
             .iter()
             .filter_map(|(sig, stat, _)| {
                 let l = current(sig, *stat)?;
@@ -188,18 +259,38 @@ impl WorkloadState {
         let runqueue = contributions
             .iter()
             .any(|c| c.signal == signal::RUNQUEUE_LATENCY && c.value >= RUNQUEUE_SATURATED);
-        if !latency {
+        let evidence = self.evidence(at);
+        let kinds: Vec<AnomalyKind> = evidence.iter().map(|(k, _)| *k).collect();
+        contributions.extend(evidence.into_iter().map(|(_, c)| c));
+        let kind = if latency && runqueue {
+            // Short of CPU: because demand grew (saturation, which replicas fix), or because
+            // something else on the nodes took the CPU (contention, which they may not).
+            let more_cpu = current(signal::CPU_TIME, Stat::Rate)
+                .and_then(|l| l.score)
+                .is_none_or(|s| s.z > 0.0);
+            Some(if more_cpu {
+                AnomalyKind::Saturation
+            } else {
+                AnomalyKind::CpuContention
+            })
+        } else {
+            [
+                AnomalyKind::MemoryLeak,
+                AnomalyKind::CrashLoop,
+                AnomalyKind::SensorOverload,
+                AnomalyKind::Network,
+            ]
+            .into_iter()
+            .find(|k| kinds.contains(k))
+            .or(latency.then_some(AnomalyKind::Unclassified))
+        };
+        let Some(kind) = kind else {
             if scored {
                 self.normal_since.get_or_insert(at);
             }
             return None;
-        }
-        self.normal_since = None;
-        let kind = if runqueue {
-            AnomalyKind::Saturation
-        } else {
-            AnomalyKind::Unclassified
         };
+        self.normal_since = None;
         let episode = match &mut self.episode {
             // While homeostat's change is in effect the episode goes on, however long the calm
             // in between: a new one would forget what to restore.
@@ -213,7 +304,6 @@ impl WorkloadState {
             }),
         };
         episode.last_anomalous = at;
-        let mut contributions = contributions;
         contributions.sort_by(|a, b| b.score.total_cmp(&a.score));
         let score = contributions.iter().map(|c| c.score).fold(0.0, f64::max);
         Some(Anomaly {
@@ -225,6 +315,62 @@ impl WorkloadState {
             contributions,
         })
     }
+
+    /// What besides latency is anomalous at `at`, with the kind each points to.
+    fn evidence(&self, at: Timestamp) -> Vec<(AnomalyKind, Contribution)> {
+        let mut out = Vec::new();
+        let window = EventConfig::default().window as f64 * self.step.as_secs_f64();
+        for (series, e) in &self.events {
+            let (Some(kind), Some((t, s))) = (event_kind(series), e.latest) else {
+                continue;
+            };
+            if t == at && s.anomalous {
+                out.push((
+                    kind,
+                    Contribution {
+                        signal: series.clone(),
+                        stat: Stat::Rate,
+                        value: s.count / window,
+                        baseline: s.expected / window,
+                        score: s.score,
+                    },
+                ));
+            }
+        }
+        if let Some((t, value, s)) = self.memory_latest
+            && t == at
+            && s.rising
+        {
+            out.push((
+                AnomalyKind::MemoryLeak,
+                Contribution {
+                    signal: signal::POD_MEMORY_WORKING_SET.into(),
+                    stat: Stat::Max,
+                    value,
+                    baseline: s.level,
+                    score: s.score,
+                },
+            ));
+        }
+        if let Some(l) = self.latest(signal::SENSOR_OVERHEAD, Stat::Max)
+            && l.time == at
+            && l.value > SENSOR_BUDGET
+        {
+            // A budget, not a baseline: over it is too much however it got there.
+            out.push((
+                AnomalyKind::SensorOverload,
+                Contribution {
+                    signal: signal::SENSOR_OVERHEAD.into(),
+                    stat: Stat::Max,
+                    value: l.value,
+                    baseline: SENSOR_BUDGET,
+                    score: 1.0,
+                },
+            ));
+        }
+        out.sort_by(|a, b| a.1.signal.cmp(&b.1.signal));
+        out
+    }
 }
 
 /// Two anomalous steps this close together belong to one episode.
@@ -233,6 +379,8 @@ pub const EPISODE_GAP: Duration = Duration::from_secs(5 * 60);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const STEP: Duration = Duration::from_secs(15);
 
     fn feed(state: &mut WorkloadState, t: i64, latency: f64, runqueue: f64) -> Option<Anomaly> {
         let w = WorkloadRef::deployment("shop", "web");
@@ -253,7 +401,7 @@ mod tests {
 
     #[test]
     fn latency_and_runqueue_together_are_saturation_latency_alone_is_not() {
-        let mut s = WorkloadState::new(WorkloadRef::deployment("shop", "web"));
+        let mut s = WorkloadState::new(WorkloadRef::deployment("shop", "web"), STEP);
         for i in 0..40 {
             let wobble = 1.0 + 0.02 * ((i as f64) * 0.9).sin();
             assert_eq!(feed(&mut s, i * 15, 0.1 * wobble, 0.0002 * wobble), None);
@@ -276,7 +424,7 @@ mod tests {
 
     #[test]
     fn a_run_queue_rise_below_real_contention_is_not_saturation() {
-        let mut s = WorkloadState::new(WorkloadRef::deployment("shop", "web"));
+        let mut s = WorkloadState::new(WorkloadRef::deployment("shop", "web"), STEP);
         for i in 0..40 {
             let wobble = 1.0 + 0.02 * ((i as f64) * 0.9).sin();
             feed(&mut s, i * 15, 0.1 * wobble, 0.0002 * wobble);
@@ -288,7 +436,7 @@ mod tests {
 
     #[test]
     fn an_episode_with_a_change_in_effect_outlives_the_gap() {
-        let mut s = WorkloadState::new(WorkloadRef::deployment("shop", "web"));
+        let mut s = WorkloadState::new(WorkloadRef::deployment("shop", "web"), STEP);
         for i in 0..40 {
             let wobble = 1.0 + 0.02 * ((i as f64) * 0.9).sin();
             feed(&mut s, i * 15, 0.1 * wobble, 0.0002 * wobble);
@@ -309,7 +457,7 @@ mod tests {
 
     #[test]
     fn falling_latency_over_the_last_steps_is_recovery() {
-        let mut s = WorkloadState::new(WorkloadRef::deployment("shop", "web"));
+        let mut s = WorkloadState::new(WorkloadRef::deployment("shop", "web"), STEP);
         for (i, latency) in [9.0, 8.0, 7.0].into_iter().enumerate() {
             feed(&mut s, i as i64 * 15, latency, 0.005);
         }
@@ -318,9 +466,112 @@ mod tests {
         assert!(!s.recovering(), "a rise ends it");
     }
 
+    fn sample(sig: &str, stat: Stat, t: i64, v: f64) -> Sample {
+        let w = WorkloadRef::deployment("shop", "web");
+        Sample::new(sig, stat, w, Timestamp::from_secs(t), v).expect("finite")
+    }
+
+    /// Forty calm steps of latency, run-queue delay and CPU, plus `extra` each step.
+    fn calm(extra: impl Fn(i64) -> Vec<Sample>) -> WorkloadState {
+        let mut s = WorkloadState::new(WorkloadRef::deployment("shop", "web"), STEP);
+        for i in 0..40 {
+            let wobble = 1.0 + 0.02 * ((i as f64) * 0.9).sin();
+            s.observe(&sample(signal::CPU_TIME, Stat::Rate, i * 15, 2.0 * wobble));
+            for x in extra(i) {
+                s.observe(&x);
+            }
+            assert_eq!(feed(&mut s, i * 15, 0.1 * wobble, 0.0002 * wobble), None);
+        }
+        s
+    }
+
+    fn error_exits() -> String {
+        signal::series_name(signal::PROCESS_EXITS, &[(signal::EXIT_KIND, "error")])
+    }
+
+    #[test]
+    fn a_burst_of_error_exits_is_a_crash_loop_even_with_calm_latency() {
+        let mut s = calm(|i| vec![sample(&error_exits(), Stat::Rate, i * 15, 0.0)]);
+        // One error exit a step (pods restarting in a loop): 1/15 per second.
+        let mut found = None;
+        for i in 40..44 {
+            s.observe(&sample(&error_exits(), Stat::Rate, i * 15, 1.0 / 15.0));
+            found = found.or(feed(&mut s, i * 15, 0.1, 0.0002));
+        }
+        let a = found.expect("crash loop found within four steps");
+        assert_eq!(a.kind, AnomalyKind::CrashLoop);
+        assert_eq!(a.contributions[0].signal, error_exits());
+        assert_eq!(s.normal_since, None);
+    }
+
+    #[test]
+    fn oom_kills_and_a_steady_memory_climb_are_a_memory_leak() {
+        let mib = 1024.0 * 1024.0;
+        let mut s = calm(|i| {
+            vec![
+                sample(signal::OOM_KILLS, Stat::Rate, i * 15, 0.0),
+                sample(
+                    signal::POD_MEMORY_WORKING_SET,
+                    Stat::Max,
+                    i * 15,
+                    (200.0 + ((i as f64) * 1.3).sin()) * mib,
+                ),
+            ]
+        });
+        let mut found = None;
+        for i in 40..80 {
+            let leaked = 2.0 * (i - 40) as f64;
+            s.observe(&sample(signal::OOM_KILLS, Stat::Rate, i * 15, 0.0));
+            s.observe(&sample(
+                signal::POD_MEMORY_WORKING_SET,
+                Stat::Max,
+                i * 15,
+                (200.0 + leaked) * mib,
+            ));
+            if let Some(a) = feed(&mut s, i * 15, 0.1, 0.0002) {
+                found.get_or_insert((i, a));
+            }
+        }
+        let (i, a) = found.expect("the climb is found before any OOM kill");
+        assert_eq!(a.kind, AnomalyKind::MemoryLeak);
+        assert!(
+            i < 65,
+            "found at step {i}: within 25 steps of the climb starting"
+        );
+        let mut oom = calm(|i| vec![sample(signal::OOM_KILLS, Stat::Rate, i * 15, 0.0)]);
+        oom.observe(&sample(signal::OOM_KILLS, Stat::Rate, 600, 3.0 / 15.0));
+        let a = feed(&mut oom, 600, 0.1, 0.0002).expect("three OOM kills at once");
+        assert_eq!(a.kind, AnomalyKind::MemoryLeak);
+    }
+
+    #[test]
+    fn retransmits_are_network_and_the_sensor_over_budget_is_overload() {
+        let mut s = calm(|i| vec![sample(signal::TCP_RETRANSMITS, Stat::Rate, i * 15, 0.2)]);
+        s.observe(&sample(signal::TCP_RETRANSMITS, Stat::Rate, 600, 20.0));
+        let a = feed(&mut s, 600, 0.4, 0.0002).expect("network");
+        assert_eq!(a.kind, AnomalyKind::Network);
+        let mut sensor = calm(|i| vec![sample(signal::SENSOR_OVERHEAD, Stat::Max, i * 15, 0.002)]);
+        sensor.observe(&sample(signal::SENSOR_OVERHEAD, Stat::Max, 600, 0.08));
+        let a = feed(&mut sensor, 600, 0.1, 0.0002).expect("over budget");
+        assert_eq!(a.kind, AnomalyKind::SensorOverload);
+        assert_eq!((a.contributions[0].value, a.score), (0.08, 1.0));
+    }
+
+    #[test]
+    fn short_of_cpu_with_less_cpu_than_usual_is_contention_with_more_is_saturation() {
+        let mut s = calm(|_| Vec::new());
+        s.observe(&sample(signal::CPU_TIME, Stat::Rate, 600, 1.5));
+        let a = feed(&mut s, 600, 0.6, 0.005).expect("short of CPU");
+        assert_eq!(a.kind, AnomalyKind::CpuContention);
+        let mut s = calm(|_| Vec::new());
+        s.observe(&sample(signal::CPU_TIME, Stat::Rate, 600, 3.0));
+        let a = feed(&mut s, 600, 0.6, 0.005).expect("short of CPU");
+        assert_eq!(a.kind, AnomalyKind::Saturation);
+    }
+
     #[test]
     fn nothing_is_judged_without_fresh_samples() {
-        let mut s = WorkloadState::new(WorkloadRef::deployment("shop", "web"));
+        let mut s = WorkloadState::new(WorkloadRef::deployment("shop", "web"), STEP);
         for i in 0..30 {
             feed(&mut s, i * 15, 0.1, 0.0002);
         }

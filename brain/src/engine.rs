@@ -119,7 +119,7 @@ impl Engine {
     pub async fn evaluate(&mut self) -> Result<PassReport, EngineError> {
         let started = Instant::now();
         let now = self.clock.now();
-        let samples = {
+        let (samples, step) = {
             let mut store = self
                 .store
                 .lock()
@@ -135,15 +135,15 @@ impl Engine {
                 let counter = self.metrics.dropped_points.with_label_values(&[reason]);
                 counter.inc_by(total.saturating_sub(counter.get()));
             }
-            samples
+            (samples, store.step())
         };
         let mut steps: BTreeMap<WorkloadRef, Timestamp> = BTreeMap::new();
         for s in &samples {
             let state = self
                 .workloads
                 .entry(s.workload.clone())
-                .or_insert_with(|| WorkloadState::new(s.workload.clone()));
-            if state.observe(s).is_some() {
+                .or_insert_with(|| WorkloadState::new(s.workload.clone(), step));
+            if state.observe(s) {
                 self.metrics.samples.inc();
             }
             let step = steps.entry(s.workload.clone()).or_insert(s.time);

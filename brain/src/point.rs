@@ -9,6 +9,9 @@ pub struct Point {
     pub entity: Entity,
     /// Metric name.
     pub signal: String,
+    /// The data point's own attributes (string-valued ones), sorted by key: they tell one
+    /// cumulative series of a pod from another (`exit.kind=error` from `exit.kind=ok`).
+    pub attributes: Vec<(String, String)>,
     /// Time the value was observed (`time_unix_nano`).
     pub time: Timestamp,
     /// Start of the cumulative interval (`start_time_unix_nano`); a change means a reset.

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use homeostat_core::{Sample, Stat, Timestamp, WorkloadRef};
+use homeostat_core::{Sample, Stat, Timestamp, WorkloadRef, signal};
 
 use crate::point::{Point, PointValue};
 
@@ -72,7 +72,15 @@ fn continuity(
 struct Bucket {
     counters: HashMap<String, f64>,
     histograms: HashMap<String, HistogramDelta>,
-    gauges: HashMap<String, (f64, u32)>,
+    gauges: HashMap<String, GaugeAcc>,
+}
+
+/// A gauge's values in one step, across pods: their sum and count for the mean, their max.
+#[derive(Clone, Copy, Debug)]
+struct GaugeAcc {
+    sum: f64,
+    n: u32,
+    max: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -177,10 +185,19 @@ impl SeriesStore {
         let Point {
             entity,
             signal,
+            attributes,
             time,
             start_time,
             value,
         } = p;
+        // Cumulative state is per pod and per attribute set; the bucket per series.
+        let series = signal::series_name(&signal, &attributes);
+        let state_key = if attributes.is_empty() {
+            signal
+        } else {
+            let attrs: Vec<String> = attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("{signal}{{{}}}", attrs.join(","))
+        };
         let workload = entity.workload;
         match self.last_seen.get_mut(&workload) {
             Some(seen) => *seen = (*seen).max(time),
@@ -197,13 +214,18 @@ impl SeriesStore {
             .or_default();
         match value {
             PointValue::Gauge(v) => {
-                let g = bucket.gauges.entry(signal).or_insert((0.0, 0));
-                g.0 += v;
-                g.1 += 1;
+                let g = bucket.gauges.entry(series).or_insert(GaugeAcc {
+                    sum: 0.0,
+                    n: 0,
+                    max: f64::NEG_INFINITY,
+                });
+                g.sum += v;
+                g.n += 1;
+                g.max = g.max.max(v);
             }
             PointValue::Counter { value, cumulative } => {
                 let delta = if cumulative {
-                    let key = (pod, signal.clone());
+                    let key = (pod, state_key);
                     let prev = self.previous.get_mut(&key);
                     let delta = match continuity(prev.as_deref(), time, start_time, self.step) {
                         Continuity::Stale => {
@@ -238,7 +260,7 @@ impl SeriesStore {
                 };
                 match delta {
                     Some(d) => {
-                        *bucket.counters.entry(signal).or_insert(0.0) += d;
+                        *bucket.counters.entry(series).or_insert(0.0) += d;
                         self.stats.accepted += 1;
                     }
                     None => self.stats.references += 1,
@@ -253,7 +275,7 @@ impl SeriesStore {
                 cumulative,
             } => {
                 let delta = if cumulative {
-                    let key = (pod, signal.clone());
+                    let key = (pod, state_key);
                     let prev = self.previous.get_mut(&key);
                     let how = continuity(prev.as_deref(), time, start_time, self.step);
                     let delta = match how {
@@ -320,7 +342,7 @@ impl SeriesStore {
                     Some((dc, ds, dk)) => {
                         let h = bucket
                             .histograms
-                            .entry(signal)
+                            .entry(series)
                             .or_insert_with(|| HistogramDelta {
                                 count: 0,
                                 sum: 0.0,
@@ -359,8 +381,9 @@ impl SeriesStore {
                 for (signal, delta) in &b.counters {
                     push(signal, Stat::Rate, delta / secs);
                 }
-                for (signal, (sum, n)) in &b.gauges {
-                    push(signal, Stat::Value, sum / f64::from(*n));
+                for (signal, g) in &b.gauges {
+                    push(signal, Stat::Value, g.sum / f64::from(g.n));
+                    push(signal, Stat::Max, g.max);
                 }
                 for (signal, h) in &b.histograms {
                     push(signal, Stat::Rate, h.count as f64 / secs);
@@ -423,6 +446,7 @@ mod tests {
         Point {
             entity: entity(pod),
             signal: "c".into(),
+            attributes: Vec::new(),
             time: Timestamp::from_secs(t),
             start_time: Timestamp::from_secs(0),
             value: PointValue::Counter {
@@ -509,6 +533,7 @@ mod tests {
     fn histograms_yield_rate_mean_and_quantiles_from_their_increase() {
         let mut store = SeriesStore::new(Duration::from_secs(10));
         let h = |t: i64, counts: Vec<u64>, sum: f64| Point {
+            attributes: Vec::new(),
             entity: entity("a"),
             signal: "h".into(),
             time: Timestamp::from_secs(t),
@@ -530,6 +555,55 @@ mod tests {
         assert_eq!(find(&s, "h", Stat::Mean), vec![(20, 0.15)]);
         let p99 = find(&s, "h", Stat::P99)[0].1;
         assert!((p99 - 0.199).abs() < 1e-9, "{p99}");
+    }
+
+    #[test]
+    fn attributes_keep_cumulative_series_apart_and_split_only_catalogued_ones() {
+        let exits = |t: i64, kind: &str, command: &str, v: f64| Point {
+            signal: signal::PROCESS_EXITS.into(),
+            attributes: vec![
+                ("exit.kind".into(), kind.into()),
+                ("process.command".into(), command.into()),
+            ],
+            ..counter("a", t, v)
+        };
+        let mut store = SeriesStore::new(Duration::from_secs(10));
+        store.ingest([
+            exits(10, "error", "java", 5.0),
+            exits(10, "error", "sh", 100.0),
+            exits(10, "ok", "java", 1000.0),
+        ]);
+        store.ingest([
+            exits(20, "error", "java", 7.0),
+            exits(20, "error", "sh", 103.0),
+            exits(20, "ok", "java", 1010.0),
+        ]);
+        let s = store.close(Timestamp::from_secs(20));
+        // Per attribute set the deltas are 2, 3 and 10: summed over `process.command` only.
+        let rate = |kind: &str| {
+            find(
+                &s,
+                &format!("homeostat.process.exits{{exit.kind={kind}}}"),
+                Stat::Rate,
+            )
+        };
+        assert_eq!(rate("error"), vec![(20, 0.5)]);
+        assert_eq!(rate("ok"), vec![(20, 1.0)]);
+        assert_eq!(store.stats().stale, 0);
+    }
+
+    #[test]
+    fn gauges_give_the_mean_and_the_max_over_pods() {
+        let gauge = |pod: &str, v: f64| Point {
+            signal: "g".into(),
+            value: PointValue::Gauge(v),
+            ..counter(pod, 10, 0.0)
+        };
+        let mut store = SeriesStore::new(Duration::from_secs(10));
+        store.ingest([gauge("a", 1.0), gauge("b", 5.0)]);
+        let s = store.close(Timestamp::from_secs(10));
+        assert_eq!(find(&s, "g", Stat::Value), vec![(10, 3.0)]);
+        assert_eq!(find(&s, "g", Stat::Max), vec![(10, 5.0)]);
     }
 
     #[test]

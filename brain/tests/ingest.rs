@@ -205,6 +205,7 @@ fn expected_points() -> Vec<Point> {
     let point = |signal: &str, value| Point {
         entity: entity(),
         signal: signal.into(),
+        attributes: Vec::new(),
         time: Timestamp::from_nanos(T as i64),
         start_time: Timestamp::from_nanos(START as i64),
         value,

@@ -12,6 +12,18 @@ use crate::sample::Stat;
 pub enum AnomalyKind {
     /// More demand than the running pods can serve: latency and run-queue delay climb.
     Saturation,
+    /// The workload's processes keep exiting with errors or signals: a bad rollout or a
+    /// crash loop. More replicas would crash too.
+    CrashLoop,
+    /// Memory grows towards the limit or the kernel already OOM-kills the workload.
+    MemoryLeak,
+    /// Latency and run-queue delay climb while the workload gets no more CPU than usual:
+    /// something else on its nodes takes the CPU.
+    CpuContention,
+    /// TCP retransmits or resets above normal: the network, not the workload, is failing.
+    Network,
+    /// homeostat's own sensor costs more CPU than its budget.
+    SensorOverload,
     /// Something is off, but no more specific kind fits.
     Unclassified,
 }
@@ -21,6 +33,11 @@ impl AnomalyKind {
     pub fn as_str(self) -> &'static str {
         match self {
             AnomalyKind::Saturation => "saturation",
+            AnomalyKind::CrashLoop => "crash-loop",
+            AnomalyKind::MemoryLeak => "memory-leak",
+            AnomalyKind::CpuContention => "cpu-contention",
+            AnomalyKind::Network => "network",
+            AnomalyKind::SensorOverload => "sensor-overload",
             AnomalyKind::Unclassified => "unclassified",
         }
     }

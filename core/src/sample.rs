@@ -19,6 +19,9 @@ pub enum Stat {
     P50,
     /// A histogram's 99th percentile.
     P99,
+    /// A gauge's largest value across the workload's pods: the pod nearest a limit matters
+    /// more than the average one.
+    Max,
 }
 
 impl Stat {
@@ -30,6 +33,7 @@ impl Stat {
             Stat::Mean => "mean",
             Stat::P50 => "p50",
             Stat::P99 => "p99",
+            Stat::Max => "max",
         }
     }
 }

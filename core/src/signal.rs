@@ -22,6 +22,33 @@ pub const SENSOR_OVERHEAD: &str = "homeostat.sensor.overhead";
 /// Its count is the request rate.
 pub const HTTP_SERVER_REQUEST_DURATION: &str = "http.server.request.duration";
 
+/// Pod memory working set (OpenTelemetry Kubernetes semantic conventions); gauge, bytes.
+pub const POD_MEMORY_WORKING_SET: &str = "k8s.pod.memory.working_set";
+
+/// Data-point attribute of [`PROCESS_EXITS`]: `ok`, `error` or `signal`.
+pub const EXIT_KIND: &str = "exit.kind";
+
+/// Data-point attributes that split a signal into separate series: an error exit and a clean
+/// one mean different things, so they are never summed. Other attributes are summed over.
+pub const SPLIT_BY: &[(&str, &str)] = &[(PROCESS_EXITS, EXIT_KIND)];
+
+/// The name of the series a data point of `signal` with `attributes` belongs to:
+/// `signal{key=value}` for the attributes in [`SPLIT_BY`], the bare name otherwise.
+pub fn series_name<K: AsRef<str>, V: AsRef<str>>(signal: &str, attributes: &[(K, V)]) -> String {
+    let mut name = signal.to_owned();
+    let split: Vec<String> = attributes
+        .iter()
+        .filter(|(k, _)| SPLIT_BY.contains(&(signal, k.as_ref())))
+        .map(|(k, v)| format!("{}={}", k.as_ref(), v.as_ref()))
+        .collect();
+    if !split.is_empty() {
+        name.push('{');
+        name.push_str(&split.join(","));
+        name.push('}');
+    }
+    name
+}
+
 /// Every name in the catalogue, kernel and application.
 pub const CATALOGUE: &[&str] = &[
     RUNQUEUE_LATENCY,
@@ -33,5 +60,25 @@ pub const CATALOGUE: &[&str] = &[
     TCP_CONNECT_LATENCY,
     BLOCK_IO_LATENCY,
     SENSOR_OVERHEAD,
+    POD_MEMORY_WORKING_SET,
     HTTP_SERVER_REQUEST_DURATION,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_catalogued_attributes_split_a_series() {
+        let exits = [("exit.kind", "error"), ("process.command", "java")];
+        assert_eq!(
+            series_name(PROCESS_EXITS, &exits),
+            "homeostat.process.exits{exit.kind=error}"
+        );
+        assert_eq!(
+            series_name(HTTP_SERVER_REQUEST_DURATION, &[("exit.kind", "error")]),
+            HTTP_SERVER_REQUEST_DURATION
+        );
+        assert_eq!(series_name::<&str, &str>(OOM_KILLS, &[]), OOM_KILLS);
+    }
+}

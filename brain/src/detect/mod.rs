@@ -4,5 +4,9 @@
 //! I/O, so replaying a series replays its scores exactly.
 
 mod baseline;
+mod events;
+mod trend;
 
 pub use baseline::{BaselineConfig, Direction, RobustBaseline, Score};
+pub use events::{EventConfig, EventRate, EventScore};
+pub use trend::{Trend, TrendConfig, TrendScore};

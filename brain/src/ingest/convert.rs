@@ -193,7 +193,8 @@ fn convert_metric(metric: &Metric, entity: &Entity, out: &mut Converted) {
         None => {}
         Some(metric::Data::Gauge(g)) => {
             for p in &g.data_points {
-                push(out, entity, name, number_point(p, NumberKind::Gauge));
+                let attrs = point_attributes(&p.attributes);
+                push(out, entity, name, attrs, number_point(p, NumberKind::Gauge));
             }
         }
         Some(metric::Data::Sum(s)) => {
@@ -208,7 +209,8 @@ fn convert_metric(metric: &Metric, entity: &Entity, out: &mut Converted) {
                 }
             };
             for p in &s.data_points {
-                push(out, entity, name, number_point(p, kind));
+                let attrs = point_attributes(&p.attributes);
+                push(out, entity, name, attrs, number_point(p, kind));
             }
         }
         Some(metric::Data::Histogram(h)) => {
@@ -216,7 +218,8 @@ fn convert_metric(metric: &Metric, entity: &Entity, out: &mut Converted) {
                 return fail(out, h.data_points.len(), "unspecified temporality");
             };
             for p in &h.data_points {
-                push(out, entity, name, histogram_point(p, cumulative));
+                let attrs = point_attributes(&p.attributes);
+                push(out, entity, name, attrs, histogram_point(p, cumulative));
             }
         }
         Some(metric::Data::ExponentialHistogram(h)) => fail(
@@ -242,11 +245,31 @@ fn temporality(raw: i32) -> Option<bool> {
 /// A converted point, a skipped one (`Ok(None)`), or why it was rejected.
 type PointResult = Result<Option<(Timestamp, Timestamp, PointValue)>, String>;
 
-fn push(out: &mut Converted, entity: &Entity, signal: &str, result: PointResult) {
+/// A data point's string attributes, sorted by key; other value types do not name series.
+fn point_attributes(attrs: &[KeyValue]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = attrs
+        .iter()
+        .filter_map(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            any_value::Value::StringValue(v) => Some((kv.key.clone(), v.clone())),
+            _ => None,
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+fn push(
+    out: &mut Converted,
+    entity: &Entity,
+    signal: &str,
+    attributes: Vec<(String, String)>,
+    result: PointResult,
+) {
     match result {
         Ok(Some((time, start_time, value))) => out.points.push(Point {
             entity: entity.clone(),
             signal: signal.to_owned(),
+            attributes,
             time,
             start_time,
             value,
@@ -492,6 +515,32 @@ mod tests {
             assert_eq!(e.workload.name, "pg");
             assert_eq!((e.pod.as_ref(), e.node.as_ref()), (None, None));
         }
+    }
+
+    #[test]
+    fn string_data_point_attributes_are_kept_sorted_and_others_ignored() {
+        let mut m = sum(true, CUMULATIVE, number_data_point::Value::AsInt(3));
+        if let Some(metric::Data::Sum(s)) = m.data.as_mut() {
+            s.data_points[0].attributes = vec![
+                kv("exit.kind", "signal"),
+                KeyValue {
+                    key: "exit.code".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::IntValue(137)),
+                    }),
+                    ..Default::default()
+                },
+                kv("container.id", "abc"),
+            ];
+        }
+        let c = one(m);
+        assert_eq!(
+            c.points[0].attributes,
+            [
+                ("container.id".to_owned(), "abc".to_owned()),
+                ("exit.kind".to_owned(), "signal".to_owned())
+            ]
+        );
     }
 
     #[test]

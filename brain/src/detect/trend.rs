@@ -1,0 +1,162 @@
+//! A steady climb: the Mann–Kendall test for a monotonic trend, with the Theil–Sen slope as
+//! its size, over a sliding window. It finds a memory leak long before the limit is hit, and,
+//! being rank-based, shrugs off the noise and the odd spike that fool a straight-line fit.
+
+use std::collections::VecDeque;
+
+use statrs::distribution::{ContinuousCDF, Normal};
+
+/// Tunables; the defaults suit 15-second steps.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrendConfig {
+    /// Values in the window (40 × 15 s = 10 min).
+    pub window: usize,
+    /// Score (one minus the one-sided p-value) at or above which a rise is significant.
+    pub threshold: f64,
+    /// The rise over the window, as a fraction of its median, needed to matter.
+    pub min_relative_rise: f64,
+}
+
+impl Default for TrendConfig {
+    fn default() -> Self {
+        TrendConfig {
+            window: 40,
+            threshold: 0.999,
+            min_relative_rise: 0.15,
+        }
+    }
+}
+
+/// A window's trend.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrendScore {
+    /// In [0, 1]: one minus the p-value of a rise this consistent under no trend.
+    pub score: f64,
+    /// Theil–Sen slope, units per step.
+    pub slope: f64,
+    /// The window's median.
+    pub level: f64,
+    /// Whether the rise is significant and large enough.
+    pub rising: bool,
+}
+
+/// The recent values of one series.
+#[derive(Clone, Debug)]
+pub struct Trend {
+    config: TrendConfig,
+    values: VecDeque<f64>,
+    standard: Normal,
+}
+
+impl Trend {
+    /// An empty window.
+    pub fn new(config: TrendConfig) -> Self {
+        Trend {
+            config,
+            values: VecDeque::with_capacity(config.window),
+            standard: Normal::standard(),
+        }
+    }
+
+    /// Adds `x` and judges the window once it is full; non-finite values are ignored.
+    pub fn observe(&mut self, x: f64) -> Option<TrendScore> {
+        if !x.is_finite() {
+            return None;
+        }
+        if self.values.len() == self.config.window {
+            self.values.pop_front();
+        }
+        self.values.push_back(x);
+        (self.values.len() == self.config.window).then(|| self.score())
+    }
+
+    /// Forgets the window: after a restart of what it measures, the old climb is history.
+    pub fn reset(&mut self) {
+        self.values.clear();
+    }
+
+    fn score(&self) -> TrendScore {
+        let v: Vec<f64> = self.values.iter().copied().collect();
+        let n = v.len();
+        let mut s = 0i64;
+        let mut slopes = Vec::with_capacity(n * (n - 1) / 2);
+        for i in 0..n {
+            for j in i + 1..n {
+                let d = v[j] - v[i];
+                s += i64::from(d > 0.0) - i64::from(d < 0.0);
+                slopes.push(d / (j - i) as f64);
+            }
+        }
+        let nf = n as f64;
+        let variance = nf * (nf - 1.0) * (2.0 * nf + 5.0) / 18.0;
+        // Continuity correction, one-sided: only rises matter.
+        let z = if s > 0 {
+            (s as f64 - 1.0) / variance.sqrt()
+        } else {
+            0.0
+        };
+        let score = self.standard.cdf(z);
+        let slope = median(&mut slopes);
+        let mut sorted = v;
+        let level = median(&mut sorted);
+        let rise = slope * (nf - 1.0) / level.abs().max(f64::MIN_POSITIVE);
+        TrendScore {
+            score,
+            slope,
+            level,
+            rising: score >= self.config.threshold && rise >= self.config.min_relative_rise,
+        }
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wobble(i: usize) -> f64 {
+        3.0 * ((i as f64) * 1.3).sin()
+    }
+
+    #[test]
+    fn a_leak_is_rising_noise_and_a_plateau_are_not() {
+        let mut t = Trend::new(TrendConfig::default());
+        for i in 0..39 {
+            assert_eq!(t.observe(200.0 + wobble(i)), None, "not judged until full");
+        }
+        let flat = t.observe(200.0).expect("full");
+        assert!(!flat.rising, "{flat:?}");
+        let mut leak = Trend::new(TrendConfig::default());
+        let mut last = None;
+        for i in 0..40 {
+            // 1.5 MiB a step on 200 MiB: +30 % in ten minutes.
+            last = leak.observe(200.0 + 1.5 * i as f64 + wobble(i));
+        }
+        let s = last.expect("full");
+        assert!(s.rising && s.score > 0.999, "{s:?}");
+        assert!((s.slope - 1.5).abs() < 0.3, "{s:?}");
+    }
+
+    #[test]
+    fn a_significant_but_small_drift_does_not_matter() {
+        let mut t = Trend::new(TrendConfig::default());
+        let mut last = None;
+        for i in 0..40 {
+            last = t.observe(200.0 + 0.2 * i as f64);
+        }
+        let s = last.expect("full");
+        assert!(s.score > 0.999 && !s.rising, "{s:?}");
+        t.reset();
+        assert_eq!(t.observe(f64::NAN), None);
+        assert_eq!(t.observe(1.0), None, "empty again after reset");
+    }
+}

@@ -28,6 +28,15 @@ pub enum ActuatorError {
         #[source]
         source: kube::Error,
     },
+    /// The API server asked to wait (a PodDisruptionBudget refused an eviction): try again
+    /// later, nothing is wrong.
+    #[error("{target}: deferred: {reason}")]
+    Deferred {
+        /// The object.
+        target: String,
+        /// What the server said.
+        reason: String,
+    },
     /// A plan that this actuator did not make, or that was altered.
     #[error("invalid plan for {target}: {reason}")]
     InvalidPlan {

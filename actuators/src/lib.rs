@@ -8,6 +8,8 @@
 pub mod error;
 pub mod events;
 pub mod hpa;
+pub mod quantity;
+pub mod restart;
 
 use std::future::Future;
 
@@ -16,6 +18,7 @@ use homeostat_core::{Action, DecisionId, Plan, Timestamp};
 pub use error::ActuatorError;
 pub use events::EventRecorder;
 pub use hpa::{HpaScaler, HpaState};
+pub use restart::{PodInfo, PodRestarter, RestartState};
 
 /// The annotation that stamps a changed object with the decision that changed it.
 pub const DECISION_ANNOTATION: &str = "homeostat.dev/decision-id";

@@ -80,6 +80,15 @@ pub struct Episode {
     pub last_raise: Option<Timestamp>,
 }
 
+/// A steady climb of a workload's largest memory working set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Leak {
+    /// How fast, bytes per second (Theil–Sen).
+    pub bytes_per_second: f64,
+    /// When the climb was last significant.
+    pub seen: Timestamp,
+}
+
 /// An event series' detector and its newest score.
 #[derive(Clone, Debug)]
 struct EventSeries {
@@ -98,6 +107,9 @@ pub struct WorkloadState {
     events: HashMap<String, EventSeries>,
     memory: Trend,
     memory_latest: Option<(Timestamp, f64, TrendScore)>,
+    /// The last steady climb of memory seen: a leak does not stop because a restart reset
+    /// the pod that showed it, so its rate outlives the trend window.
+    leak: Option<Leak>,
     /// The current or last episode.
     pub episode: Option<Episode>,
     /// Since when every assessed step has been normal (None while anomalous or before data).
@@ -130,6 +142,7 @@ impl WorkloadState {
             events: HashMap::new(),
             memory: Trend::new(TrendConfig::default()),
             memory_latest: None,
+            leak: None,
             episode: None,
             normal_since: None,
             last_sample: None,
@@ -180,8 +193,22 @@ impl WorkloadState {
         }
         if s.signal == signal::POD_MEMORY_WORKING_SET && s.stat == Stat::Max {
             let score = self.memory.observe(s.value);
+            self.latest.insert(
+                (s.signal.clone(), s.stat),
+                Latest {
+                    time: s.time,
+                    value: s.value,
+                    score: None,
+                },
+            );
             if let Some(score) = score {
                 self.memory_latest = Some((s.time, s.value, score));
+                if score.rising {
+                    self.leak = Some(Leak {
+                        bytes_per_second: score.slope / self.step.as_secs_f64(),
+                        seen: s.time,
+                    });
+                }
             }
             return score.is_some();
         }
@@ -224,6 +251,11 @@ impl WorkloadState {
             self.recent_latency.push_back((s.time, s.value));
         }
         score.is_some()
+    }
+
+    /// The memory leak last seen, if it was seen within `within` of `at`.
+    pub fn leak(&self, at: Timestamp, within: Duration) -> Option<Leak> {
+        self.leak.filter(|l| at.since(l.seen) <= within)
     }
 
     /// The latest value of a series.

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use homeostat_actuators::{Actuator, EventRecorder, HpaScaler, HpaState};
+use homeostat_actuators::{
+    Actuator, ActuatorError, Applied, EventRecorder, HpaScaler, HpaState, PodRestarter,
+};
+use homeostat_core::ObjectRef;
 use homeostat_core::{
     Action, Anomaly, AnomalyKind, Clock, Decision, DecisionId, Mode, Outcome, Proposal, Timestamp,
     Verdict, VerdictKind, WorkloadRef,
@@ -36,6 +39,11 @@ pub struct EngineConfig {
     pub hold_after_raise: Duration,
     /// How far back the journal is read for cooldowns and budgets.
     pub history: Duration,
+    /// A leaking workload's oldest pod is restarted once its memory is projected to reach
+    /// the limit within this long: early enough for its replacement to be ready first.
+    pub restart_horizon: Duration,
+    /// How long a leak, once seen, is remembered without being seen again.
+    pub leak_memory: Duration,
 }
 
 impl Default for EngineConfig {
@@ -47,9 +55,13 @@ impl Default for EngineConfig {
             restore_after: Duration::from_secs(5 * 60),
             hold_after_raise: Duration::from_secs(15 * 60),
             history: Duration::from_secs(24 * 3600),
+            restart_horizon: Duration::from_secs(10 * 60),
+            leak_memory: Duration::from_secs(3600),
         }
     }
 }
+
+const MIB: f64 = 1024.0 * 1024.0;
 
 /// Why an evaluation pass failed as a whole (a single workload's failure is a decision's
 /// `Failed` outcome instead).
@@ -76,6 +88,7 @@ pub struct Engine {
     store: Arc<Mutex<SeriesStore>>,
     policies: PolicySet,
     scaler: HpaScaler,
+    restarter: PodRestarter,
     events: EventRecorder,
     journal: Journal,
     spans: DecisionSpans,
@@ -102,6 +115,7 @@ impl Engine {
             store,
             policies,
             scaler: HpaScaler::new(client.clone()),
+            restarter: PodRestarter::new(client.clone()),
             events: EventRecorder::new(client),
             journal,
             spans,
@@ -220,7 +234,7 @@ impl Engine {
                     .is_some_and(|since| at.since(since) >= self.config.restore_after)
         };
         if !saturated && !restore_due {
-            return None;
+            return self.propose_restart(workload, anomaly, at).await;
         }
         let hpa = self.hpa_for(workload).await?;
         let state = self.workloads.get_mut(workload)?;
@@ -277,6 +291,100 @@ impl Engine {
         })
     }
 
+    /// A leaking workload: restart its oldest pod before the kernel OOM-kills it, one pod at
+    /// a time and only when all the others are ready. The projection uses the leak's rate and
+    /// the pod template's memory limit; without a limit, only OOM kills already happening
+    /// justify a restart.
+    async fn propose_restart(
+        &mut self,
+        workload: &WorkloadRef,
+        anomaly: Option<&Anomaly>,
+        at: Timestamp,
+    ) -> Option<Proposal> {
+        use homeostat_core::{Stat, signal};
+        let state = self.workloads.get(workload)?;
+        let oom = anomaly.is_some_and(|a| {
+            a.kind == AnomalyKind::MemoryLeak
+                && a.contributions
+                    .iter()
+                    .any(|c| c.signal == signal::OOM_KILLS)
+        });
+        let leak = state.leak(at, self.config.leak_memory);
+        if leak.is_none() && !oom {
+            return None;
+        }
+        let memory = state
+            .latest(signal::POD_MEMORY_WORKING_SET, Stat::Max)
+            .filter(|l| l.time == at)?;
+        let pods = match self.restarter.find_for(workload).await {
+            Ok(Some(pods)) => pods,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(workload = %workload, error = %e, "cannot read the workload's pods; proposing nothing");
+                return None;
+            }
+        };
+        if !pods.all_ready() {
+            // A pod is starting or going: one restart at a time, each seen through.
+            return None;
+        }
+        let projection = match (leak, pods.memory_limit) {
+            (Some(leak), Some(limit)) if leak.bytes_per_second > 0.0 => {
+                let seconds = ((limit - memory.value) / leak.bytes_per_second).max(0.0);
+                if seconds > self.config.restart_horizon.as_secs_f64() {
+                    return None;
+                }
+                format!(
+                    "memory {:.0} MiB of a {:.0} MiB limit, growing {:.2} MiB/min: the limit in {}",
+                    memory.value / MIB,
+                    limit / MIB,
+                    leak.bytes_per_second * 60.0 / MIB,
+                    homeostat_policies::duration::format_compact(Duration::from_secs_f64(seconds))
+                )
+            }
+            _ if oom => "the kernel is OOM-killing its pods".to_owned(),
+            _ => return None,
+        };
+        let oldest = pods.oldest()?;
+        Some(Proposal {
+            workload: workload.clone(),
+            action: Action::RestartPods {
+                workload: workload.clone(),
+                pod: oldest.name.clone(),
+                uid: oldest.uid.clone(),
+            },
+            reason: format!(
+                "memory leak: {projection}; restart the oldest pod, {}, before it is killed",
+                oldest.name
+            ),
+            evidence_time: at,
+            current_replicas: u32::try_from(pods.pods.len()).unwrap_or(u32::MAX),
+        })
+    }
+
+    async fn plan_for(
+        &self,
+        action: &Action,
+        id: &DecisionId,
+    ) -> Result<homeostat_core::Plan, ActuatorError> {
+        match action {
+            Action::RestartPods { .. } => self.restarter.plan(action, id).await,
+            _ => self.scaler.plan(action, id).await,
+        }
+    }
+
+    async fn apply_plan(
+        &self,
+        action: &Action,
+        plan: &homeostat_core::Plan,
+        now: Timestamp,
+    ) -> Result<Applied, ActuatorError> {
+        match action {
+            Action::RestartPods { .. } => self.restarter.apply(plan, now).await,
+            _ => self.scaler.apply(plan, now).await,
+        }
+    }
+
     async fn decide(
         &mut self,
         proposal: Proposal,
@@ -313,48 +421,61 @@ impl Engine {
                 };
                 self.journal.write(&decision).await?;
             }
-            VerdictKind::DryRun | VerdictKind::Act => match self
-                .scaler
-                .plan(&decision.verdict.action, &decision.id)
-                .await
-            {
-                Err(e) => {
-                    decision.outcome = Outcome::Failed {
-                        error: format!("planning: {e}"),
-                    };
-                    self.journal.write(&decision).await?;
-                }
-                Ok(plan) if decision.verdict.kind == VerdictKind::DryRun => {
-                    decision.plan = Some(plan);
-                    decision.outcome = Outcome::Planned;
-                    self.journal.write(&decision).await?;
-                }
-                Ok(plan) => {
-                    decision.plan = Some(plan.clone());
-                    // Intent first: a crash from here on is visible in the journal.
-                    self.journal.write(&decision).await?;
-                    decision.outcome = match self.scaler.apply(&plan, now).await {
-                        Ok(applied) => Outcome::Applied { at: applied.at },
-                        Err(e) => Outcome::Failed {
-                            error: e.to_string(),
-                        },
-                    };
-                    self.journal.write(&decision).await?;
-                    if matches!(decision.outcome, Outcome::Applied { .. }) {
-                        let message = format!(
-                            "{} (decision {}): {}",
-                            plan.summary, decision.id, decision.proposal.reason
-                        );
-                        if let Err(e) = self
-                            .events
-                            .normal(&plan.target, "HomeostatScaled", &message, now)
-                            .await
-                        {
-                            tracing::warn!(decision = %decision.id, error = %e, "the change was applied but its Event could not be recorded");
+            VerdictKind::DryRun | VerdictKind::Act => {
+                match self.plan_for(&decision.verdict.action, &decision.id).await {
+                    Err(e) => {
+                        decision.outcome = Outcome::Failed {
+                            error: format!("planning: {e}"),
+                        };
+                        self.journal.write(&decision).await?;
+                    }
+                    Ok(plan) if decision.verdict.kind == VerdictKind::DryRun => {
+                        decision.plan = Some(plan);
+                        decision.outcome = Outcome::Planned;
+                        self.journal.write(&decision).await?;
+                    }
+                    Ok(plan) => {
+                        decision.plan = Some(plan.clone());
+                        // Intent first: a crash from here on is visible in the journal.
+                        self.journal.write(&decision).await?;
+                        decision.outcome =
+                            match self.apply_plan(&decision.verdict.action, &plan, now).await {
+                                Ok(applied) => Outcome::Applied { at: applied.at },
+                                // The cluster asked to wait (a disruption budget): nothing changed.
+                                Err(e @ ActuatorError::Deferred { .. }) => Outcome::Skipped {
+                                    reason: e.to_string(),
+                                },
+                                Err(e) => Outcome::Failed {
+                                    error: e.to_string(),
+                                },
+                            };
+                        self.journal.write(&decision).await?;
+                        if matches!(decision.outcome, Outcome::Applied { .. }) {
+                            let message = format!(
+                                "{} (decision {}): {}",
+                                plan.summary, decision.id, decision.proposal.reason
+                            );
+                            let (target, reason) = match &decision.verdict.action {
+                                // The pod is gone: the story belongs on its Deployment.
+                                Action::RestartPods { workload, .. } => (
+                                    ObjectRef {
+                                        api_version: "apps/v1".into(),
+                                        kind: workload.kind.as_str().into(),
+                                        namespace: workload.namespace.clone(),
+                                        name: workload.name.clone(),
+                                    },
+                                    "HomeostatRestarted",
+                                ),
+                                _ => (plan.target.clone(), "HomeostatScaled"),
+                            };
+                            if let Err(e) = self.events.normal(&target, reason, &message, now).await
+                            {
+                                tracing::warn!(decision = %decision.id, error = %e, "the change was applied but its Event could not be recorded");
+                            }
                         }
                     }
                 }
-            },
+            }
         }
         let timings = StepTimings {
             evaluate,

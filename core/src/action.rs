@@ -62,12 +62,16 @@ pub enum Action {
         /// `minReplicas` before the change, to restore it later.
         previous_min_replicas: u32,
     },
-    /// Restart up to `max_unavailable` of a workload's pods at a time.
+    /// Restart one of a workload's pods by evicting it, so its controller replaces it and
+    /// PodDisruptionBudgets are honoured; one pod per decision keeps the blast radius at one.
     RestartPods {
         /// The workload.
         workload: WorkloadRef,
-        /// Most pods down at once.
-        max_unavailable: u32,
+        /// The pod to restart.
+        pod: String,
+        /// Its UID: the eviction is conditional on it, so a pod recreated under the same name
+        /// is never evicted by a decision about its predecessor.
+        uid: Option<String>,
     },
     /// Set a sensor probe's sampling rate on a node.
     ThrottleSampling {
@@ -119,7 +123,8 @@ pub struct Proposal {
     pub current_replicas: u32,
 }
 
-/// How a patch body is to be read by the API server.
+/// How a plan's body is sent: as a patch of the target, read one of three ways, or as an
+/// Eviction of the target pod, which the API server checks against PodDisruptionBudgets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PatchType {
@@ -129,6 +134,8 @@ pub enum PatchType {
     Json,
     /// `application/apply-patch+yaml` (server-side apply).
     Apply,
+    /// A `policy/v1` Eviction posted to the pod's `eviction` subresource.
+    Eviction,
 }
 
 impl PatchType {
@@ -138,6 +145,7 @@ impl PatchType {
             PatchType::Merge => "application/merge-patch+json",
             PatchType::Json => "application/json-patch+json",
             PatchType::Apply => "application/apply-patch+yaml",
+            PatchType::Eviction => "application/json",
         }
     }
 }
@@ -149,7 +157,7 @@ pub struct Plan {
     pub target: ObjectRef,
     /// How the patch is to be read.
     pub patch_type: PatchType,
-    /// The patch body, as sent.
+    /// The body, as sent: the patch, or the Eviction.
     pub patch: String,
     /// One line for people.
     pub summary: String,

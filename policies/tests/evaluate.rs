@@ -51,7 +51,8 @@ fn restart(workload: &str, age: Duration) -> Proposal {
     Proposal {
         action: Action::RestartPods {
             workload: w.clone(),
-            max_unavailable: 1,
+            pod: format!("{workload}-0"),
+            uid: None,
         },
         workload: w,
         reason: "stuck".into(),

@@ -22,7 +22,7 @@ impl Default for TrendConfig {
         TrendConfig {
             window: 40,
             threshold: 0.999,
-            min_relative_rise: 0.15,
+            min_relative_rise: 0.05,
         }
     }
 }

@@ -266,6 +266,8 @@ fn cluster_role_grants_exactly_what_the_brain_touches() {
         ),
         ("", "events", &["create"][..]),
         ("apps", "deployments", &["get"][..]),
+        ("", "pods", &["get", "list"][..]),
+        ("", "pods/eviction", &["create"][..]),
     ]
     .into_iter()
     .map(|(g, r, v)| {

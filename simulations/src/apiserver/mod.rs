@@ -7,7 +7,10 @@
 //! kubeconfig from [`ApiServerHandle::write_kubeconfig`].
 
 pub mod audit;
+pub mod crd;
+pub mod deletion;
 pub mod discovery;
+pub mod disruption;
 pub mod error;
 pub mod faults;
 pub mod patch;
@@ -25,8 +28,11 @@ use tokio::sync::watch as signal;
 use tokio::task::JoinHandle;
 
 pub use audit::{AuditLog, AuditRecord};
+pub use crd::sync_custom_resources;
+pub use deletion::{DeleteOptions, Propagation};
 pub use discovery::ResourceType;
-pub use error::{ApiError, ServerError};
+pub use disruption::refresh_disruption_budgets;
+pub use error::{ApiError, ServerError, StatusCause};
 pub use faults::{FaultConfig, FaultStats, Faults, Verb};
 pub use selector::ObjectSelector;
 pub use store::{EventType, ObjectStore, StoreEvent};

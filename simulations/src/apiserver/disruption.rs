@@ -362,4 +362,23 @@ mod tests {
         assert_eq!(changed["conditions"][0]["status"], "False");
         assert_eq!(changed["conditions"][0]["lastTransitionTime"], "t3");
     }
+
+    #[test]
+    fn eviction_bodies_of_either_policy_version_name_their_pod() {
+        let body = |v: Value| serde_json::to_vec(&v).expect("serialises");
+        let v1beta1 = body(json!({"apiVersion": "policy/v1beta1", "kind": "Eviction",
+            "metadata": {"name": "web-0"}, "deleteOptions": {"preconditions": {"uid": "u"}}}));
+        let options = eviction_options(&v1beta1, "web-0").expect("accepted");
+        assert_eq!(options.preconditions.uid.as_deref(), Some("u"));
+        assert!(
+            eviction_options(&v1beta1, "web-1").is_err(),
+            "another pod's name"
+        );
+        let wrong = body(json!({"apiVersion": "v1", "kind": "Eviction"}));
+        assert!(eviction_options(&wrong, "web-0").is_err());
+        assert!(
+            eviction_options(b"{}", "web-0").is_ok(),
+            "a bare body evicts by the URL"
+        );
+    }
 }

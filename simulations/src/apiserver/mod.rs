@@ -5,6 +5,10 @@
 //! In-process parts of the simulation (workload and HPA models) use the store directly; the
 //! code under test reaches the same objects through [`ApiServerHandle::kube_client`] or a
 //! kubeconfig from [`ApiServerHandle::write_kubeconfig`].
+//!
+//! Besides storing objects it does what a real cluster's control plane does at once: evictions
+//! honour PodDisruptionBudgets ([`disruption`]), deletes collect what the deleted objects own
+//! ([`deletion`]), and CustomResourceDefinitions serve new kinds ([`crd`]).
 
 pub mod audit;
 pub mod crd;

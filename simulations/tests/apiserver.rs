@@ -455,7 +455,8 @@ mod apiserver {
 /// (`HOMEOSTAT_KUBECTL` may name another); without one the test fails rather than pass
 /// unchecked. kubectl's typed
 /// commands (`create deployment`, `autoscale`) send protobuf, which the server refuses with
-/// 415, so objects are created from manifests, as the generic commands send JSON.
+/// 415, so objects are created from manifests, as the generic commands send JSON. `drain`
+/// sends its cordon patch and its evictions as JSON, so it runs against the server.
 mod apiserver_kubectl {
     use std::process::Command;
 
@@ -481,30 +482,143 @@ spec:
   maxReplicas: 5
 ";
 
+    /// Nodes, a budget that protects the web pods and a lease, as manifests.
+    const CLUSTER: &str = "\
+apiVersion: v1
+kind: Node
+metadata: {name: node-1, labels: {kubernetes.io/hostname: node-1}}
+spec: {}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web}
+spec:
+  minAvailable: 2
+  selector: {matchLabels: {app: web}}
+---
+apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {name: homeostat-leader}
+spec: {holderIdentity: brain-0, leaseDurationSeconds: 15}
+";
+
+    /// A CustomResourceDefinition for homeostat's `Policy` kind and one object of it.
+    const POLICY_CRD: &str = "\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: policies.homeostat.dev}
+spec:
+  group: homeostat.dev
+  scope: Namespaced
+  names: {plural: policies, singular: policy, kind: Policy, shortNames: [pol]}
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+    subresources: {status: {}}
+";
+    const POLICY: &str = "\
+apiVersion: homeostat.dev/v1alpha1
+kind: Policy
+metadata: {name: calm}
+spec: {maxReplicas: 5}
+";
+
+    /// What one kubectl invocation must do: succeed and print `expected` (empty: nothing).
+    type Step<'a> = (&'a [&'a str], &'a str);
+
+    /// Runs kubectl against the test's server with its own discovery cache.
+    struct Kubectl {
+        binary: std::path::PathBuf,
+        kubeconfig: std::path::PathBuf,
+        cache: std::path::PathBuf,
+    }
+
+    impl Kubectl {
+        fn run(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
+            Command::new(&self.binary)
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .arg("--cache-dir")
+                .arg(&self.cache)
+                .args(args)
+                .output()
+        }
+
+        /// Runs each step in turn; the first that fails or prints something else is the error.
+        fn steps(&self, steps: &[Step<'_>]) -> Result<(), Box<dyn std::error::Error>> {
+            for (args, expected) in steps {
+                let out = self.run(args)?;
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                // An empty expectation means the output must be empty, not merely anything.
+                // Column padding is kubectl's business: compare with whitespace collapsed.
+                let collapsed = stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+                let matched = if expected.is_empty() {
+                    collapsed.is_empty()
+                } else {
+                    collapsed.contains(expected)
+                };
+                if !out.status.success() || !matched {
+                    return Err(format!(
+                        "kubectl {args:?}: expected {expected:?}, got {stdout:?} {stderr}"
+                    )
+                    .into());
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// A Running, Ready pod of `app` on `node`, owned by `owner`.
+    fn owned_pod(name: &str, app: &str, node: &str, owner: &Value) -> Value {
+        json!({
+            "metadata": {"name": name, "labels": {"app": app}, "ownerReferences": [{
+                "apiVersion": owner["apiVersion"], "kind": owner["kind"],
+                "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
+                "controller": true,
+            }]},
+            "spec": {"nodeName": node, "containers": [{"name": app, "image": "nginx"}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+        })
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn kubectl_drives_the_simulated_cluster() -> TestResult {
-        let kubectl = std::env::var_os("HOMEOSTAT_KUBECTL").map_or_else(
+        use homeostat_simulations::apiserver::discovery::{DEPLOYMENTS, PODS, REPLICA_SETS};
+
+        let binary = std::env::var_os("HOMEOSTAT_KUBECTL").map_or_else(
             || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/bin/kubectl"),
             std::path::PathBuf::from,
         );
         assert!(
-            kubectl.exists(),
+            binary.exists(),
             "{} is missing: run scripts/install-tools (or set HOMEOSTAT_KUBECTL)",
-            kubectl.display()
+            binary.display()
         );
         let (server, _) = server().await?;
         let dir = tempfile::tempdir()?;
-        let kubeconfig = dir.path().join("kubeconfig");
-        server.write_kubeconfig(&kubeconfig)?;
-        let workloads = dir.path().join("web.yaml");
-        std::fs::write(&workloads, MANIFESTS)?;
-        let config_map = dir.path().join("cm.yaml");
-        std::fs::write(
-            &config_map,
+        let kubectl = Kubectl {
+            binary,
+            kubeconfig: dir.path().join("kubeconfig"),
+            cache: dir.path().join("cache"),
+        };
+        server.write_kubeconfig(&kubectl.kubeconfig)?;
+        let write = |name: &str, text: &str| -> std::io::Result<String> {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text)?;
+            Ok(path.to_string_lossy().into_owned())
+        };
+        let workloads = write("web.yaml", MANIFESTS)?;
+        let config_map = write(
+            "cm.yaml",
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tuning\ndata:\n  a: \"1\"\n",
         )?;
-        let (workloads, config_map) = (workloads.to_string_lossy(), config_map.to_string_lossy());
-        let steps: &[(&[&str], &str)] = &[
+        let cluster = write("cluster.yaml", CLUSTER)?;
+        let crd = write("crd.yaml", POLICY_CRD)?;
+        let policy = write("policy.yaml", POLICY)?;
+        let workload_steps: &[Step<'_>] = &[
             (&["get", "namespaces"], "default"),
             (&["create", "--validate=false", "-f", &workloads], "created"),
             (
@@ -553,35 +667,92 @@ spec:
                 "Reference: Deployment/web Metrics: ( current / target ) Min replicas: 2 Max replicas: 7",
             ),
             (&["describe", "deploy", "web"], "Replicas: 4 desired"),
-            (&["delete", "deployment", "web"], "deleted"),
-            (&["get", "deploy", "-o", "name"], ""),
         ];
         // kubectl blocks; the server keeps running on the other worker thread.
-        tokio::task::block_in_place(|| {
-            for (args, expected) in steps {
-                let out = Command::new(&kubectl)
-                    .arg("--kubeconfig")
-                    .arg(&kubeconfig)
-                    .args(*args)
-                    .output()?;
-                let stdout = String::from_utf8_lossy(&out.stdout);
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                // An empty expectation means the output must be empty, not merely anything.
-                // Column padding is kubectl's business: compare with whitespace collapsed.
-                let collapsed = stdout.split_whitespace().collect::<Vec<_>>().join(" ");
-                let matched = if expected.is_empty() {
-                    collapsed.is_empty()
-                } else {
-                    collapsed.contains(expected)
-                };
-                if !out.status.success() || !matched {
-                    return Err(format!(
-                        "kubectl {args:?}: expected {expected:?}, got {stdout:?} {stderr}"
-                    )
-                    .into());
-                }
-            }
-            Ok(())
-        })
+        tokio::task::block_in_place(|| kubectl.steps(workload_steps))?;
+
+        // The deployment's replica set and pods, as its controllers would have made them.
+        let store = server.store();
+        let ns = Some("default");
+        let deployment = store.get(&DEPLOYMENTS, ns, "web")?;
+        let rs = json!({"metadata": {"name": "web-6d4cf", "ownerReferences": [{
+            "apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+            "uid": deployment["metadata"]["uid"], "controller": true,
+        }]}, "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}}});
+        let rs = store.create(&REPLICA_SETS, ns, rs)?;
+        for name in ["web-6d4cf-a", "web-6d4cf-b"] {
+            store.create(&PODS, ns, owned_pod(name, "web", "node-1", &rs))?;
+        }
+
+        let cluster_steps: &[Step<'_>] = &[
+            (
+                &["apply", "--validate=false", "-f", &cluster],
+                "poddisruptionbudget.policy/web created",
+            ),
+            (
+                &["get", "rs,pdb,leases", "-o", "name"],
+                "replicaset.apps/web-6d4cf poddisruptionbudget.policy/web lease.coordination.k8s.io/homeostat-leader",
+            ),
+            (&["get", "rs,pdb,leases"], "web-6d4cf"),
+            (
+                &["describe", "pdb", "web"],
+                "Min available: 2 Selector: app=web Status: Allowed disruptions: 0 Current: 2 Desired: 2 Total: 2",
+            ),
+            (
+                &["apply", "--validate=false", "-f", &crd],
+                "customresourcedefinition.apiextensions.k8s.io/policies.homeostat.dev created",
+            ),
+            (
+                &["apply", "--validate=false", "-f", &policy],
+                "policy.homeostat.dev/calm created",
+            ),
+            (
+                &["get", "policies.homeostat.dev", "-o", "name"],
+                "policy.homeostat.dev/calm",
+            ),
+            (
+                &["get", "pol", "calm", "-o", "jsonpath={.spec.maxReplicas}"],
+                "5",
+            ),
+        ];
+        tokio::task::block_in_place(|| kubectl.steps(cluster_steps))?;
+
+        // A drain cordons the node, then evicts its pods; the budget refuses and kubectl
+        // retries until its timeout.
+        let drain = tokio::task::block_in_place(|| {
+            kubectl.run(&["drain", "node-1", "--pod-selector=app=web", "--timeout=5s"])
+        })?;
+        let stderr = String::from_utf8_lossy(&drain.stderr);
+        assert!(
+            !drain.status.success(),
+            "the budget blocks the drain: {stderr}"
+        );
+        assert!(
+            stderr.contains("Cannot evict pod as it would violate the pod's disruption budget."),
+            "{stderr}"
+        );
+
+        let cleanup_steps: &[Step<'_>] = &[
+            (
+                &[
+                    "get",
+                    "node",
+                    "node-1",
+                    "-o",
+                    "jsonpath={.spec.unschedulable}",
+                ],
+                "true",
+            ),
+            (
+                &["get", "pods", "-o", "name"],
+                "pod/web-6d4cf-a pod/web-6d4cf-b",
+            ),
+            (&["delete", "deployment", "web"], "deleted"),
+            (&["get", "deploy,rs,pods", "-o", "name"], ""),
+            (&["delete", "crd", "policies.homeostat.dev"], "deleted"),
+            (&["get", "crd", "-o", "name"], ""),
+        ];
+        tokio::task::block_in_place(|| kubectl.steps(cleanup_steps))?;
+        Ok(())
     }
 }

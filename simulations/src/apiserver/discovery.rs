@@ -1,6 +1,8 @@
 //! The table of served resources and the discovery documents built from it.
 //!
 //! One table drives discovery, routing and the store, so adding a kind is one entry here.
+//! Kinds defined at run time by CustomResourceDefinitions (see [`super::crd`]) join the
+//! built-in table in the store's registry; the document builders take either.
 
 use serde_json::{Value, json};
 
@@ -39,6 +41,12 @@ impl ResourceType {
     pub fn has_subresource(&self, sub: &str) -> bool {
         self.subresources.contains(&sub)
     }
+
+    /// Whether both name the same collection (group, version and plural), whatever else a
+    /// redefined custom resource changed (short names, subresources).
+    pub fn same_resource(&self, other: &ResourceType) -> bool {
+        (self.group, self.version, self.plural) == (other.group, other.version, other.plural)
+    }
 }
 
 /// Core v1 namespaces (cluster-scoped).
@@ -53,7 +61,7 @@ pub const NAMESPACES: ResourceType = ResourceType {
     subresources: &[],
 };
 
-/// Core v1 pods.
+/// Core v1 pods, with `eviction` (policy/v1 `Eviction`, see [`super::disruption`]).
 pub const PODS: ResourceType = ResourceType {
     group: "",
     version: "v1",
@@ -62,7 +70,7 @@ pub const PODS: ResourceType = ResourceType {
     kind: "Pod",
     namespaced: true,
     short_names: &["po"],
-    subresources: &[],
+    subresources: &["eviction"],
 };
 
 /// Core v1 events.
@@ -161,7 +169,20 @@ pub const LEASES: ResourceType = ResourceType {
     subresources: &[],
 };
 
-/// Every resource the server serves.
+/// apiextensions.k8s.io/v1 custom resource definitions (cluster-scoped), with `status`;
+/// creating one serves a new kind (see [`super::crd`]).
+pub const CUSTOM_RESOURCE_DEFINITIONS: ResourceType = ResourceType {
+    group: "apiextensions.k8s.io",
+    version: "v1",
+    plural: "customresourcedefinitions",
+    singular: "customresourcedefinition",
+    kind: "CustomResourceDefinition",
+    namespaced: false,
+    short_names: &["crd", "crds"],
+    subresources: &["status"],
+};
+
+/// Every built-in resource the server serves.
 pub const RESOURCES: &[ResourceType] = &[
     NAMESPACES,
     NODES,
@@ -173,20 +194,24 @@ pub const RESOURCES: &[ResourceType] = &[
     HORIZONTAL_POD_AUTOSCALERS,
     POD_DISRUPTION_BUDGETS,
     LEASES,
+    CUSTOM_RESOURCE_DEFINITIONS,
 ];
 
 /// Verbs every resource supports.
 const VERBS: &[&str] = &[
     "create", "delete", "get", "list", "patch", "update", "watch",
 ];
-/// Verbs every subresource supports.
+/// Verbs every subresource supports, but `eviction`.
 const SUBRESOURCE_VERBS: &[&str] = &["get", "patch", "update"];
+/// Verbs of `pods/eviction`: an eviction is only ever created.
+const EVICTION_VERBS: &[&str] = &["create"];
 
 /// The Kubernetes version the server claims; matches the k8s-openapi feature in use.
 const MAJOR: &str = "1";
 const MINOR: &str = "33";
 
-/// The served resource with this group, version and plural.
+/// The built-in resource with this group, version and plural (the store's
+/// [`super::ObjectStore::resolve`] also finds custom ones).
 pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static ResourceType> {
     RESOURCES
         .iter()
@@ -217,34 +242,55 @@ pub fn core_versions() -> Value {
     })
 }
 
-/// `GET /apis`: every named group with its versions.
+/// `GET /apis`: every named group of the built-in resources with its versions.
 pub fn group_list() -> Value {
-    let mut groups: Vec<(&str, &str)> = RESOURCES
-        .iter()
-        .filter(|r| !r.group.is_empty())
-        .map(|r| (r.group, r.version))
-        .collect();
-    groups.sort_unstable();
-    groups.dedup();
+    group_list_of(RESOURCES)
+}
+
+/// `GET /apis` for a set of served resources: each named group with its versions in the
+/// order first served, the first one preferred.
+pub fn group_list_of<'a>(resources: impl IntoIterator<Item = &'a ResourceType>) -> Value {
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for r in resources.into_iter().filter(|r| !r.group.is_empty()) {
+        match groups.iter_mut().find(|(g, _)| *g == r.group) {
+            Some((_, versions)) if versions.contains(&r.version) => {}
+            Some((_, versions)) => versions.push(r.version),
+            None => groups.push((r.group, vec![r.version])),
+        }
+    }
+    groups.sort_unstable_by_key(|(g, _)| *g);
     let groups: Vec<Value> = groups
         .into_iter()
-        .map(|(group, version)| {
-            let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
-            json!({"name": group, "versions": [gv.clone()], "preferredVersion": gv})
+        .map(|(group, versions)| {
+            let versions: Vec<Value> = versions
+                .into_iter()
+                .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+                .collect();
+            json!({"name": group, "preferredVersion": versions[0], "versions": versions})
         })
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
-/// `GET /api/v1` or `/apis/{group}/{version}`: the resources of one group version, or `None`
-/// if no resource is served there.
+/// `GET /api/v1` or `/apis/{group}/{version}` for the built-in resources, or `None` if none
+/// is served there.
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let mut resources = Vec::new();
-    for r in RESOURCES
-        .iter()
+    resource_list_of(RESOURCES, group, version)
+}
+
+/// `GET /api/v1` or `/apis/{group}/{version}`: the resources among `resources` of one group
+/// version, or `None` if none is served there.
+pub fn resource_list_of<'a>(
+    resources: impl IntoIterator<Item = &'a ResourceType>,
+    group: &str,
+    version: &str,
+) -> Option<Value> {
+    let mut listed = Vec::new();
+    for r in resources
+        .into_iter()
         .filter(|r| r.group == group && r.version == version)
     {
-        resources.push(json!({
+        listed.push(json!({
             "name": r.plural,
             "singularName": r.singular,
             "namespaced": r.namespaced,
@@ -253,22 +299,23 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             "shortNames": r.short_names,
         }));
         for sub in r.subresources {
-            let (sub_group, sub_version, kind) = match *sub {
-                "scale" => ("autoscaling", "v1", "Scale"),
-                _ => (r.group, r.version, r.kind),
+            let (sub_group, sub_version, kind, verbs) = match *sub {
+                "scale" => ("autoscaling", "v1", "Scale", SUBRESOURCE_VERBS),
+                "eviction" => ("policy", "v1", "Eviction", EVICTION_VERBS),
+                _ => (r.group, r.version, r.kind, SUBRESOURCE_VERBS),
             };
-            resources.push(json!({
+            listed.push(json!({
                 "name": format!("{}/{sub}", r.plural),
                 "singularName": "",
                 "namespaced": r.namespaced,
                 "group": sub_group,
                 "version": sub_version,
                 "kind": kind,
-                "verbs": SUBRESOURCE_VERBS,
+                "verbs": verbs,
             }));
         }
     }
-    if resources.is_empty() {
+    if listed.is_empty() {
         return None;
     }
     let group_version = if group.is_empty() {
@@ -280,7 +327,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
         "kind": "APIResourceList",
         "apiVersion": "v1",
         "groupVersion": group_version,
-        "resources": resources,
+        "resources": listed,
     }))
 }
 
@@ -304,6 +351,7 @@ mod tests {
                 "nodes",
                 "nodes/status",
                 "pods",
+                "pods/eviction",
                 "events",
                 "configmaps"
             ]
@@ -312,9 +360,12 @@ mod tests {
         assert_eq!(apps["resources"][2]["name"], "deployments/scale");
         assert_eq!(apps["resources"][2]["group"], "autoscaling");
         assert!(resource_list("batch", "v1").is_none());
+        assert_eq!(core["resources"][4]["kind"], "Eviction");
+        assert_eq!(core["resources"][4]["verbs"], json!(["create"]));
         let groups = group_list();
-        assert_eq!(groups["groups"][0]["name"], "apps");
-        assert_eq!(groups["groups"][1]["preferredVersion"]["version"], "v2");
+        assert_eq!(groups["groups"][0]["name"], "apiextensions.k8s.io");
+        assert_eq!(groups["groups"][1]["name"], "apps");
+        assert_eq!(groups["groups"][2]["preferredVersion"]["version"], "v2");
         assert_eq!(lookup("apps", "v1", "deployments"), Some(&DEPLOYMENTS));
         assert_eq!(HORIZONTAL_POD_AUTOSCALERS.api_version(), "autoscaling/v2");
         assert_eq!(PODS.api_version(), "v1");

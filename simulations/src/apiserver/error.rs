@@ -45,12 +45,43 @@ pub enum ApiError {
         /// Seconds the client should wait before trying again.
         retry_after_seconds: u32,
     },
+    /// Another refusal, with the `details.causes` that say which fields or rules refused it
+    /// (422s naming each invalid field, an eviction's 429 naming the disruption budget), so
+    /// clients such as kubectl print them as the real server's.
+    #[error("{error}")]
+    WithCauses {
+        /// The refusal; its code, reason and message are the answer's.
+        error: Box<ApiError>,
+        /// Why, cause by cause.
+        causes: Vec<StatusCause>,
+    },
+}
+
+/// One entry of a `metav1.Status`'s `details.causes`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StatusCause {
+    /// Machine-readable kind of cause (`FieldValueRequired`, `DisruptionBudget`, ...).
+    pub reason: String,
+    /// What is wrong, for people.
+    pub message: String,
+    /// The field at fault, as a JSON path (`spec.group`); empty when no one field is.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub field: String,
 }
 
 impl ApiError {
+    /// This refusal, detailed by `causes`.
+    pub fn with_causes(self, causes: Vec<StatusCause>) -> ApiError {
+        ApiError::WithCauses {
+            error: Box::new(self),
+            causes,
+        }
+    }
+
     /// The HTTP status code and Kubernetes `reason` of this error.
     pub fn code_and_reason(&self) -> (StatusCode, &'static str) {
         match self {
+            ApiError::WithCauses { error, .. } => error.code_and_reason(),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFound"),
             ApiError::AlreadyExists(_) => (StatusCode::CONFLICT, "AlreadyExists"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
@@ -78,14 +109,25 @@ impl ApiError {
             "reason": reason,
             "code": code.as_u16(),
         });
-        if let ApiError::TooManyRequests {
-            retry_after_seconds,
-            ..
-        } = self
-        {
-            status["details"] = json!({"retryAfterSeconds": retry_after_seconds});
+        if let Some(seconds) = self.retry_after_seconds() {
+            status["details"]["retryAfterSeconds"] = seconds.into();
+        }
+        if let ApiError::WithCauses { causes, .. } = self {
+            status["details"]["causes"] = json!(causes);
         }
         status
+    }
+
+    /// The `Retry-After` a refusal carries; none for 0, as the real server leaves it out.
+    fn retry_after_seconds(&self) -> Option<u32> {
+        match self {
+            ApiError::TooManyRequests {
+                retry_after_seconds,
+                ..
+            } if *retry_after_seconds > 0 => Some(*retry_after_seconds),
+            ApiError::WithCauses { error, .. } => error.retry_after_seconds(),
+            _ => None,
+        }
     }
 }
 
@@ -94,11 +136,7 @@ impl IntoResponse for ApiError {
         let (code, _) = self.code_and_reason();
         tracing::debug!(%code, error = %self, "api request refused");
         let mut response = (code, Json(self.to_status())).into_response();
-        if let ApiError::TooManyRequests {
-            retry_after_seconds,
-            ..
-        } = self
-        {
+        if let Some(retry_after_seconds) = self.retry_after_seconds() {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));

@@ -5,9 +5,16 @@
 //! In-process parts of the simulation (workload and HPA models) use the store directly; the
 //! code under test reaches the same objects through [`ApiServerHandle::kube_client`] or a
 //! kubeconfig from [`ApiServerHandle::write_kubeconfig`].
+//!
+//! Besides storing objects it does what a real cluster's control plane does at once: evictions
+//! honour PodDisruptionBudgets ([`disruption`]), deletes collect what the deleted objects own
+//! ([`deletion`]), and CustomResourceDefinitions serve new kinds ([`crd`]).
 
 pub mod audit;
+pub mod crd;
+pub mod deletion;
 pub mod discovery;
+pub mod disruption;
 pub mod error;
 pub mod faults;
 pub mod patch;
@@ -25,8 +32,11 @@ use tokio::sync::watch as signal;
 use tokio::task::JoinHandle;
 
 pub use audit::{AuditLog, AuditRecord};
+pub use crd::sync_custom_resources;
+pub use deletion::{DeleteOptions, Propagation};
 pub use discovery::ResourceType;
-pub use error::{ApiError, ServerError};
+pub use disruption::refresh_disruption_budgets;
+pub use error::{ApiError, ServerError, StatusCause};
 pub use faults::{FaultConfig, FaultStats, Faults, Verb};
 pub use selector::ObjectSelector;
 pub use store::{EventType, ObjectStore, StoreEvent};

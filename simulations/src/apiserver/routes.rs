@@ -7,6 +7,7 @@
 //! Injected faults are decided once the request is understood and before the store is
 //! touched, inside the audit middleware, so the audit log records every injected answer.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -23,7 +24,12 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::audit::{AuditLog, AuditRecord};
-use super::discovery::{self, ResourceType};
+use super::crd;
+use super::deletion::DeleteOptions;
+use super::discovery::{
+    self, CUSTOM_RESOURCE_DEFINITIONS, POD_DISRUPTION_BUDGETS, PODS, ResourceType,
+};
+use super::disruption::{self, Evictions};
 use super::error::ApiError;
 use super::faults::{Faults, Verb};
 use super::patch::{self, Patch};
@@ -41,6 +47,7 @@ struct AppState {
     store: ObjectStore,
     shutdown: watch::Receiver<bool>,
     faults: Faults,
+    evictions: Arc<Evictions>,
 }
 
 /// The query parameters the server understands; others are ignored.
@@ -53,6 +60,7 @@ struct Params {
     resource_version: Option<String>,
     timeout_seconds: Option<String>,
     field_manager: Option<String>,
+    propagation_policy: Option<String>,
 }
 
 /// The object or collection a resource path names.
@@ -81,7 +89,7 @@ pub fn router_with_faults(
     Router::new()
         .route("/version", get(|| async { Json(discovery::version()) }))
         .route("/api", get(|| async { Json(discovery::core_versions()) }))
-        .route("/apis", get(|| async { Json(discovery::group_list()) }))
+        .route("/apis", get(group_list))
         .route("/api/{version}", get(core_resource_list))
         .route("/apis/{group}/{version}", get(group_resource_list))
         .fallback(resource_handler)
@@ -90,6 +98,7 @@ pub fn router_with_faults(
             store,
             shutdown,
             faults,
+            evictions: Arc::default(),
         })
 }
 
@@ -118,16 +127,24 @@ async fn log_request(State(audit): State<AuditLog>, request: Request, next: Next
     response
 }
 
-async fn core_resource_list(Path(version): Path<String>) -> Result<Json<Value>, ApiError> {
-    discovery::resource_list("", &version)
+async fn group_list(State(state): State<AppState>) -> Json<Value> {
+    Json(discovery::group_list_of(state.store.served()))
+}
+
+async fn core_resource_list(
+    State(state): State<AppState>,
+    Path(version): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    discovery::resource_list_of(state.store.served(), "", &version)
         .map(Json)
         .ok_or_else(|| unknown_path(&format!("/api/{version}")))
 }
 
 async fn group_resource_list(
+    State(state): State<AppState>,
     Path((group, version)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    discovery::resource_list(&group, &version)
+    discovery::resource_list_of(state.store.served(), &group, &version)
         .map(Json)
         .ok_or_else(|| unknown_path(&format!("/apis/{group}/{version}")))
 }
@@ -140,11 +157,15 @@ async fn resource_handler(
     params: Result<Query<Params>, QueryRejection>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let target = parse_path(uri.path())?;
+    let target = parse_path(uri.path(), |g, v, p| state.store.resolve(g, v, p))?;
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let watching = is_true(params.watch.as_deref());
-    let verb = Verb::of(&method, target.name.is_some(), watching)
-        .filter(|v| *v != Verb::Delete || target.part == Part::Object);
+    let verb = match target.part {
+        // Creating an eviction, as RBAC and audit name it.
+        Part::Eviction => (method == Method::POST).then_some(Verb::Create),
+        part => Verb::of(&method, target.name.is_some(), watching)
+            .filter(|v| *v != Verb::Delete || part == Part::Object),
+    };
     if let Some(verb) = verb {
         state
             .faults
@@ -175,13 +196,19 @@ async fn resource_handler(
     };
     let (resource, part) = (target.resource, target.part);
     let object = match method {
-        Method::GET => store.get(resource, ns, name)?,
+        Method::POST if part == Part::Eviction => {
+            let ns = ns.ok_or_else(|| not_allowed(&method, uri.path()))?;
+            let status = state.evictions.evict(store, ns, name, &body)?;
+            return Ok((StatusCode::CREATED, Json(status)).into_response());
+        }
+        Method::GET if part != Part::Eviction => store.get(resource, ns, name)?,
         Method::PUT => {
             let written: Value = patch::parse_json(content_type, &body)?;
             let written = with_name(written, name)?;
             store
                 .try_modify(resource, ns, name, |stored| {
-                    part.write_back(resource, stored, written)
+                    part.write_back(resource, stored, written)?;
+                    admit(resource, stored)
                 })?
                 .0
         }
@@ -195,10 +222,41 @@ async fn resource_handler(
                 params.field_manager.as_deref(),
             )?
         }
-        Method::DELETE if part == Part::Object => store.delete(resource, ns, name)?,
+        Method::DELETE if part == Part::Object => {
+            let options = DeleteOptions::parse(&body, params.propagation_policy.as_deref())?;
+            store.delete_with(resource, ns, name, &options)?
+        }
         _ => return Err(not_allowed(&method, uri.path())),
     };
+    if method != Method::GET {
+        after_write(store, resource);
+    }
     Ok(Json(part.view(&object)).into_response())
+}
+
+/// Refuses an object of `resource` the real server would not store (for now, invalid
+/// CustomResourceDefinitions).
+fn admit(resource: &ResourceType, object: &Value) -> Result<(), ApiError> {
+    if *resource == CUSTOM_RESOURCE_DEFINITIONS {
+        crd::validate(object)?;
+    }
+    Ok(())
+}
+
+/// What the real cluster's controllers would do at once after a successful write to
+/// `resource`: serve what CRDs define, recount disruption budgets. Their failures are
+/// logged, not answered: the write itself went through.
+fn after_write(store: &ObjectStore, resource: &ResourceType) {
+    let result = if *resource == CUSTOM_RESOURCE_DEFINITIONS {
+        crd::sync_custom_resources(store)
+    } else if *resource == PODS || *resource == POD_DISRUPTION_BUDGETS {
+        disruption::refresh_disruption_budgets(store)
+    } else {
+        Ok(())
+    };
+    if let Err(e) = result {
+        tracing::warn!(resource = resource.plural, error = %e, "follow-up of a write failed");
+    }
 }
 
 fn list(store: &ObjectStore, target: &Target, params: &Params) -> Result<Response, ApiError> {
@@ -239,7 +297,13 @@ fn create(
     {
         obj.remove("status");
     }
+    admit(resource, &object)?;
     let created = store.create(resource, ns, object)?;
+    after_write(store, resource);
+    // What the follow-up wrote (a CRD's or budget's status) shows in the answer, as it would
+    // have by the time a real client reads back.
+    let name = created["metadata"]["name"].as_str().unwrap_or_default();
+    let created = store.get(resource, ns, name).unwrap_or(created);
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
@@ -268,7 +332,8 @@ fn patch_object(
         if let Some((manager, time)) = &manager {
             patch::record_apply_manager(&mut view, manager, time);
         }
-        part.write_back(resource, stored, view)
+        part.write_back(resource, stored, view)?;
+        admit(resource, stored)
     });
     match (result, patch, &manager) {
         (Ok((object, ())), _, _) => Ok(object),
@@ -278,14 +343,19 @@ fn patch_object(
             let mut object = with_name(config.clone(), name)?;
             object["apiVersion"] = resource.api_version().into();
             patch::record_apply_manager(&mut object, manager, time);
+            admit(resource, &object)?;
             store.create(resource, ns, object)
         }
         (Err(e), _, _) => Err(e),
     }
 }
 
-/// Resolves `/api/v1/...` and `/apis/{group}/{version}/...` to a served resource.
-fn parse_path(path: &str) -> Result<Target, ApiError> {
+/// Resolves `/api/v1/...` and `/apis/{group}/{version}/...` to a resource that `served`
+/// finds by group, version and plural.
+fn parse_path(
+    path: &str,
+    served: impl Fn(&str, &str, &str) -> Option<&'static ResourceType>,
+) -> Result<Target, ApiError> {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let (group, version, rest) = match segments.as_slice() {
         ["api", version, rest @ ..] => ("", *version, rest),
@@ -299,7 +369,7 @@ fn parse_path(path: &str) -> Result<Target, ApiError> {
         [plural, tail @ ..] if tail.len() <= 2 => (None, *plural, tail.first(), tail.get(1)),
         _ => return Err(unknown_path(path)),
     };
-    let resource = discovery::lookup(group, version, plural).ok_or_else(|| unknown_path(path))?;
+    let resource = served(group, version, plural).ok_or_else(|| unknown_path(path))?;
     if namespace.is_some() && !resource.namespaced
         || namespace.is_none() && name.is_some() && resource.namespaced
     {
@@ -372,22 +442,30 @@ fn not_allowed(method: &Method, path: &str) -> ApiError {
 mod tests {
     use super::*;
 
+    fn parse_path_builtin(path: &str) -> Result<Target, ApiError> {
+        parse_path(path, discovery::lookup)
+    }
+
     #[test]
     fn paths_resolve_to_resources() {
-        let t = parse_path("/api/v1/namespaces/default").expect("a namespace");
+        let t = parse_path_builtin("/api/v1/namespaces/default").expect("a namespace");
         assert_eq!(
             (t.resource.plural, t.name.as_deref()),
             ("namespaces", Some("default"))
         );
-        let t = parse_path("/api/v1/namespaces/default/pods").expect("a pod list");
+        let t = parse_path_builtin("/api/v1/namespaces/default/pods").expect("a pod list");
         assert_eq!(
             (t.resource.plural, t.namespace.as_deref(), t.name),
             ("pods", Some("default"), None)
         );
-        let t = parse_path("/apis/apps/v1/namespaces/ns/deployments/web/scale").expect("scale");
+        let t =
+            parse_path_builtin("/apis/apps/v1/namespaces/ns/deployments/web/scale").expect("scale");
         assert_eq!((t.name.as_deref(), t.part), (Some("web"), Part::Scale));
-        let t = parse_path("/apis/autoscaling/v2/horizontalpodautoscalers").expect("all hpas");
+        let t =
+            parse_path_builtin("/apis/autoscaling/v2/horizontalpodautoscalers").expect("all hpas");
         assert_eq!((t.namespace, t.name), (None, None));
+        let t = parse_path_builtin("/api/v1/namespaces/ns/pods/web-1/eviction").expect("eviction");
+        assert_eq!(t.part, Part::Eviction);
         for bad in [
             "/api/v1/widgets",
             "/api/v1/pods/x",
@@ -397,7 +475,7 @@ mod tests {
             "/healthz",
         ] {
             assert!(
-                matches!(parse_path(bad), Err(ApiError::NotFound(_))),
+                matches!(parse_path_builtin(bad), Err(ApiError::NotFound(_))),
                 "{bad}"
             );
         }

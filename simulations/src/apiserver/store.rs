@@ -12,7 +12,8 @@ use homeostat_core::clock::{Clock, Timestamp};
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
-use super::discovery::{NAMESPACES, ResourceType};
+use super::deletion::{DeleteOptions, Propagation};
+use super::discovery::{self, NAMESPACES, ResourceType};
 use super::error::ApiError;
 use super::selector::ObjectSelector;
 
@@ -72,18 +73,20 @@ pub struct WatchStart {
 }
 
 /// `(group, version, plural)`: the identity of a resource in the store.
-type ResourceKey = (&'static str, &'static str, &'static str);
+type ResourceKey<'a> = (&'a str, &'a str, &'a str);
 /// `(namespace, name)`, namespace empty for cluster-scoped objects.
 type ObjectKey = (String, String);
 
 #[derive(Debug)]
 struct Inner {
-    objects: HashMap<ResourceKey, BTreeMap<ObjectKey, Value>>,
+    objects: HashMap<ResourceKey<'static>, BTreeMap<ObjectKey, Value>>,
     resource_version: u64,
     history: VecDeque<Arc<StoreEvent>>,
     history_limit: usize,
     /// The newest version no longer in the history; watches from before it get 410 Gone.
     forgotten: u64,
+    /// Resources served besides the built-in ones: those CustomResourceDefinitions define.
+    custom: Vec<&'static ResourceType>,
 }
 
 /// A shared, cloneable handle on the simulated cluster's objects.
@@ -94,7 +97,7 @@ pub struct ObjectStore {
     clock: Arc<dyn Clock>,
 }
 
-fn key_of(resource: &ResourceType) -> ResourceKey {
+fn key_of(resource: &ResourceType) -> ResourceKey<'static> {
     (resource.group, resource.version, resource.plural)
 }
 
@@ -113,6 +116,7 @@ impl ObjectStore {
                 history: VecDeque::new(),
                 history_limit: history_limit.max(1),
                 forgotten: 0,
+                custom: Vec::new(),
             })),
             events: broadcast::channel(BROADCAST_CAPACITY).0,
             clock,
@@ -133,6 +137,55 @@ impl ObjectStore {
     /// The newest `resourceVersion`, as lists report it.
     pub fn resource_version(&self) -> u64 {
         self.lock().resource_version
+    }
+
+    /// The served resource with this group, version and plural: a built-in one or one a
+    /// CustomResourceDefinition defines.
+    pub fn resolve(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> Option<&'static ResourceType> {
+        self.lock().resolve((group, version, plural))
+    }
+
+    /// Every resource served now: the built-in ones, then the custom ones.
+    pub fn served(&self) -> Vec<&'static ResourceType> {
+        let inner = self.lock();
+        discovery::RESOURCES
+            .iter()
+            .chain(inner.custom.iter().copied())
+            .collect()
+    }
+
+    /// Serves exactly `resources` besides the built-in ones from now on; the objects of a
+    /// custom resource no longer served are deleted (with what they own), as when a
+    /// CustomResourceDefinition goes.
+    pub(crate) fn set_custom_resources(&self, resources: Vec<&'static ResourceType>) {
+        let mut inner = self.lock();
+        let dropped: Vec<&'static ResourceType> = inner
+            .custom
+            .iter()
+            .copied()
+            .filter(|old| !resources.iter().any(|r| r.same_resource(old)))
+            .collect();
+        inner.custom = resources;
+        let mut owners = Vec::new();
+        for resource in dropped {
+            let keys: Vec<ObjectKey> = inner
+                .objects
+                .get(&key_of(resource))
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            for key in keys {
+                if let Ok(removed) = inner.remove(&self.events, resource, &key) {
+                    owners.extend(uid_of(&removed));
+                }
+            }
+            inner.objects.remove(&key_of(resource));
+        }
+        inner.collect_garbage(&self.events, owners, Propagation::Background);
     }
 
     /// One object, or `NotFound`.
@@ -342,16 +395,38 @@ impl ObjectStore {
     }
 
     /// Deletes an object and returns it as it was, with the deletion's `resourceVersion`.
-    /// Deleting a namespace deletes what is in it.
+    /// Deleting a namespace deletes what is in it; what the deleted objects own goes too (see
+    /// [`ObjectStore::delete_with`]).
     pub fn delete(
         &self,
         resource: &ResourceType,
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Value, ApiError> {
+        self.delete_with(resource, namespace, name, &DeleteOptions::default())
+    }
+
+    /// Like [`ObjectStore::delete`], as `options` say: their preconditions must hold (else
+    /// `Conflict`), and their propagation policy decides what becomes of the objects whose
+    /// `metadata.ownerReferences` name a deleted one, as the garbage collector would.
+    pub fn delete_with(
+        &self,
+        resource: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        options: &DeleteOptions,
+    ) -> Result<Value, ApiError> {
         let key = object_key(resource, namespace, name)?;
         let mut inner = self.lock();
+        if let Some(current) = inner
+            .objects
+            .get(&key_of(resource))
+            .and_then(|m| m.get(&key))
+        {
+            options.preconditions.check(resource, current)?;
+        }
         let removed = inner.remove(&self.events, resource, &key)?;
+        let mut owners: Vec<String> = uid_of(&removed).into_iter().collect();
         if *resource == NAMESPACES {
             let contained: Vec<(ResourceKey, ObjectKey)> = inner
                 .objects
@@ -360,11 +435,14 @@ impl ObjectStore {
                 .filter(|(_, (ns, _))| ns == name)
                 .collect();
             for (r, k) in contained {
-                if let Some(rt) = super::discovery::lookup(r.0, r.1, r.2) {
-                    inner.remove(&self.events, rt, &k)?;
+                if let Some(rt) = inner.resolve(r)
+                    && let Ok(gone) = inner.remove(&self.events, rt, &k)
+                {
+                    owners.extend(uid_of(&gone));
                 }
             }
         }
+        inner.collect_garbage(&self.events, owners, options.propagation);
         Ok(removed)
     }
 
@@ -393,7 +471,7 @@ impl ObjectStore {
             Some(rv) => inner
                 .history
                 .iter()
-                .filter(|e| e.resource_version > rv && e.resource == *resource)
+                .filter(|e| e.resource_version > rv && e.resource.same_resource(resource))
                 .cloned()
                 .collect(),
             None => inner
@@ -428,6 +506,80 @@ impl ObjectStore {
 }
 
 impl Inner {
+    /// The served resource stored under `key`.
+    fn resolve(&self, (group, version, plural): ResourceKey<'_>) -> Option<&'static ResourceType> {
+        discovery::RESOURCES
+            .iter()
+            .chain(self.custom.iter().copied())
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+    }
+
+    /// What the garbage collector does once the objects with uids `owners` are gone: with
+    /// `Orphan`, their dependents lose the owner references to them; otherwise dependents
+    /// with no other owner left are deleted, and theirs in turn, while dependents that still
+    /// have an owner only lose the reference.
+    ///
+    /// `Foreground` deletes at once like `Background`: the real server would keep the owner,
+    /// marked for deletion, until its dependents are gone; here they go in the same write.
+    fn collect_garbage(
+        &mut self,
+        events: &broadcast::Sender<Arc<StoreEvent>>,
+        mut owners: Vec<String>,
+        propagation: Propagation,
+    ) {
+        while let Some(owner) = owners.pop() {
+            let dependents: Vec<(ResourceKey<'static>, ObjectKey, bool)> = self
+                .objects
+                .iter()
+                .flat_map(|(r, m)| m.iter().map(move |(k, o)| (*r, k, o)))
+                .filter(|(_, _, o)| super::deletion::owned_by(o, &owner))
+                .map(|(r, k, o)| {
+                    let orphan = propagation == Propagation::Orphan
+                        || super::deletion::owner_uids(o)
+                            .any(|uid| uid != owner && self.holds_uid(uid));
+                    (r, k.clone(), orphan)
+                })
+                .collect();
+            for (r, key, orphan) in dependents {
+                let Some(resource) = self.resolve(r) else {
+                    continue;
+                };
+                if orphan {
+                    self.drop_owner_reference(events, resource, key, &owner);
+                } else if let Ok(removed) = self.remove(events, resource, &key) {
+                    owners.extend(uid_of(&removed));
+                }
+            }
+        }
+    }
+
+    /// Whether any stored object has this uid.
+    fn holds_uid(&self, uid: &str) -> bool {
+        self.objects
+            .values()
+            .flat_map(BTreeMap::values)
+            .any(|o| o["metadata"]["uid"].as_str() == Some(uid))
+    }
+
+    fn drop_owner_reference(
+        &mut self,
+        events: &broadcast::Sender<Arc<StoreEvent>>,
+        resource: &ResourceType,
+        key: ObjectKey,
+        owner: &str,
+    ) {
+        let Some(mut object) = self
+            .objects
+            .get(&key_of(resource))
+            .and_then(|m| m.get(&key))
+            .cloned()
+        else {
+            return;
+        };
+        super::deletion::remove_owner(&mut object, owner);
+        self.commit(events, resource, key, EventType::Modified, object);
+    }
+
     /// Stores `object` under a fresh version, records and broadcasts the change.
     fn commit(
         &mut self,
@@ -502,6 +654,11 @@ pub(crate) fn check_resource_version(current: &Value, proposed: &Value) -> Resul
         }
         _ => Ok(()),
     }
+}
+
+/// The `metadata.uid` of an object, if it has one.
+fn uid_of(object: &Value) -> Option<String> {
+    object["metadata"]["uid"].as_str().map(str::to_owned)
 }
 
 /// The `resourceVersion` of a stored object as a number.
@@ -590,7 +747,8 @@ fn random_suffix() -> String {
 mod tests {
     use homeostat_core::clock::ManualClock;
 
-    use super::super::discovery::{DEPLOYMENTS, PODS};
+    use super::super::deletion::Preconditions;
+    use super::super::discovery::{DEPLOYMENTS, PODS, REPLICA_SETS};
     use super::*;
 
     fn store() -> ObjectStore {
@@ -745,5 +903,67 @@ mod tests {
         assert_eq!(s.list(&DEPLOYMENTS, None, &only_a).0.len(), 2);
         s.delete(&NAMESPACES, None, "other").expect("deleted");
         assert_eq!(s.list(&DEPLOYMENTS, None, &all).0.len(), 2);
+    }
+
+    fn owned(name: &str, owners: &[&Value]) -> Value {
+        let refs: Vec<Value> = owners
+            .iter()
+            .map(|o| json!({"kind": o["kind"], "name": o["metadata"]["name"], "uid": o["metadata"]["uid"]}))
+            .collect();
+        json!({"metadata": {"name": name, "ownerReferences": refs}})
+    }
+
+    #[test]
+    fn deletes_take_dependents_along_unless_orphaned() {
+        let s = store();
+        let ns = Some("default");
+        let d = s
+            .create(&DEPLOYMENTS, ns, deployment("web"))
+            .expect("deployment");
+        let rs = s
+            .create(&REPLICA_SETS, ns, owned("web-1", &[&d]))
+            .expect("rs");
+        let other = s
+            .create(&REPLICA_SETS, ns, owned("other", &[]))
+            .expect("rs");
+        s.create(&PODS, ns, owned("a", &[&rs])).expect("pod");
+        s.create(&PODS, ns, owned("shared", &[&rs, &other]))
+            .expect("pod");
+
+        let wrong = DeleteOptions {
+            preconditions: Preconditions {
+                uid: Some("not-it".into()),
+                resource_version: None,
+            },
+            ..DeleteOptions::default()
+        };
+        let refused = s.delete_with(&DEPLOYMENTS, ns, "web", &wrong);
+        assert!(matches!(refused, Err(ApiError::Conflict(_))), "{refused:?}");
+
+        s.delete(&DEPLOYMENTS, ns, "web").expect("deleted");
+        let all = ObjectSelector::default();
+        let names = |r: &ResourceType| -> Vec<String> {
+            s.list(r, ns, &all)
+                .0
+                .iter()
+                .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_owned))
+                .collect()
+        };
+        assert_eq!(names(&REPLICA_SETS), ["other"], "its replica set went");
+        assert_eq!(names(&PODS), ["shared"], "a pod with another owner stays");
+        let shared = s.get(&PODS, ns, "shared").expect("kept");
+        assert_eq!(
+            shared["metadata"]["ownerReferences"][0]["name"], "other",
+            "without the reference to the deleted owner"
+        );
+
+        let orphan = DeleteOptions {
+            propagation: Propagation::Orphan,
+            ..DeleteOptions::default()
+        };
+        s.delete_with(&REPLICA_SETS, ns, "other", &orphan)
+            .expect("deleted");
+        let shared = s.get(&PODS, ns, "shared").expect("orphaned, not deleted");
+        assert!(shared["metadata"].get("ownerReferences").is_none());
     }
 }

@@ -21,6 +21,9 @@ pub enum Part {
     Status,
     /// The `scale` subresource.
     Scale,
+    /// A pod's `eviction` subresource, which is only ever created (see
+    /// [`super::disruption`]).
+    Eviction,
 }
 
 impl Part {
@@ -30,6 +33,7 @@ impl Part {
             None => Ok(Part::Object),
             Some(s) if resource.has_subresource(s) && s == "status" => Ok(Part::Status),
             Some(s) if resource.has_subresource(s) && s == "scale" => Ok(Part::Scale),
+            Some(s) if resource.has_subresource(s) && s == "eviction" => Ok(Part::Eviction),
             Some(s) => Err(ApiError::NotFound(format!(
                 "the server could not find the requested resource ({}/{s})",
                 resource.plural
@@ -40,7 +44,7 @@ impl Part {
     /// What a client reads from `object` through this part.
     pub fn view(self, object: &Value) -> Value {
         match self {
-            Part::Object | Part::Status => object.clone(),
+            Part::Object | Part::Status | Part::Eviction => object.clone(),
             Part::Scale => scale_of(object),
         }
     }
@@ -69,6 +73,11 @@ impl Part {
                 *stored = written;
             }
             Part::Status => stored["status"] = written["status"].take(),
+            Part::Eviction => {
+                return Err(ApiError::MethodNotAllowed(
+                    "an eviction is created (POST), not written".into(),
+                ));
+            }
             Part::Scale => {
                 let replicas = written["spec"]["replicas"]
                     .as_u64()

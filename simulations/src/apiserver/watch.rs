@@ -108,7 +108,7 @@ pub fn serve(
     };
     let wanted = move |item: &Item| match item {
         Item::Event(e) => {
-            e.resource == *resource
+            e.resource.same_resource(resource)
                 && namespace.as_deref().is_none_or(|ns| e.namespace() == ns)
                 && selector.matches(&e.object)
         }

@@ -87,6 +87,10 @@ pub struct SimPod {
     pub last_termination: Option<Termination>,
     /// Whether the pod is ready (as last written to the store).
     pub ready: bool,
+    /// Whether its status changed since it was last written to the store.
+    pub dirty: bool,
+    /// Its address, for the status.
+    pub ip: String,
     /// Its cumulative signals.
     pub signals: PodSignals,
     /// CPU used during the last tick, fraction of its request.
@@ -163,11 +167,13 @@ impl SimPod {
             ContainerState::Running(since) => working_set_mib(leak, since, now) * MIB,
             _ => 0.0,
         };
-        before != (self.state, self.restarts, self.ready)
+        let changed = before != (self.state, self.restarts, self.ready);
+        self.dirty |= changed;
+        changed
     }
 
     /// The pod's `status`, as the kubelet reports it.
-    pub fn status(&self, node_ip: &str, pod_ip: &str) -> Value {
+    pub fn status(&self, node_ip: &str) -> Value {
         let container_ready = self.ready;
         let (state, started) = match self.state {
             ContainerState::Pending => (json!({"waiting": {"reason": "ContainerCreating"}}), false),
@@ -192,7 +198,7 @@ impl SimPod {
         json!({
             "phase": "Running",
             "hostIP": node_ip,
-            "podIP": pod_ip,
+            "podIP": self.ip,
             "startTime": self.created.to_rfc3339(),
             "conditions": [
                 {"type": "PodScheduled", "status": "True"},
@@ -251,6 +257,8 @@ mod tests {
             backoff: BackOff::default(),
             last_termination: None,
             ready: false,
+            dirty: true,
+            ip: "10.244.0.2".into(),
             signals: PodSignals::default(),
             utilisation: 0.0,
         }
@@ -270,10 +278,7 @@ mod tests {
             (3, ContainerState::Running(Timestamp::from_secs(85)))
         );
         assert_eq!(p.signals.exits[ExitKind::Error as usize], 3.0);
-        assert_eq!(
-            p.status("n", "p")["containerStatuses"][0]["restartCount"],
-            3
-        );
+        assert_eq!(p.status("n")["containerStatuses"][0]["restartCount"], 3);
     }
 
     #[test]
@@ -295,7 +300,7 @@ mod tests {
         assert_eq!(p.signals.oom_kills, 1.0);
         assert_eq!(p.signals.exits[ExitKind::Signal as usize], 1.0);
         assert_eq!(p.signals.working_set_bytes, 0.0);
-        let status = p.status("n", "p");
+        let status = p.status("n");
         assert_eq!(
             status["containerStatuses"][0]["state"]["waiting"]["reason"],
             "CrashLoopBackOff"

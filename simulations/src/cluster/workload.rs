@@ -264,7 +264,13 @@ impl SimWorkload {
             pod["spec"]["nodeName"] = json!(n);
         }
         let created = store.create(&PODS, Some(&self.spec.namespace), pod)?;
+        let node_index = node
+            .as_ref()
+            .and_then(|n| nodes.iter().position(|m| &m.name == n))
+            .unwrap_or(0);
         self.pods.push(SimPod {
+            dirty: true,
+            ip: format!("10.244.{node_index}.{}", self.next_pod % 250 + 2),
             name,
             uid: created["metadata"]["uid"]
                 .as_str()
@@ -377,6 +383,7 @@ impl SimWorkload {
                 })?;
                 self.pods[i].node = Some(n);
                 self.pods[i].state = ContainerState::Running(now);
+                self.pods[i].dirty = true;
             }
         }
         self.write_pod_statuses(store, nodes)?;
@@ -443,19 +450,21 @@ impl SimWorkload {
         )
     }
 
-    fn write_pod_statuses(&self, store: &ObjectStore, nodes: &[SimNode]) -> Result<(), ApiError> {
-        for (k, p) in self.pods.iter().enumerate() {
+    /// Writes the status of every pod whose status changed (the kubelet's status update).
+    fn write_pod_statuses(
+        &mut self,
+        store: &ObjectStore,
+        nodes: &[SimNode],
+    ) -> Result<(), ApiError> {
+        for p in self.pods.iter_mut().filter(|p| p.dirty) {
             let node_index = p
                 .node
                 .as_ref()
                 .and_then(|n| nodes.iter().position(|m| &m.name == n))
                 .unwrap_or(0);
-            let status = p.status(
-                &format!("192.168.0.{}", node_index + 10),
-                &format!("10.244.{node_index}.{}", (k % 250) + 2),
-            );
+            let status = p.status(&format!("192.168.0.{}", node_index + 10));
             match write_status(store, &PODS, &self.spec.namespace, &p.name, status) {
-                Ok(()) | Err(ApiError::NotFound(_)) => {}
+                Ok(()) | Err(ApiError::NotFound(_)) => p.dirty = false,
                 Err(e) => return Err(e),
             }
         }

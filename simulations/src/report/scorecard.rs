@@ -333,7 +333,20 @@ pub fn per_incident(w: &WorkloadScore, field: impl Fn(&IncidentScore) -> Option<
         .join(", ")
 }
 
-/// The scorecards as a plain-text table, one row per run and workload.
+/// The kinds of every incident, joined: `memoryLeak, load spike+noisyNeighbour`.
+pub fn incident_kinds(w: &WorkloadScore) -> String {
+    if w.incidents.is_empty() {
+        return "none".into();
+    }
+    w.incidents
+        .iter()
+        .map(|i| i.kind.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The scorecards as a plain-text table, one row per run and workload, with each
+/// workload's incidents (their kinds) listed once below its scenario's rows.
 pub fn render_text(cards: &[Scorecard]) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -368,6 +381,11 @@ pub fn render_text(cards: &[Scorecard]) -> String {
                 per_incident(w, |i| i.time_to_detect_seconds),
                 per_incident(w, |i| i.time_to_mitigate_seconds),
             );
+        }
+    }
+    if let Some(first) = cards.first() {
+        for w in first.workloads.iter().filter(|w| !w.incidents.is_empty()) {
+            let _ = writeln!(out, "  incidents of {}: {}", w.workload, incident_kinds(w));
         }
     }
     out

@@ -693,3 +693,40 @@ fn bad_incidents_are_refused_where_they_are_written() {
         .to_string();
     assert!(e.contains("unknown field `node`"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_scores_each_incident_under_its_kind() {
+    use homeostat_simulations::report::score;
+    use homeostat_simulations::{Controller, RunOptions, run};
+    let s = load("composed.yaml");
+    let result = run(&s, RunOptions::new(Controller::HpaOnly))
+        .await
+        .expect("the run completes");
+    let card = score(&result);
+    let kinds = |w: usize| -> Vec<(String, f64, f64)> {
+        card.workloads[w]
+            .incidents
+            .iter()
+            .map(|i| (i.kind.clone(), i.start_seconds, i.end_seconds))
+            .collect()
+    };
+    let h = 3600.0;
+    // The frontend's crowd (01:50-02:17) lies inside the noisy neighbour (01:30-02:15) but
+    // outlasts it: one window, both kinds.
+    assert_eq!(
+        kinds(0),
+        [(
+            "load spike+noisyNeighbour".into(),
+            1.5 * h,
+            2.0 * h + 17.0 * 60.0
+        )]
+    );
+    assert_eq!(kinds(1), [("memoryLeak+noisyNeighbour".into(), h, 3.5 * h)]);
+    assert_eq!(kinds(2), [("noisyNeighbour".into(), 1.5 * h, 2.25 * h)]);
+    let cart = &result.workloads[1].timeline;
+    assert!(
+        cart.iter()
+            .filter(|p| p.t < secs(3600))
+            .all(|p| p.incident.is_none())
+    );
+}

@@ -191,7 +191,7 @@ impl WorkloadState {
             }
             return score.is_some();
         }
-        if s.signal == signal::POD_MEMORY_WORKING_SET && s.stat == Stat::Max {
+        if s.signal == signal::K8S_POD_MEMORY_WORKING_SET && s.stat == Stat::Max {
             let score = self.memory.observe(s.value);
             self.latest.insert(
                 (s.signal.clone(), s.stat),
@@ -376,7 +376,7 @@ impl WorkloadState {
             out.push((
                 AnomalyKind::MemoryLeak,
                 Contribution {
-                    signal: signal::POD_MEMORY_WORKING_SET.into(),
+                    signal: signal::K8S_POD_MEMORY_WORKING_SET.into(),
                     stat: Stat::Max,
                     value,
                     baseline: s.level,
@@ -543,7 +543,7 @@ mod tests {
             vec![
                 sample(signal::OOM_KILLS, Stat::Rate, i * 15, 0.0),
                 sample(
-                    signal::POD_MEMORY_WORKING_SET,
+                    signal::K8S_POD_MEMORY_WORKING_SET,
                     Stat::Max,
                     i * 15,
                     (200.0 + ((i as f64) * 1.3).sin()) * mib,
@@ -555,7 +555,7 @@ mod tests {
             let leaked = 2.0 * (i - 40) as f64;
             s.observe(&sample(signal::OOM_KILLS, Stat::Rate, i * 15, 0.0));
             s.observe(&sample(
-                signal::POD_MEMORY_WORKING_SET,
+                signal::K8S_POD_MEMORY_WORKING_SET,
                 Stat::Max,
                 i * 15,
                 (200.0 + leaked) * mib,

@@ -314,7 +314,7 @@ impl Engine {
             return None;
         }
         let memory = state
-            .latest(signal::POD_MEMORY_WORKING_SET, Stat::Max)
+            .latest(signal::K8S_POD_MEMORY_WORKING_SET, Stat::Max)
             .filter(|l| l.time == at)?;
         let pods = match self.restarter.find_for(workload).await {
             Ok(Some(pods)) => pods,

@@ -18,12 +18,12 @@ pub const TCP_CONNECT_LATENCY: &str = "homeostat.tcp.connect.latency";
 pub const BLOCK_IO_LATENCY: &str = "homeostat.block.io.latency";
 /// The sensor's own cost; gauge, fraction of a CPU.
 pub const SENSOR_OVERHEAD: &str = "homeostat.sensor.overhead";
+/// A pod's working set memory (OpenTelemetry Kubernetes semantic conventions); gauge, bytes.
+/// Its climb towards the container's limit is what precedes an OOM kill.
+pub const K8S_POD_MEMORY_WORKING_SET: &str = "k8s.pod.memory.working_set";
 /// Application request duration (OpenTelemetry HTTP semantic conventions); histogram, seconds.
 /// Its count is the request rate.
 pub const HTTP_SERVER_REQUEST_DURATION: &str = "http.server.request.duration";
-
-/// Pod memory working set (OpenTelemetry Kubernetes semantic conventions); gauge, bytes.
-pub const POD_MEMORY_WORKING_SET: &str = "k8s.pod.memory.working_set";
 
 /// Data-point attribute of [`PROCESS_EXITS`]: `ok`, `error` or `signal`.
 pub const EXIT_KIND: &str = "exit.kind";
@@ -60,7 +60,7 @@ pub const CATALOGUE: &[&str] = &[
     TCP_CONNECT_LATENCY,
     BLOCK_IO_LATENCY,
     SENSOR_OVERHEAD,
-    POD_MEMORY_WORKING_SET,
+    K8S_POD_MEMORY_WORKING_SET,
     HTTP_SERVER_REQUEST_DURATION,
 ];
 

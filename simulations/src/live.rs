@@ -23,7 +23,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::apiserver::discovery::DEPLOYMENTS;
 use crate::apiserver::{ApiError, ApiServer, ApiServerHandle, KUBECONFIG_NAME, ObjectStore};
 use crate::apiserver::{DEFAULT_ADDR, ServerError};
-use crate::cluster::{HPA_SYNC, SimWorkload, install};
+use crate::cluster::{HPA_SYNC, SimCluster, SimWorkload};
 use crate::scenario::Scenario;
 use crate::telemetry;
 
@@ -164,7 +164,7 @@ pub struct Live {
     start: Timestamp,
     store: ObjectStore,
     server: ApiServerHandle,
-    workloads: Vec<SimWorkload>,
+    cluster: SimCluster,
     kubeconfig: PathBuf,
     written: String,
     exporter: Option<Exporter>,
@@ -378,17 +378,13 @@ impl Live {
         let server = ApiServer::start(store.clone(), options.listen).await?;
         let written = server.kubeconfig_yaml()?;
         write_kubeconfig(&options.kubeconfig, &written)?;
-        let mut workloads = Vec::with_capacity(scenario.workloads.len());
-        for (i, spec) in scenario.workloads.iter().enumerate() {
-            let seed = scenario.seed.wrapping_add(i as u64);
-            match install(&store, spec, seed, start) {
-                Ok(w) => workloads.push(w),
-                Err(e) => {
-                    remove_if_ours(&options.kubeconfig, &written);
-                    return Err(e.into());
-                }
+        let cluster = match SimCluster::install(&store, scenario, start) {
+            Ok(c) => c,
+            Err(e) => {
+                remove_if_ours(&options.kubeconfig, &written);
+                return Err(e.into());
             }
-        }
+        };
         Ok(Live {
             scenario: scenario.clone(),
             speed,
@@ -396,7 +392,7 @@ impl Live {
             start,
             store,
             server,
-            workloads,
+            cluster,
             kubeconfig: options.kubeconfig,
             written,
             exporter,
@@ -437,7 +433,7 @@ impl Live {
         let mapping = self.mapping();
         let began = Instant::now();
         let mut last_hpa_sync = Duration::ZERO;
-        let mut cluster_errors: Vec<Option<String>> = vec![None; self.workloads.len()];
+        let mut cluster_errors: Vec<Option<String>> = vec![None; self.cluster.workloads.len()];
         let mut otlp_ok = None;
         let mut simulated = Duration::ZERO;
         let mut interrupted = false;
@@ -463,25 +459,25 @@ impl Live {
             }
             let now = self.start + t;
             self.clock.set(now);
-            let mut outcomes = Vec::with_capacity(self.workloads.len());
-            for (w, last) in self.workloads.iter_mut().zip(&mut cluster_errors) {
-                let reconciled = w.reconcile(&self.store, now);
-                note_cluster_error(w, last, reconciled.err());
-                outcomes.push(w.serve(t, step));
+            let reconciled = self.cluster.reconcile(&self.store, now);
+            for ((w, last), r) in self
+                .cluster
+                .workloads
+                .iter()
+                .zip(&mut cluster_errors)
+                .zip(reconciled)
+            {
+                note_cluster_error(w, last, r.err());
             }
+            let (outcomes, _) = self.cluster.serve(t, step);
             if let Some(exporter) = &mut self.exporter {
-                let mut request = telemetry::request(
-                    self.workloads
-                        .iter()
-                        .flat_map(|w| w.telemetry(now))
-                        .collect(),
-                );
+                let mut request = telemetry::request(self.cluster.telemetry(now));
                 mapping.restamp(&mut request);
                 otlp_ok = Some(exporter.export(request).await);
             }
             if t.saturating_sub(last_hpa_sync) >= HPA_SYNC {
                 last_hpa_sync = t;
-                for (w, last) in self.workloads.iter_mut().zip(&mut cluster_errors) {
+                for (w, last) in self.cluster.workloads.iter_mut().zip(&mut cluster_errors) {
                     let synced = w.sync_hpa(&self.store, now, t);
                     note_cluster_error(w, last, synced.err());
                 }
@@ -489,7 +485,7 @@ impl Live {
             simulated = t;
             let minute = Duration::from_secs(60);
             if t.as_secs() / 60 > t.saturating_sub(step).as_secs() / 60 || step >= minute {
-                for (w, o) in self.workloads.iter().zip(&outcomes) {
+                for (w, o) in self.cluster.workloads.iter().zip(&outcomes) {
                     let replicas = self
                         .store
                         .get(&DEPLOYMENTS, Some(&w.spec.namespace), &w.spec.name)
@@ -589,6 +585,10 @@ mod tests {
                 Some(metric::Data::Histogram(h)) => (
                     h.data_points[0].time_unix_nano,
                     h.data_points[0].start_time_unix_nano,
+                ),
+                Some(metric::Data::Gauge(g)) => (
+                    g.data_points[0].time_unix_nano,
+                    g.data_points[0].start_time_unix_nano,
                 ),
                 other => panic!("unexpected {other:?}"),
             };

@@ -23,7 +23,7 @@ use crate::apiserver::{
     ApiError, ApiServer, ApiServerHandle, DEFAULT_ADDR, FaultConfig, FaultStats, ObjectStore,
     ServerError,
 };
-use crate::cluster::{HPA_SYNC, SimWorkload, install};
+use crate::cluster::{HPA_SYNC, SimCluster};
 use crate::scenario::Scenario;
 use crate::signal_faults::{SignalFaultStats, SignalFaults};
 use crate::telemetry;
@@ -100,6 +100,9 @@ pub struct TimelinePoint {
     pub hpa_min: u32,
     /// Whether the tick is inside an incident (ground truth).
     pub in_incident: bool,
+    /// What the incident is (its kinds joined by `+`, e.g. `memoryLeak` or
+    /// `load spike+noisyNeighbour`), when the tick is inside one.
+    pub incident: Option<String>,
     /// Whether the latency objective was violated.
     pub violated: bool,
     /// The brain's score of the workload this tick, in [0, 1]: the anomaly's score when it
@@ -322,15 +325,7 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
     .await?;
     let mut signal_faults = faults.signals.clone().map(SignalFaults::new);
     let mut ingest_counts = IngestCounts::default();
-    let mut workloads: Vec<SimWorkload> = Vec::new();
-    for (i, spec) in scenario.workloads.iter().enumerate() {
-        workloads.push(install(
-            &store,
-            spec,
-            scenario.seed.wrapping_add(i as u64),
-            start,
-        )?);
-    }
+    let mut sim = SimCluster::install(&store, scenario, start)?;
     let mut brain = match &options.controller {
         Controller::None | Controller::HpaOnly => None,
         Controller::Homeostat {
@@ -359,7 +354,7 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
 
     let ticks = (scenario.duration.as_nanos() / scenario.step.as_nanos()) as u64;
     let mut timelines: Vec<Vec<TimelinePoint>> =
-        vec![Vec::with_capacity(ticks as usize); workloads.len()];
+        vec![Vec::with_capacity(ticks as usize); sim.workloads.len()];
     let mut anomalies = Vec::new();
     let mut decisions = Vec::new();
     let mut last_hpa_sync = Duration::ZERO;
@@ -377,16 +372,13 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
                 FaultConfig::default()
             });
         }
-        for w in &mut workloads {
-            w.reconcile(&store, now)?;
+        for r in sim.reconcile(&store, now) {
+            r?;
         }
-        let outcomes: Vec<_> = workloads
-            .iter_mut()
-            .map(|w| w.serve(t, scenario.step))
-            .collect();
-        let mut scores = vec![(0.0, false); workloads.len()];
+        let (outcomes, _) = sim.serve(t, scenario.step);
+        let mut scores = vec![(0.0, false); sim.workloads.len()];
         if let Some(b) = &mut brain {
-            let mut points: Vec<_> = workloads.iter().flat_map(|w| w.telemetry(now)).collect();
+            let mut points = sim.telemetry(now);
             if let Some(f) = &mut signal_faults {
                 points = f.apply(points, faults_active);
             }
@@ -410,7 +402,7 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
                 tracing::debug!(rejected = partial.rejected_data_points, message = %partial.error_message, "brain rejected points");
             }
             let report = b.brain.engine.evaluate().await.map_err(BrainError::from)?;
-            for (w, score) in workloads.iter().zip(&mut scores) {
+            for (w, score) in sim.workloads.iter().zip(&mut scores) {
                 let workload = WorkloadRef::deployment(&w.spec.namespace, &w.spec.name);
                 *score = match report.anomalies.iter().find(|a| a.workload == workload) {
                     Some(a) => (a.score, true),
@@ -422,16 +414,19 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
         }
         if hpa_syncs && t.saturating_sub(last_hpa_sync) >= HPA_SYNC {
             last_hpa_sync = t;
-            for w in &mut workloads {
+            for w in &mut sim.workloads {
                 w.sync_hpa(&store, now, t)?;
             }
         }
-        for (((w, o), timeline), (anomaly_score, anomalous)) in workloads
+        for (k, (((w, o), timeline), (anomaly_score, anomalous))) in sim
+            .workloads
             .iter()
             .zip(&outcomes)
             .zip(&mut timelines)
             .zip(scores)
+            .enumerate()
         {
+            let incident = sim.ground_truth(k, t);
             let deployment = store.get(
                 &crate::apiserver::discovery::DEPLOYMENTS,
                 Some(&w.spec.namespace),
@@ -445,7 +440,8 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
                 pods: w.pods.len() as u32,
                 p99: o.p99,
                 hpa_min: w.hpa_min(&store),
-                in_incident: w.in_incident(t),
+                in_incident: incident.is_some(),
+                incident,
                 violated: o.p99 > w.spec.slo.latency_p99.as_secs_f64(),
                 anomaly_score,
                 anomalous,
@@ -481,7 +477,8 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
     };
 
     let step_minutes = scenario.step.as_secs_f64() / 60.0;
-    let workloads = workloads
+    let workloads = sim
+        .workloads
         .iter()
         .zip(timelines)
         .map(|(w, timeline)| WorkloadRun {

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::apiserver::FaultConfig;
+use crate::model::incident::{IncidentKind, IncidentSpec, Target};
 use crate::model::load::{TraceError, TraceSeries};
 use crate::signal_faults::SignalFaultConfig;
 
@@ -74,6 +75,25 @@ pub struct Scenario {
     /// Faults injected into the API server and the pods' signals; none when left out.
     #[serde(default)]
     pub faults: Option<FaultsSpec>,
+    /// The cluster's nodes; one node big enough for every workload when left out.
+    #[serde(default)]
+    pub nodes: Vec<NodeSpec>,
+    /// Incidents other than load: each is ground truth for the workloads it affects.
+    #[serde(default)]
+    pub incidents: Vec<IncidentSpec>,
+}
+
+/// A node of the simulated cluster.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodeSpec {
+    /// Node name.
+    pub name: String,
+    /// CPU cores, capacity and allocatable alike.
+    pub cpu: f64,
+    /// Labels, on top of `kubernetes.io/hostname`.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// Faults a scenario injects, at rates it sets, so it rehearses how homeostat copes with a
@@ -467,7 +487,132 @@ fn default_step() -> Duration {
     Duration::from_secs(15)
 }
 
+/// The `(line, column)` of item `index` of the top-level list `key` in `text` (1-based),
+/// or of the key itself when the list is written inline; `(0, 0)` when not found. Rules
+/// that tie a list item to the rest of the scenario are checked after parsing, and this
+/// points them at the item all the same.
+fn locate_item(text: &str, key: &str, index: usize) -> (usize, usize) {
+    let mut lines = text.lines().enumerate();
+    let Some((key_line, rest)) = lines.by_ref().find_map(|(n, l)| {
+        l.strip_prefix(key)
+            .and_then(|r| r.strip_prefix(':'))
+            .map(|r| (n, r))
+    }) else {
+        return (0, 0);
+    };
+    if !rest.trim().is_empty() && !rest.trim_start().starts_with('#') {
+        return (key_line + 1, 1);
+    }
+    let mut seen = 0;
+    for (n, l) in lines {
+        let trimmed = l.trim_start();
+        if !l.is_empty() && !l.starts_with(' ') && !l.starts_with('-') && !trimmed.starts_with('#')
+        {
+            break;
+        }
+        if trimmed.starts_with("- ") || trimmed == "-" {
+            if seen == index {
+                return (n + 1, l.len() - trimmed.len() + 1);
+            }
+            seen += 1;
+        }
+    }
+    (key_line + 1, 1)
+}
+
 impl Scenario {
+    /// The nodes to create: the scenario's, or one node with room for every workload at its
+    /// HPA's maximum plus a rollout's surge, twice over, so CPU contention never shows on it
+    /// and scenarios written before nodes existed run as they did.
+    pub fn node_specs(&self) -> Vec<NodeSpec> {
+        if !self.nodes.is_empty() {
+            return self.nodes.clone();
+        }
+        let wanted: f64 = self
+            .workloads
+            .iter()
+            .map(|w| {
+                let max = w.hpa.max_replicas.max(w.replicas);
+                f64::from(max + max.div_ceil(4)) * w.pod.cpu_request
+            })
+            .sum();
+        vec![NodeSpec {
+            name: crate::cluster::DEFAULT_NODE.into(),
+            cpu: (2.0 * wanted).ceil().max(8.0),
+            labels: Default::default(),
+        }]
+    }
+
+    /// Checks `nodes:` and `incidents:` against the rest of the scenario.
+    fn check_nodes_and_incidents(&self, text: &str) -> Result<(), (usize, usize, String)> {
+        for (i, n) in self.nodes.iter().enumerate() {
+            let at = |m: String| {
+                let (l, c) = locate_item(text, "nodes", i);
+                (l, c, format!("nodes[{i}] ({}): {m}", n.name))
+            };
+            if n.name.is_empty() {
+                return Err(at("a node needs a name".into()));
+            }
+            if !(n.cpu.is_finite() && n.cpu > 0.0) {
+                return Err(at("cpu must be a positive number of cores".into()));
+            }
+            if self.nodes[..i].iter().any(|m| m.name == n.name) {
+                return Err(at("node names must be unique".into()));
+            }
+        }
+        let nodes = self.node_specs();
+        for (i, inc) in self.incidents.iter().enumerate() {
+            let at = |m: String| {
+                let (l, c) = locate_item(text, "incidents", i);
+                (l, c, format!("incidents[{i}] ({}): {m}", inc.kind.name()))
+            };
+            match &inc.target {
+                Target::Workload(w) => {
+                    if !self
+                        .workloads
+                        .iter()
+                        .any(|s| inc.targets_workload(&s.namespace, &s.name))
+                    {
+                        return Err(at(format!("no workload {w} in this scenario")));
+                    }
+                }
+                Target::Node(n) => {
+                    if !nodes.iter().any(|m| &m.name == n) {
+                        return Err(at(format!(
+                            "no node {n} (nodes: {})",
+                            nodes
+                                .iter()
+                                .map(|m| m.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )));
+                    }
+                }
+            }
+            if inc.at >= self.duration {
+                return Err(at("starts after the scenario ends".into()));
+            }
+            if let IncidentKind::NoisyNeighbour { cores } = inc.kind
+                && let Target::Node(n) = &inc.target
+                && nodes.iter().any(|m| &m.name == n && cores > m.cpu)
+            {
+                return Err(at(format!("burns {cores} cores but node {n} has fewer")));
+            }
+            let workload_incident = |kind: &IncidentKind| {
+                matches!(kind, IncidentKind::MemoryLeak(_) | IncidentKind::CrashLoop)
+            };
+            if workload_incident(&inc.kind)
+                && self.incidents[..i].iter().any(|o| {
+                    std::mem::discriminant(&o.kind) == std::mem::discriminant(&inc.kind)
+                        && o.target == inc.target
+                })
+            {
+                return Err(at(format!("one {} per workload", inc.kind.name())));
+            }
+        }
+        Ok(())
+    }
+
     /// Reads and validates a scenario file; a trace file is resolved against the scenario
     /// file's directory, so a scenario and its traces move together.
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
@@ -506,6 +651,9 @@ impl Scenario {
             ));
         }
         let duration = s.duration;
+        if let Err((line, column, message)) = s.check_nodes_and_incidents(text) {
+            return Err(invalid(line, column, message));
+        }
         if let Some(f) = &s.faults
             && let (Some(from), Some(until)) = (f.from, f.until)
             && from >= until

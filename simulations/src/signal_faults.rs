@@ -360,9 +360,11 @@ mod tests {
             .into_iter()
             .filter(|&t| t == 120_000_000_000)
             .count();
-        assert_eq!(shifted, 1);
+        // One pod of four: its five counters (CPU, exits, OOM kills, retransmits, resets)...
+        assert_eq!(shifted, 5);
         assert_eq!(f.stats().skewed_pods, 1);
-        assert_eq!(f.stats().skewed_points, 3);
+        // ... and all its nine points: those, three histograms and the working-set gauge.
+        assert_eq!(f.stats().skewed_points, 9);
     }
 
     #[test]
@@ -374,7 +376,7 @@ mod tests {
         let first = f.apply(pods(Timestamp::from_secs(100)), false);
         assert_eq!(first, pods(Timestamp::from_secs(100)));
         let second = f.apply(pods(Timestamp::from_secs(115)), true);
-        assert_eq!(times(&second), vec![100_000_000_000; 4]);
+        assert_eq!(times(&second), vec![100_000_000_000; 4 * 5]);
         assert_eq!(f.stats().stale, 4);
     }
 

@@ -159,7 +159,9 @@ pub fn render(runs: ThreeWays<'_>) -> String {
                     r.p99 * 1000.0,
                     q.p99 * 1000.0,
                     p.p99 * 1000.0,
-                    if p.in_incident { "  (incident)" } else { "" }
+                    p.incident
+                        .as_deref()
+                        .map_or(String::new(), |k| format!("  ({k})"))
                 );
             }
             last_min = Some(p.hpa_min);

@@ -5,7 +5,7 @@ use homeostat_core::{Timestamp, semconv, signal};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
+    AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
     ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -58,6 +58,26 @@ impl CumulativeHistogram {
         self.sum += n * (s + w);
     }
 
+    /// Observations so far (fractional, as accumulated).
+    pub fn count(&self) -> f64 {
+        self.counts.iter().sum()
+    }
+
+    /// Sum of the observations so far.
+    pub fn sum(&self) -> f64 {
+        self.sum
+    }
+
+    /// Observations above `bound` so far (those in buckets whose lower bound is at least it).
+    pub fn count_above(&self, bound: f64) -> f64 {
+        self.bounds
+            .iter()
+            .zip(&self.counts[1..])
+            .filter(|(b, _)| **b >= bound)
+            .map(|(_, c)| c)
+            .sum()
+    }
+
     fn point(&self, start: Timestamp, now: Timestamp) -> HistogramDataPoint {
         let bucket_counts: Vec<u64> = self.counts.iter().map(|c| c.floor() as u64).collect();
         HistogramDataPoint {
@@ -72,7 +92,39 @@ impl CumulativeHistogram {
     }
 }
 
-/// One pod's cumulative signals.
+/// Log2 bounds from 100 µs to about 6.5 s: a connect within the cluster takes under a
+/// millisecond, one whose SYN was lost a second more.
+pub fn connect_bounds() -> Vec<f64> {
+    (0..17).map(|k| 1e-4 * f64::from(1u32 << k)).collect()
+}
+
+/// How a process ended, the `exit.kind` attribute of `homeostat.process.exits`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitKind {
+    /// Exit code 0.
+    Ok = 0,
+    /// A non-zero exit code.
+    Error = 1,
+    /// Killed by a signal (the OOM killer's SIGKILL among them).
+    Signal = 2,
+}
+
+impl ExitKind {
+    /// Every kind, in the order data points are sent.
+    pub const ALL: [ExitKind; 3] = [ExitKind::Ok, ExitKind::Error, ExitKind::Signal];
+
+    /// The attribute value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitKind::Ok => "ok",
+            ExitKind::Error => "error",
+            ExitKind::Signal => "signal",
+        }
+    }
+}
+
+/// One pod's cumulative signals: every counter of the catalogue from the pod's start, zero
+/// while nothing happens, so the series exist in quiet times too.
 #[derive(Clone, Debug)]
 pub struct PodSignals {
     /// CPU seconds used.
@@ -81,6 +133,18 @@ pub struct PodSignals {
     pub requests: CumulativeHistogram,
     /// Run-queue delays.
     pub runqueue: CumulativeHistogram,
+    /// Process exits by [`ExitKind`].
+    pub exits: [f64; 3],
+    /// OOM kills.
+    pub oom_kills: f64,
+    /// TCP segments retransmitted.
+    pub retransmits: f64,
+    /// TCP resets.
+    pub resets: f64,
+    /// Outbound TCP connect latencies.
+    pub connects: CumulativeHistogram,
+    /// Working set now, bytes (a gauge).
+    pub working_set_bytes: f64,
 }
 
 impl Default for PodSignals {
@@ -89,7 +153,20 @@ impl Default for PodSignals {
             cpu_seconds: 0.0,
             requests: CumulativeHistogram::new(REQUEST_BOUNDS.to_vec()),
             runqueue: CumulativeHistogram::new(runqueue_bounds()),
+            exits: [0.0; 3],
+            oom_kills: 0.0,
+            retransmits: 0.0,
+            resets: 0.0,
+            connects: CumulativeHistogram::new(connect_bounds()),
+            working_set_bytes: 0.0,
         }
+    }
+}
+
+impl PodSignals {
+    /// Counts one process exit of `kind`.
+    pub fn exit(&mut self, kind: ExitKind) {
+        self.exits[kind as usize] += 1.0;
     }
 }
 
@@ -124,9 +201,84 @@ fn attr(key: &str, value: &str) -> KeyValue {
     }
 }
 
+fn number(
+    start: Timestamp,
+    now: Timestamp,
+    value: f64,
+    attributes: Vec<KeyValue>,
+) -> NumberDataPoint {
+    NumberDataPoint {
+        start_time_unix_nano: nanos(start),
+        time_unix_nano: nanos(now),
+        value: Some(number_data_point::Value::AsDouble(value)),
+        attributes,
+        ..Default::default()
+    }
+}
+
+/// A cumulative monotonic sum.
+fn counter(name: &str, description: &str, unit: &str, data_points: Vec<NumberDataPoint>) -> Metric {
+    Metric {
+        name: name.into(),
+        description: description.into(),
+        unit: unit.into(),
+        data: Some(metric::Data::Sum(Sum {
+            data_points,
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            is_monotonic: true,
+        })),
+        ..Default::default()
+    }
+}
+
+fn gauge(name: &str, description: &str, unit: &str, point: NumberDataPoint) -> Metric {
+    Metric {
+        name: name.into(),
+        description: description.into(),
+        unit: unit.into(),
+        data: Some(metric::Data::Gauge(Gauge {
+            data_points: vec![point],
+        })),
+        ..Default::default()
+    }
+}
+
+fn scope(metrics: Vec<Metric>) -> Vec<ScopeMetrics> {
+    vec![ScopeMetrics {
+        scope: Some(InstrumentationScope {
+            name: "homeostat-simulations".into(),
+            ..Default::default()
+        }),
+        metrics,
+        ..Default::default()
+    }]
+}
+
 /// The OTLP resource metrics of one pod at `now`.
 pub fn pod_metrics(id: &PodIdentity<'_>, s: &PodSignals, now: Timestamp) -> ResourceMetrics {
     let cumulative = AggregationTemporality::Cumulative as i32;
+    let point = |value: f64| number(id.started, now, value, Vec::new());
+    // One point per kind that has happened, or `ok` at 0 while none has, so the series
+    // exists from the start. Leaving out the kinds still at 0 keeps a pod to one point in
+    // practice (a pod crashes one way): a consumer that keys counters by pod and name alone,
+    // ignoring attributes (homeostat's brain does today), then sees one cumulative count of
+    // every exit instead of three values that collide.
+    let exit_point = |k: ExitKind| {
+        number(
+            id.started,
+            now,
+            s.exits[k as usize],
+            vec![attr("exit.kind", k.as_str())],
+        )
+    };
+    let mut exits: Vec<NumberDataPoint> = ExitKind::ALL
+        .into_iter()
+        .filter(|k| s.exits[*k as usize] > 0.0)
+        .map(exit_point)
+        .collect();
+    if exits.is_empty() {
+        exits.push(exit_point(ExitKind::Ok));
+    }
     let histogram = |name: &str, description: &str, h: &CumulativeHistogram| Metric {
         name: name.into(),
         description: description.into(),
@@ -166,26 +318,90 @@ pub fn pod_metrics(id: &PodIdentity<'_>, s: &PodSignals, now: Timestamp) -> Reso
             ],
             ..Default::default()
         }),
-        scope_metrics: vec![ScopeMetrics {
-            scope: Some(InstrumentationScope {
-                name: "homeostat-simulations".into(),
-                ..Default::default()
-            }),
-            metrics: vec![
-                cpu,
-                histogram(
-                    signal::RUNQUEUE_LATENCY,
-                    "Time runnable threads waited for a CPU.",
-                    &s.runqueue,
-                ),
-                histogram(
-                    signal::HTTP_SERVER_REQUEST_DURATION,
-                    "Duration of HTTP server requests.",
-                    &s.requests,
-                ),
+        scope_metrics: scope(vec![
+            cpu,
+            histogram(
+                signal::RUNQUEUE_LATENCY,
+                "Time runnable threads waited for a CPU.",
+                &s.runqueue,
+            ),
+            histogram(
+                signal::HTTP_SERVER_REQUEST_DURATION,
+                "Duration of HTTP server requests.",
+                &s.requests,
+            ),
+            counter(
+                signal::PROCESS_EXITS,
+                "Processes of the pod that exited, by how.",
+                "{process}",
+                exits,
+            ),
+            counter(
+                signal::OOM_KILLS,
+                "Processes of the pod the OOM killer ended.",
+                "{process}",
+                vec![point(s.oom_kills)],
+            ),
+            counter(
+                signal::TCP_RETRANSMITS,
+                "TCP segments the pod retransmitted.",
+                "{segment}",
+                vec![point(s.retransmits)],
+            ),
+            counter(
+                signal::TCP_RESETS,
+                "TCP connections of the pod reset.",
+                "{connection}",
+                vec![point(s.resets)],
+            ),
+            histogram(
+                signal::TCP_CONNECT_LATENCY,
+                "Time the pod's outbound TCP connects took.",
+                &s.connects,
+            ),
+            gauge(
+                signal::K8S_POD_MEMORY_WORKING_SET,
+                "The pod's working set memory.",
+                "By",
+                number(id.started, now, s.working_set_bytes, Vec::new()),
+            ),
+        ]),
+        ..Default::default()
+    }
+}
+
+/// The namespace and DaemonSet homeostat's node sensor runs as.
+pub const SENSOR_NAMESPACE: &str = "homeostat-system";
+/// The sensor's DaemonSet and `service.name`.
+pub const SENSOR_NAME: &str = "homeostat-sensor";
+
+/// The OTLP resource metrics of a node's homeostat sensor at `now`: what the sensor costs,
+/// as a fraction of a CPU.
+pub fn sensor_metrics(
+    node: &str,
+    overhead: f64,
+    started: Timestamp,
+    now: Timestamp,
+) -> ResourceMetrics {
+    let pod = format!("{SENSOR_NAME}-{node}");
+    ResourceMetrics {
+        resource: Some(Resource {
+            attributes: vec![
+                attr(semconv::K8S_NAMESPACE_NAME, SENSOR_NAMESPACE),
+                attr(semconv::K8S_DAEMONSET_NAME, SENSOR_NAME),
+                attr(semconv::K8S_POD_NAME, &pod),
+                attr(semconv::K8S_CONTAINER_NAME, "sensor"),
+                attr(semconv::K8S_NODE_NAME, node),
+                attr("service.name", SENSOR_NAME),
             ],
             ..Default::default()
-        }],
+        }),
+        scope_metrics: scope(vec![gauge(
+            signal::SENSOR_OVERHEAD,
+            "CPU the sensor's own programs use, fraction of a CPU.",
+            "1",
+            number(started, now, overhead, Vec::new()),
+        )]),
         ..Default::default()
     }
 }
@@ -218,6 +434,54 @@ mod tests {
         assert!((p.sum.unwrap_or_default() - 50.0).abs() < 1e-9);
     }
 
+    fn exit_points(s: &PodSignals) -> Vec<(String, f64)> {
+        let id = PodIdentity {
+            namespace: "shop",
+            deployment: "web",
+            pod: "web-1",
+            uid: "u1",
+            node: "n1",
+            started: Timestamp::from_secs(1),
+        };
+        let rm = pod_metrics(&id, s, Timestamp::from_secs(2));
+        let m = rm.scope_metrics[0]
+            .metrics
+            .iter()
+            .find(|m| m.name == signal::PROCESS_EXITS)
+            .cloned();
+        let Some(metric::Data::Sum(sum)) = m.and_then(|m| m.data) else {
+            return Vec::new();
+        };
+        sum.data_points
+            .iter()
+            .map(|p| {
+                let kind = match p.attributes[0].value.as_ref().and_then(|v| v.value.clone()) {
+                    Some(any_value::Value::StringValue(k)) => k,
+                    _ => String::new(),
+                };
+                let v = match p.value {
+                    Some(number_data_point::Value::AsDouble(v)) => v,
+                    _ => f64::NAN,
+                };
+                (kind, v)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn exits_are_counted_by_kind_with_a_zero_ok_series_from_the_start() {
+        let mut s = PodSignals::default();
+        assert_eq!(exit_points(&s), [("ok".into(), 0.0)]);
+        s.exit(ExitKind::Error);
+        s.exit(ExitKind::Error);
+        assert_eq!(exit_points(&s), [("error".into(), 2.0)]);
+        s.exit(ExitKind::Signal);
+        assert_eq!(
+            exit_points(&s),
+            [("error".into(), 2.0), ("signal".into(), 1.0)]
+        );
+    }
+
     #[test]
     fn a_pod_carries_the_kubernetes_resource_attributes() {
         let id = PodIdentity {
@@ -243,6 +507,23 @@ mod tests {
         ] {
             assert!(keys.contains(&k), "{k} missing");
         }
-        assert_eq!(rm.scope_metrics[0].metrics.len(), 3);
+        let names: Vec<&str> = rm.scope_metrics[0]
+            .metrics
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        for name in [
+            signal::CPU_TIME,
+            signal::RUNQUEUE_LATENCY,
+            signal::PROCESS_EXITS,
+            signal::OOM_KILLS,
+            signal::TCP_RETRANSMITS,
+            signal::TCP_RESETS,
+            signal::TCP_CONNECT_LATENCY,
+            signal::K8S_POD_MEMORY_WORKING_SET,
+            signal::HTTP_SERVER_REQUEST_DURATION,
+        ] {
+            assert!(names.contains(&name), "{name} missing from {names:?}");
+        }
     }
 }

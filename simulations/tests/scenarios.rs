@@ -45,10 +45,16 @@ fn every_shipped_scenario_parses() {
     }
     // Others may be added; these are the ones this library promises.
     for name in [
+        "composed",
+        "crash-loop",
         "diurnal-week",
         "flash-crowd",
         "load-spike",
+        "memory-leak",
+        "network-degradation",
+        "noisy-neighbour",
         "quiet-week",
+        "sensor-overload",
         "trace-replay",
     ] {
         assert!(
@@ -63,6 +69,7 @@ fn the_quiet_week_has_no_incident_but_has_its_cycles() {
     let s = load("quiet-week.yaml");
     assert_eq!(s.duration, Duration::from_secs(7 * DAY));
     assert!(ticks(&s).all(|(_, incident)| !incident));
+    assert!(s.incidents.is_empty(), "{:?}", s.incidents);
     let trace = LoadTrace::new(s.workloads[0].load.clone(), s.seed);
     let at = |day: u64, hour: u64| trace.shape(Duration::from_secs(day * DAY + hour * HOUR));
     // Monday 14:00 is the weekday peak, 02:00 the trough; Saturday is half of Monday.

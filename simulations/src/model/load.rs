@@ -69,9 +69,23 @@ impl LoadTrace {
     pub fn in_event(&self, t: Duration) -> bool {
         self.spec.events.iter().any(|e| e.covers(t))
     }
+
+    /// The events `t` lies within, to label the ground truth.
+    pub fn events_at(&self, t: Duration) -> impl Iterator<Item = &LoadEvent> {
+        self.spec.events.iter().filter(move |e| e.covers(t))
+    }
 }
 
 impl LoadEvent {
+    /// The event's kind for reports: `load spike`, `load step` or `load ramp`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            LoadEvent::Spike { .. } => "load spike",
+            LoadEvent::Step { .. } => "load step",
+            LoadEvent::Ramp { .. } => "load ramp",
+        }
+    }
+
     /// When the event is an incident: from its start up to (not including) its end, `None`
     /// when it lasts to the end of the scenario. A spike is an incident from the start of
     /// its ramp-up to the end of its ramp-down.

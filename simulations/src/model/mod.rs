@@ -2,5 +2,6 @@
 //! serve it, and how the Kubernetes HPA controller reacts. Pure: time comes in as arguments.
 
 pub mod hpa;
+pub mod incident;
 pub mod load;
 pub mod workload;

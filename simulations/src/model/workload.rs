@@ -1,6 +1,6 @@
 //! How a Deployment's pods serve their load: a fluid queue in front of ready pods.
 //!
-//! Demand arrives at λ; ready pods serve at most μ = pods × capacity. What cannot be served
+//! Demand arrives at λ; ready pods serve at most μ = Σ capacity × CPU share. What cannot be served
 //! waits in a backlog (first come, first served, up to the clients' timeout). A request's
 //! latency is its service time, plus the time to drain the backlog ahead of it, plus a
 //! queueing wait that grows with utilisation ρ (M/M/1-like: exponential with mean
@@ -9,7 +9,7 @@
 //! the pods' CPU saturates.
 
 /// Mean run-queue delay of an idle pod, seconds.
-const RUNQUEUE_BASE: f64 = 50e-6;
+pub const RUNQUEUE_BASE: f64 = 50e-6;
 
 /// Clients give up after this long: what would wait longer is dropped, not queued.
 pub const CLIENT_TIMEOUT: f64 = 30.0;
@@ -49,16 +49,15 @@ impl ServingModel {
         ServingModel::default()
     }
 
-    /// Advances by `dt` seconds with `ready` pods of `capacity` requests per second each.
-    pub fn tick(
-        &mut self,
-        demand: f64,
-        ready: u32,
-        capacity: f64,
-        service_time: f64,
-        dt: f64,
-    ) -> TickOutcome {
-        let mu = f64::from(ready) * capacity;
+    /// Requests waiting now.
+    pub fn backlog(&self) -> f64 {
+        self.backlog
+    }
+
+    /// Advances by `dt` seconds with the ready pods serving `capacity` requests per second
+    /// between them: each pod's capacity times the share of the CPU it gets on its node.
+    pub fn tick(&mut self, demand: f64, capacity: f64, service_time: f64, dt: f64) -> TickOutcome {
+        let mu = capacity.max(0.0);
         let offered = demand * dt + self.backlog;
         let served = offered.min(mu * dt);
         let waiting = (offered - served).max(0.0);
@@ -108,18 +107,18 @@ mod tests {
     #[test]
     fn latency_grows_with_utilisation_and_backlog_drains() {
         let mut m = ServingModel::new();
-        let calm = m.tick(100.0, 4, 50.0, 0.02, 15.0);
+        let calm = m.tick(100.0, 200.0, 0.02, 15.0);
         assert!((calm.utilisation - 0.5).abs() < 1e-9);
         assert!(calm.p99 < 0.2, "{calm:?}");
-        let busy = m.tick(180.0, 4, 50.0, 0.02, 15.0);
+        let busy = m.tick(180.0, 200.0, 0.02, 15.0);
         assert!(busy.p99 > calm.p99 && busy.runqueue_mean > calm.runqueue_mean);
-        let over = m.tick(400.0, 4, 50.0, 0.02, 15.0);
+        let over = m.tick(400.0, 200.0, 0.02, 15.0);
         assert_eq!(over.utilisation, 1.0);
         assert!((over.backlog - 3000.0).abs() < 1e-6, "{over:?}");
         assert!(over.p99 > 10.0);
         assert_eq!(over.dropped, 0.0);
         // Twelve pods serve 600/s: the 3000 waiting plus 15 s of 100/s drain in one tick.
-        let drained = m.tick(100.0, 12, 50.0, 0.02, 15.0);
+        let drained = m.tick(100.0, 600.0, 0.02, 15.0);
         assert_eq!(drained.backlog, 0.0);
         assert!((drained.served - 4500.0).abs() < 1e-6);
     }
@@ -127,7 +126,7 @@ mod tests {
     #[test]
     fn what_would_wait_past_the_client_timeout_is_dropped() {
         let mut m = ServingModel::new();
-        let o = m.tick(1000.0, 2, 50.0, 0.02, 60.0);
+        let o = m.tick(1000.0, 100.0, 0.02, 60.0);
         // 60 000 offered, 6 000 served, at most 100/s × 30 s may wait.
         assert!(
             (o.backlog - 3000.0).abs() < 1e-6 && (o.dropped - 51_000.0).abs() < 1e-6,
@@ -137,13 +136,13 @@ mod tests {
             (o.fixed_latency - 30.02).abs() < 1e-9 && o.p99 < 35.0,
             "{o:?}"
         );
-        let none = m.tick(10.0, 0, 50.0, 0.02, 15.0);
+        let none = m.tick(10.0, 0.0, 0.02, 15.0);
         assert_eq!((none.backlog, none.served), (0.0, 0.0));
     }
 
     #[test]
     fn the_p99_is_where_the_distribution_reaches_99_percent() {
-        let o = ServingModel::new().tick(150.0, 4, 50.0, 0.02, 15.0);
+        let o = ServingModel::new().tick(150.0, 200.0, 0.02, 15.0);
         assert!((latency_cdf(o.p99, o.fixed_latency, o.queue_wait) - 0.99).abs() < 1e-9);
         assert_eq!(latency_cdf(0.01, 0.02, 0.1), 0.0);
     }

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use super::plot::{self, PlotError, PlotKind, PlotSubject};
 use super::scorecard::{
-    FLAP_WINDOW, GRACE, MITIGATION_HOLD, Scorecard, human_seconds, per_incident,
+    FLAP_WINDOW, GRACE, MITIGATION_HOLD, Scorecard, human_seconds, incident_kinds, per_incident,
 };
 use super::{ScenarioRuns, slug};
 
@@ -129,8 +129,8 @@ fn scorecard_table(out: &mut String, sid: &str, cards: &[Scorecard]) {
         "<table class=\"scorecard\" data-scenario=\"{sid}\">\n<thead><tr><th>run</th>\
          <th>workload</th><th>SLO violated (min)</th><th>p99 latency, median tick (ms)</th>\
          <th>p99 latency, p99 tick (ms)</th><th>pod-hours</th><th>actions</th>\
-         <th>false actions</th><th>flaps</th><th>time to detect</th><th>time to mitigate</th>\
-         </tr></thead>\n<tbody>"
+         <th>false actions</th><th>flaps</th><th>incidents</th><th>time to detect</th>\
+         <th>time to mitigate</th></tr></thead>\n<tbody>"
     );
     for c in cards {
         for w in &c.workloads {
@@ -138,7 +138,7 @@ fn scorecard_table(out: &mut String, sid: &str, cards: &[Scorecard]) {
                 out,
                 "<tr data-run=\"{}\"><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.0}</td>\
                  <td>{:.0}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-                 <td>{}</td></tr>",
+                 <td>{}</td><td>{}</td></tr>",
                 slug(&c.run),
                 escape(&c.run),
                 escape(&w.workload),
@@ -149,6 +149,7 @@ fn scorecard_table(out: &mut String, sid: &str, cards: &[Scorecard]) {
                 w.actions,
                 w.false_actions,
                 w.flaps,
+                escape(&incident_kinds(w)),
                 escape(&per_incident(w, |i| i.time_to_detect_seconds)),
                 escape(&per_incident(w, |i| i.time_to_mitigate_seconds)),
             );
@@ -162,7 +163,8 @@ fn rules() -> String {
     format!(
         "<section class=\"rules\" id=\"scorecard-rules\">\n<h2>How the scorecard is computed</h2>\n<ul>\n\
          <li><b>Incidents</b>: maximal runs of ticks inside one of the scenario's load events \
-         (ground truth).</li>\n\
+         or incidents that affect the workload (ground truth: a node's incident affects the \
+         workloads with pods on that node), each labelled with the kinds seen in it.</li>\n\
          <li><b>SLO violated</b>: ticks whose p99 latency is over the objective, in minutes.</li>\n\
          <li><b>p99 latency</b>: each tick has one p99 latency (of the requests served in \
          it); the table gives the median and the 99th percentile (nearest rank) of those over \

@@ -417,6 +417,14 @@ fn shade(
         }))?
         .label("incident")
         .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], INCIDENT.mix(0.4).filled()));
+    // Each band says what it was, at its top left.
+    chart.draw_series(windows.iter().map(|i| {
+        Text::new(
+            i.kind.clone(),
+            (axis.x(i.start), y.end),
+            ("sans-serif", 11).into_font().color(&INCIDENT),
+        )
+    }))?;
     Ok(())
 }
 

@@ -5,7 +5,8 @@
 //! The rules, per workload:
 //!
 //! - **Incidents** are the maximal runs of ticks whose `in_incident` is set (the scenario's
-//!   ground truth), each the window `[start, end)`, `end` being the first tick after it.
+//!   ground truth), each the window `[start, end)`, `end` being the first tick after it, and
+//!   labelled with the kinds of incident seen in it (`load spike`, `memoryLeak`, …).
 //! - **SLO-violation minutes**: ticks whose true p99 latency is over the objective, times the
 //!   step.
 //! - **Latency**: every tick has one p99 latency (of the requests served in that tick); the
@@ -81,6 +82,8 @@ pub struct WorkloadScore {
 /// One incident of one workload.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct IncidentScore {
+    /// What it was: the kinds of incident in the window, joined by `+`.
+    pub kind: String,
     /// Start, seconds since the start of the run.
     pub start_seconds: f64,
     /// End (exclusive), seconds since the start of the run.
@@ -93,33 +96,57 @@ pub struct IncidentScore {
 }
 
 /// An incident window, as offsets from the start of the run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Incident {
     /// First tick inside.
     pub start: Duration,
     /// First tick after (or one step past the last tick).
     pub end: Duration,
+    /// The kinds of incident seen in the window, sorted, joined by `+` (`incident` when the
+    /// timeline does not say).
+    pub kind: String,
+}
+
+/// Adds the kinds of `label` (joined by `+`) to `kinds`.
+fn add_kinds(kinds: &mut Vec<String>, label: Option<&str>) {
+    for k in label.unwrap_or("incident").split('+') {
+        if !kinds.iter().any(|x| x == k) {
+            kinds.push(k.to_owned());
+        }
+    }
+}
+
+fn close(start: Duration, end: Duration, mut kinds: Vec<String>) -> Incident {
+    kinds.sort();
+    Incident {
+        start,
+        end,
+        kind: kinds.join("+"),
+    }
 }
 
 /// The maximal runs of `in_incident` ticks of a timeline.
 pub fn incidents(timeline: &[TimelinePoint], step: Duration) -> Vec<Incident> {
     let mut out: Vec<Incident> = Vec::new();
-    let mut open: Option<Duration> = None;
+    let mut open: Option<(Duration, Vec<String>)> = None;
     for p in timeline {
-        match (p.in_incident, open) {
-            (true, None) => open = Some(p.t),
-            (false, Some(start)) => {
-                out.push(Incident { start, end: p.t });
-                open = None;
+        match (p.in_incident, &mut open) {
+            (true, None) => {
+                let mut kinds = Vec::new();
+                add_kinds(&mut kinds, p.incident.as_deref());
+                open = Some((p.t, kinds));
             }
-            _ => {}
+            (true, Some((_, kinds))) => add_kinds(kinds, p.incident.as_deref()),
+            (false, Some(_)) => {
+                if let Some((start, kinds)) = open.take() {
+                    out.push(close(start, p.t, kinds));
+                }
+            }
+            (false, None) => {}
         }
     }
-    if let (Some(start), Some(last)) = (open, timeline.last()) {
-        out.push(Incident {
-            start,
-            end: last.t + step,
-        });
+    if let (Some((start, kinds)), Some(last)) = (open, timeline.last()) {
+        out.push(close(start, last.t + step, kinds));
     }
     out
 }
@@ -181,14 +208,14 @@ fn percentile(values: &[f64], q: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-fn time_to_detect(w: &WorkloadRun, i: Incident, limit: Duration) -> Option<Duration> {
+fn time_to_detect(w: &WorkloadRun, i: &Incident, limit: Duration) -> Option<Duration> {
     w.timeline
         .iter()
         .find(|p| p.t >= i.start && p.t < limit && p.anomalous)
         .map(|p| p.t - i.start)
 }
 
-fn time_to_mitigate(w: &WorkloadRun, i: Incident, limit: Duration) -> Option<Duration> {
+fn time_to_mitigate(w: &WorkloadRun, i: &Incident, limit: Duration) -> Option<Duration> {
     let tl = &w.timeline;
     let Some(first_bad) = tl
         .iter()
@@ -239,10 +266,11 @@ pub fn score_workload(run: &RunResult, w: &WorkloadRun) -> WorkloadScore {
     let incidents = windows
         .iter()
         .enumerate()
-        .map(|(k, &i)| {
+        .map(|(k, i)| {
             let next = windows.get(k + 1).map_or(run_end, |n| n.start);
             let detect_limit = (i.end + GRACE).min(next);
             IncidentScore {
+                kind: i.kind.clone(),
                 start_seconds: i.start.as_secs_f64(),
                 end_seconds: i.end.as_secs_f64(),
                 time_to_detect_seconds: time_to_detect(w, i, detect_limit).map(|d| d.as_secs_f64()),
@@ -305,7 +333,20 @@ pub fn per_incident(w: &WorkloadScore, field: impl Fn(&IncidentScore) -> Option<
         .join(", ")
 }
 
-/// The scorecards as a plain-text table, one row per run and workload.
+/// The kinds of every incident, joined: `memoryLeak, load spike+noisyNeighbour`.
+pub fn incident_kinds(w: &WorkloadScore) -> String {
+    if w.incidents.is_empty() {
+        return "none".into();
+    }
+    w.incidents
+        .iter()
+        .map(|i| i.kind.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The scorecards as a plain-text table, one row per run and workload, with each
+/// workload's incidents (their kinds) listed once below its scenario's rows.
 pub fn render_text(cards: &[Scorecard]) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -342,6 +383,11 @@ pub fn render_text(cards: &[Scorecard]) -> String {
             );
         }
     }
+    if let Some(first) = cards.first() {
+        for w in first.workloads.iter().filter(|w| !w.incidents.is_empty()) {
+            let _ = writeln!(out, "  incidents of {}: {}", w.workload, incident_kinds(w));
+        }
+    }
     out
 }
 
@@ -359,6 +405,7 @@ mod tests {
             p99: if violated { 1.0 } else { 0.1 },
             hpa_min: 1,
             in_incident,
+            incident: in_incident.then(|| "load spike".to_owned()),
             violated,
             anomaly_score: if anomalous { 1.0 } else { 0.0 },
             anomalous,
@@ -407,11 +454,13 @@ mod tests {
             vec![
                 Incident {
                     start: minutes(2),
-                    end: minutes(4)
+                    end: minutes(4),
+                    kind: "load spike".into(),
                 },
                 Incident {
                     start: minutes(8),
-                    end: minutes(10)
+                    end: minutes(10),
+                    kind: "load spike".into(),
                 },
             ]
         );
@@ -420,7 +469,8 @@ mod tests {
     #[test]
     fn detection_is_the_first_anomaly_from_the_start() {
         let w = one_incident();
-        let i = incidents(&w.timeline, minutes(1))[0];
+        let windows = incidents(&w.timeline, minutes(1));
+        let i = &windows[0];
         assert_eq!(time_to_detect(&w, i, minutes(60)), Some(minutes(2)));
         assert_eq!(time_to_detect(&w, i, minutes(12)), None);
     }
@@ -428,7 +478,8 @@ mod tests {
     #[test]
     fn mitigation_waits_for_five_good_minutes_or_the_incident_end() {
         let w = one_incident();
-        let i = incidents(&w.timeline, minutes(1))[0];
+        let windows = incidents(&w.timeline, minutes(1));
+        let i = &windows[0];
         // Bad at 11, 12, 13; good from 14 on, through 19 (≥ 5 minutes).
         assert_eq!(time_to_mitigate(&w, i, minutes(60)), Some(minutes(4)));
         // Bad until the last minute of the incident: the incident's end cuts the hold short.
@@ -459,6 +510,7 @@ mod tests {
         let windows = [Incident {
             start: minutes(10),
             end: minutes(20),
+            kind: "load spike".into(),
         }];
         let at = |m, direction| Taken {
             at: minutes(m),

@@ -253,6 +253,16 @@ impl WorkloadState {
         score.is_some()
     }
 
+    /// Whether the run queue at `at` is back under the saturation floor. A workload whose
+    /// run queue is not measured at all passes; one whose measurement is missing at `at`
+    /// does not, since missing data must not lead to taking capacity away.
+    pub fn cpu_pressure_gone(&self, at: Timestamp) -> bool {
+        match self.latest(signal::RUNQUEUE_LATENCY, Stat::P99) {
+            None => true,
+            Some(l) => l.time == at && l.value < RUNQUEUE_SATURATED,
+        }
+    }
+
     /// The memory leak last seen, if it was seen within `within` of `at`.
     pub fn leak(&self, at: Timestamp, within: Duration) -> Option<Leak> {
         self.leak.filter(|l| at.since(l.seen) <= within)
@@ -599,6 +609,20 @@ mod tests {
         s.observe(&sample(signal::CPU_TIME, Stat::Rate, 600, 3.0));
         let a = feed(&mut s, 600, 0.6, 0.005).expect("short of CPU");
         assert_eq!(a.kind, AnomalyKind::Saturation);
+    }
+
+    #[test]
+    fn cpu_pressure_is_gone_only_when_a_fresh_run_queue_says_so() {
+        let mut s = WorkloadState::new(WorkloadRef::deployment("shop", "web"), STEP);
+        assert!(s.cpu_pressure_gone(Timestamp::from_secs(0)), "not measured");
+        feed(&mut s, 15, 0.1, 0.004);
+        assert!(!s.cpu_pressure_gone(Timestamp::from_secs(15)), "still long");
+        feed(&mut s, 30, 0.1, 0.0002);
+        assert!(s.cpu_pressure_gone(Timestamp::from_secs(30)));
+        assert!(
+            !s.cpu_pressure_gone(Timestamp::from_secs(45)),
+            "missing at the time asked"
+        );
     }
 
     #[test]

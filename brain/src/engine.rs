@@ -227,8 +227,13 @@ impl Engine {
             let held = episode
                 .and_then(|e| e.last_raise)
                 .is_none_or(|t| at.since(t) >= self.config.hold_after_raise);
+            // Calm because of the added pods is not calm: while the run queue is still long
+            // the CPU pressure that caused the raise (a neighbour, the sensor) is still there,
+            // and restoring would only bring the trouble back — a flap.
+            let pressure_gone = state.cpu_pressure_gone(at);
             raised.is_some()
                 && held
+                && pressure_gone
                 && state
                     .normal_since
                     .is_some_and(|since| at.since(since) >= self.config.restore_after)

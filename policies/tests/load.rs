@@ -27,7 +27,14 @@ fn the_shipped_default_policy_loads() {
     let p = set.get("shop-saturation").expect("named shop-saturation");
     assert_eq!(p.spec.mode, Mode::Enforce);
     assert_eq!(p.spec.actions, vec![ActionKind::ScaleHpa]);
-    assert_eq!(p.spec.target.namespaces[0].as_str(), "shop");
+    let namespaces: Vec<&str> = p
+        .spec
+        .target
+        .namespaces
+        .iter()
+        .map(|n| n.as_str())
+        .collect();
+    assert_eq!(namespaces, ["shop", "web"]);
     assert!(p.spec.target.workloads.is_empty() && p.spec.target.exclude.is_empty());
     assert_eq!(p.spec.cooldown.get(), Duration::from_secs(120));
     assert_eq!(p.spec.max_replicas.map(|c| c.get()), Some(40));

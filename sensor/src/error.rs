@@ -5,10 +5,10 @@ use std::path::PathBuf;
 /// Why the sensor cannot run, or could not read what it loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum SensorError {
-    /// Loading BPF programs needs root (or CAP_BPF + CAP_PERFMON + CAP_SYS_RESOURCE).
+    /// Loading BPF programs needs root, CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON.
     #[error(
-        "not running as root (effective uid {euid}): loading eBPF programs needs root, \
-         or CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE; run with sudo or grant the capabilities"
+        "not running as root (effective uid {euid}): loading eBPF tracing programs needs root, \
+         CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON; run with sudo or grant the capabilities"
     )]
     NotRoot {
         /// The effective uid found.

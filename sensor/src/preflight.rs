@@ -17,10 +17,11 @@ pub fn unavailable() -> Option<SensorError> {
     check().err()
 }
 
-/// Root, kernel BTF and kernel version: what loading the probes needs.
+/// Root (or the BPF capabilities), kernel BTF and kernel version: what loading needs.
 pub fn check() -> Result<(), SensorError> {
-    let euid = effective_uid()?;
-    if euid != 0 {
+    let status = read("/proc/self/status")?;
+    let euid = parse_euid(&status).unwrap_or(u32::MAX);
+    if euid != 0 && !parse_cap_eff(&status).is_some_and(may_load_bpf) {
         return Err(SensorError::NotRoot { euid });
     }
     if !Path::new(KERNEL_BTF).exists() {
@@ -85,14 +86,23 @@ fn read(path: &str) -> Result<String, SensorError> {
 }
 
 /// The effective uid, from `/proc/self/status` (`Uid: real effective saved fs`).
-fn effective_uid() -> Result<u32, SensorError> {
-    let status = read("/proc/self/status")?;
-    Ok(parse_euid(&status).unwrap_or(u32::MAX))
-}
-
 fn parse_euid(status: &str) -> Option<u32> {
     let line = status.lines().find(|l| l.starts_with("Uid:"))?;
     line.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// The effective capability set, from `/proc/self/status` (`CapEff: 000001ffffffffff`).
+fn parse_cap_eff(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("CapEff:"))?;
+    u64::from_str_radix(line.split_whitespace().nth(1)?, 16).ok()
+}
+
+/// CAP_SYS_ADMIN alone, or CAP_BPF with CAP_PERFMON (tracing programs need both).
+fn may_load_bpf(caps: u64) -> bool {
+    const SYS_ADMIN: u64 = 1 << 21;
+    const PERFMON: u64 = 1 << 38;
+    const BPF: u64 = 1 << 39;
+    caps & SYS_ADMIN != 0 || caps & (BPF | PERFMON) == BPF | PERFMON
 }
 
 /// `6.18.44-fc-v657` → `(6, 18)`.
@@ -112,5 +122,10 @@ mod tests {
         assert!(parse_release("5.4.0").unwrap() < MIN_KERNEL);
         assert_eq!(parse_release("garbage"), None);
         assert_eq!(parse_euid("Name:\tx\nUid:\t1000\t0\t0\t0\n"), Some(0));
+        let caps = |s: &str| parse_cap_eff(&format!("CapEff:\t{s}\n"));
+        assert!(caps("000001ffffffffff").is_some_and(may_load_bpf));
+        assert!(caps("000000c000000000").is_some_and(may_load_bpf));
+        assert!(!caps("0000004000000000").is_some_and(may_load_bpf));
+        assert!(!caps("0000000000000000").is_some_and(may_load_bpf));
     }
 }

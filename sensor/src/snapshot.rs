@@ -192,8 +192,13 @@ impl Snapshot {
             })
             .collect();
         rows.sort();
-        let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(5);
-        let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(6);
+        let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(8);
+        let w1 = rows
+            .iter()
+            .map(|r| r.1.len())
+            .max()
+            .unwrap_or(0)
+            .max(signal::SENSOR_OVERHEAD.len());
         let mut s = String::new();
         let _ = writeln!(
             s,

@@ -11,6 +11,7 @@ pub mod error;
 pub mod histogram;
 mod loader;
 mod maps;
+pub mod otlp;
 pub mod preflight;
 pub mod probes;
 pub mod snapshot;

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use homeostat_core::semconv;
-use homeostat_sensor::{Owner, Sensor, SensorConfig, Snapshot, otlp};
+use homeostat_sensor::{Owner, Probe, ProbeConfig, Sensor, SensorConfig, Snapshot, otlp};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
@@ -26,6 +26,10 @@ pub struct Args {
     /// of printing. Pods are named from the Kubernetes API (current kubeconfig or in-cluster).
     #[arg(long, env = "HOMEOSTAT_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
+    /// Measure 1 in N events of the latency probes (run queue, connect, block I/O); counters
+    /// always count everything. Raise it where the scheduler probes cost too much.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    sample_every: u32,
     /// This node's name, for `k8s.node.name` and to list only this node's pods.
     #[arg(long, env = "NODE_NAME")]
     node_name: Option<String>,
@@ -39,8 +43,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let handle = Handle::current();
     // Reading BPF maps is blocking syscalls; keep it off the async workers.
     tokio::task::spawn_blocking(move || {
-        let mut sensor =
-            Sensor::start(&SensorConfig::default()).context("starting the eBPF sensor")?;
+        let mut config = SensorConfig::default();
+        for probe in Probe::ALL.into_iter().filter(|p| p.is_latency()) {
+            let sampled = ProbeConfig {
+                enabled: true,
+                sample_every: args.sample_every,
+            };
+            config.probes.insert(probe, sampled);
+        }
+        let mut sensor = Sensor::start(&config).context("starting the eBPF sensor")?;
         for (family, error) in sensor.failed() {
             eprintln!(
                 "warning: probe family {} not loaded: {error}",

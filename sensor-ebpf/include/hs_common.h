@@ -151,10 +151,12 @@ static __always_inline void hs_count_drop(void)
 		(*d)++;
 }
 
-/* The v2 cgroup id of any task (not only current). */
+/* The v2 cgroup id of any task (not only current). The programs are tp_btf, so task
+ * pointers are BTF-typed: plain loads (JITed as fault-tolerant PROBE_MEM loads) walk the
+ * chain at a fraction of the cost of four bpf_probe_read_kernel() calls. */
 static __always_inline __u64 hs_task_cgroup(struct task_struct *task)
 {
-	return BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	return task->cgroups->dfl_cgrp->kn->id;
 }
 
 #endif

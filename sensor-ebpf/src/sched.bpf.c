@@ -7,10 +7,12 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* pid -> when it became runnable; LRU so tasks that exit while queued cannot fill it. */
+/* pid -> when it became runnable. Every entry is consumed when its task next switches in
+ * (a dying task's last switch-out is not TASK_RUNNING), so a plain hash does not leak, and it
+ * is much cheaper than an LRU one; were it ever full, samples would be missed, no more. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
 	__type(key, __u32);
 	__type(value, __u64);
 } hs_runq_start SEC(".maps");
@@ -40,7 +42,9 @@ struct {
 
 static __always_inline void runq_enqueue(struct task_struct *p, __u64 now)
 {
-	__u32 pid = BPF_CORE_READ(p, pid);
+	/* tp_btf hands us trusted task pointers: a plain (CO-RE relocated) load is enough and
+	 * cheaper than a probe-read. */
+	__u32 pid = p->pid;
 
 	if (pid == 0 || !hs_sampled(HS_PROBE_RUNQ))
 		return;
@@ -79,7 +83,7 @@ int hs_sched_switch(__u64 *ctx)
 
 		if (since) {
 			/* The idle task (pid 0) is not a workload. */
-			if (*since && now > *since && BPF_CORE_READ(prev, pid) != 0)
+			if (*since && now > *since && prev->pid != 0)
 				hs_counter_add(&hs_cpu_ns, bpf_get_current_cgroup_id(), now - *since);
 			*since = now;
 		}
@@ -89,7 +93,7 @@ int hs_sched_switch(__u64 *ctx)
 	if (prev_state == HS_TASK_RUNNING)
 		runq_enqueue(prev, now);
 
-	__u32 pid = BPF_CORE_READ(next, pid);
+	__u32 pid = next->pid;
 	__u64 *start = bpf_map_lookup_elem(&hs_runq_start, &pid);
 
 	if (!start)

@@ -15,7 +15,7 @@ use crate::error::SensorError;
 use crate::histogram::Log2Histogram;
 use crate::maps::{self, ExitCounts, Hist, RawEvent, TcpCounts};
 use crate::preflight;
-use crate::probes::{Family, SensorConfig};
+use crate::probes::{Family, Probe, SensorConfig};
 use crate::snapshot::{Event, EventKind, Reading, Snapshot, Value};
 
 /// A loaded probe family: its object, and its ring buffer if it has one.
@@ -46,6 +46,8 @@ pub struct Sensor {
     cgroups: CgroupIndex,
     totals: Totals,
     last_read: Instant,
+    /// 1-in-N sampling of each latency signal, to scale its counts back up.
+    sample_every: HashMap<&'static str, u32>,
     /// Events read while taking the baseline, handed out with the first snapshot.
     pending: Vec<Event>,
     // Keeps kernel.bpf_stats_enabled on while the sensor runs, for its own overhead.
@@ -94,6 +96,14 @@ impl Sensor {
             cgroups,
             totals: Totals::default(),
             last_read: Instant::now(),
+            sample_every: [
+                (signal::RUNQUEUE_LATENCY, Probe::RunQueue),
+                (signal::TCP_CONNECT_LATENCY, Probe::TcpConnect),
+                (signal::BLOCK_IO_LATENCY, Probe::BlockIo),
+            ]
+            .into_iter()
+            .map(|(s, p)| (s, config.probe(p).sample_every.max(1)))
+            .collect(),
             pending: Vec::new(),
             _stats: stats,
         };
@@ -188,24 +198,18 @@ impl Sensor {
                 ),
             ]
         });
-        histograms(
-            &mut readings,
-            signal::RUNQUEUE_LATENCY,
-            &current.runq,
-            &self.totals.runq,
-        );
-        histograms(
-            &mut readings,
-            signal::TCP_CONNECT_LATENCY,
-            &current.connect,
-            &self.totals.connect,
-        );
-        histograms(
-            &mut readings,
-            signal::BLOCK_IO_LATENCY,
-            &current.block,
-            &self.totals.block,
-        );
+        for (signal, now, before) in [
+            (signal::RUNQUEUE_LATENCY, &current.runq, &self.totals.runq),
+            (
+                signal::TCP_CONNECT_LATENCY,
+                &current.connect,
+                &self.totals.connect,
+            ),
+            (signal::BLOCK_IO_LATENCY, &current.block, &self.totals.block),
+        ] {
+            let n = self.sample_every.get(signal).copied().unwrap_or(1);
+            histograms(&mut readings, signal, now, before, n);
+        }
 
         let ids: HashSet<u64> = readings
             .iter()
@@ -400,9 +404,13 @@ fn histograms(
     signal: &'static str,
     now: &HashMap<u64, Log2Histogram>,
     before: &HashMap<u64, Log2Histogram>,
+    sample_every: u32,
 ) {
     for (id, h) in now {
-        let d = before.get(id).map_or(*h, |b| h.since(b));
+        let d = before
+            .get(id)
+            .map_or(*h, |b| h.since(b))
+            .scaled(sample_every);
         if d.count > 0 {
             out.push(reading(*id, signal, None, Value::Latencies(Box::new(d))));
         }

@@ -18,6 +18,13 @@ use crate::preflight;
 use crate::probes::{Family, Probe, SensorConfig};
 use crate::snapshot::{Event, EventKind, Reading, Snapshot, Value};
 
+/// The histogram signals and the probes that sample them.
+const LATENCY_SIGNALS: [(&str, Probe); 3] = [
+    (signal::RUNQUEUE_LATENCY, Probe::RunQueue),
+    (signal::TCP_CONNECT_LATENCY, Probe::TcpConnect),
+    (signal::BLOCK_IO_LATENCY, Probe::BlockIo),
+];
+
 /// A loaded probe family: its object, and its ring buffer if it has one.
 struct Loaded {
     family: Family,
@@ -96,14 +103,10 @@ impl Sensor {
             cgroups,
             totals: Totals::default(),
             last_read: Instant::now(),
-            sample_every: [
-                (signal::RUNQUEUE_LATENCY, Probe::RunQueue),
-                (signal::TCP_CONNECT_LATENCY, Probe::TcpConnect),
-                (signal::BLOCK_IO_LATENCY, Probe::BlockIo),
-            ]
-            .into_iter()
-            .map(|(s, p)| (s, config.probe(p).sample_every.max(1)))
-            .collect(),
+            sample_every: LATENCY_SIGNALS
+                .into_iter()
+                .map(|(s, p)| (s, config.probe(p).sample_every.max(1)))
+                .collect(),
             pending: Vec::new(),
             _stats: stats,
         };
@@ -113,6 +116,19 @@ impl Sensor {
         let baseline = sensor.read()?;
         sensor.pending = baseline.events;
         Ok(sensor)
+    }
+
+    /// Switches probes on or off and changes their sampling while attached, e.g. to throttle
+    /// the sensor's own cost. Families not loaded at start stay unloaded.
+    pub fn configure(&mut self, config: &SensorConfig) -> Result<(), SensorError> {
+        for l in &mut self.loaded {
+            maps::write_config(&mut l.ebpf, l.family, config)?;
+        }
+        for (signal, probe) in LATENCY_SIGNALS {
+            self.sample_every
+                .insert(signal, config.probe(probe).sample_every.max(1));
+        }
+        Ok(())
     }
 
     /// The families that could not be loaded, and why.

@@ -148,6 +148,34 @@ fn exits_are_counted_by_kind_and_crashes_recorded() {
 }
 
 #[test]
+fn a_probe_switched_off_at_run_time_counts_nothing() {
+    let Some(_lock) = bpf_or_skip("a_probe_switched_off_at_run_time_counts_nothing") else {
+        return;
+    };
+    let mut sensor = start(&[Probe::Exits]);
+    let cg = TestCgroup::new(sensor.cgroup_root(), "switch");
+    sensor.configure(&SensorConfig::only(&[])).unwrap();
+    cg.run("exit 0");
+    let off = total(
+        &[sensor.read().unwrap()],
+        cg.id,
+        signal::PROCESS_EXITS,
+        Some("ok"),
+    );
+    sensor
+        .configure(&SensorConfig::only(&[Probe::Exits]))
+        .unwrap();
+    cg.run("exit 0");
+    let on = total(
+        &[sensor.read().unwrap()],
+        cg.id,
+        signal::PROCESS_EXITS,
+        Some("ok"),
+    );
+    assert_eq!((off, on), (0.0, 1.0));
+}
+
+#[test]
 fn ten_thousand_exits_are_counted_exactly() {
     let Some(_lock) = bpf_or_skip("ten_thousand_exits_are_counted_exactly") else {
         return;

@@ -2,6 +2,7 @@
 
 mod brain;
 mod policy;
+mod sensor;
 mod simulate;
 
 use std::path::PathBuf;
@@ -40,6 +41,9 @@ enum Command {
     /// Receives OTLP metrics on 4317 (gRPC) and 4318 (HTTP), serves /healthz, /readyz,
     /// /metrics and /api/v1/decisions on 8080, and decides every evaluation interval.
     Brain(brain::Args),
+    /// Run the eBPF sensor on this node (root, kernel BTF): per-cgroup kernel signals,
+    /// attributed to pods, printed as a table every interval.
+    Sensor(sensor::Args),
     /// Work with policy files.
     #[command(subcommand)]
     Policy(policy::Command),
@@ -96,6 +100,10 @@ fn main() -> ExitCode {
             Command::Brain(args) => {
                 init_logging("info");
                 brain::run(args).await
+            }
+            Command::Sensor(args) => {
+                init_logging("warn");
+                sensor::run(args).await
             }
             Command::Policy(cmd) => policy::run(cmd),
         }

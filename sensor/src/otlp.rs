@@ -1,0 +1,233 @@
+//! Snapshots as OTLP metrics: one resource per pod or container (the Kubernetes attributes
+//! the brain keys workloads by), delta sums for counters, explicit-bucket delta histograms
+//! for latencies with the kernel's power-of-two bounds.
+
+use std::collections::BTreeMap;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
+    ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+
+use homeostat_core::signal;
+
+use crate::cgroup::Owner;
+use crate::histogram::{Log2Histogram, SLOTS};
+use crate::snapshot::{Reading, Snapshot, Value};
+
+/// Resource attributes (`k8s.namespace.name`, `k8s.deployment.name`, `k8s.pod.uid`, …) of
+/// an owner, or `None` to leave its readings out (a systemd unit is no workload).
+pub type ResourceOf<'a> = dyn FnMut(&Owner) -> Option<Vec<(String, String)>> + 'a;
+
+type Attributes = Vec<(String, String)>;
+type BySignal<'a> = BTreeMap<&'a str, Vec<&'a Reading>>;
+
+/// An OTLP export request for `snapshot`, whose interval ended at `end_unix_nano`.
+pub fn export_request(
+    snapshot: &Snapshot,
+    end_unix_nano: u64,
+    resource_of: &mut ResourceOf<'_>,
+) -> ExportMetricsServiceRequest {
+    let start = end_unix_nano.saturating_sub(snapshot.interval.as_nanos() as u64);
+    // Group readings by resource, and within it by signal, so each metric appears once.
+    let mut by_resource: BTreeMap<Attributes, BySignal<'_>> = BTreeMap::new();
+    for r in &snapshot.readings {
+        let Some(mut attrs) = resource_of(&r.owner) else {
+            continue;
+        };
+        attrs.sort();
+        by_resource
+            .entry(attrs)
+            .or_default()
+            .entry(r.signal)
+            .or_default()
+            .push(r);
+    }
+    let resource_metrics = by_resource
+        .into_iter()
+        .map(|(attrs, signals)| ResourceMetrics {
+            resource: Some(Resource {
+                attributes: attrs.iter().map(|(k, v)| kv(k, v)).collect(),
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope {
+                    name: "homeostat-sensor".into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    ..Default::default()
+                }),
+                metrics: signals
+                    .into_iter()
+                    .map(|(name, readings)| metric(name, &readings, start, end_unix_nano))
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .collect();
+    ExportMetricsServiceRequest { resource_metrics }
+}
+
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_owned())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn point_attributes(r: &Reading) -> Vec<KeyValue> {
+    r.attribute.iter().map(|(k, v)| kv(k, v)).collect()
+}
+
+fn metric(name: &str, readings: &[&Reading], start: u64, end: u64) -> Metric {
+    let unit = match name {
+        signal::CPU_TIME
+        | signal::RUNQUEUE_LATENCY
+        | signal::TCP_CONNECT_LATENCY
+        | signal::BLOCK_IO_LATENCY => "s",
+        _ => "1",
+    };
+    let delta = AggregationTemporality::Delta as i32;
+    let data = if readings
+        .iter()
+        .any(|r| matches!(r.value, Value::Latencies(_)))
+    {
+        metric::Data::Histogram(Histogram {
+            aggregation_temporality: delta,
+            data_points: readings
+                .iter()
+                .filter_map(|r| match &r.value {
+                    Value::Latencies(h) => {
+                        Some(histogram_point(h, point_attributes(r), start, end))
+                    }
+                    Value::Increase(_) => None,
+                })
+                .collect(),
+        })
+    } else {
+        metric::Data::Sum(Sum {
+            aggregation_temporality: delta,
+            is_monotonic: true,
+            data_points: readings
+                .iter()
+                .filter_map(|r| match r.value {
+                    Value::Increase(v) => Some(NumberDataPoint {
+                        attributes: point_attributes(r),
+                        start_time_unix_nano: start,
+                        time_unix_nano: end,
+                        value: Some(number_data_point::Value::AsDouble(v)),
+                        ..Default::default()
+                    }),
+                    Value::Latencies(_) => None,
+                })
+                .collect(),
+        })
+    };
+    Metric {
+        name: name.to_owned(),
+        unit: unit.to_owned(),
+        data: Some(data),
+        ..Default::default()
+    }
+}
+
+/// The kernel's buckets as OTLP explicit bounds: slot `i` is `[2^i, 2^(i+1))` ns, so the
+/// upper bounds are `2^1 … 2^(SLOTS-1)` ns, in seconds, and the last bucket is open.
+pub fn explicit_bounds() -> Vec<f64> {
+    (1..SLOTS).map(|i| (1u64 << i) as f64 / 1e9).collect()
+}
+
+fn histogram_point(
+    h: &Log2Histogram,
+    attributes: Vec<KeyValue>,
+    start: u64,
+    end: u64,
+) -> HistogramDataPoint {
+    let bucket_counts = h.slots.to_vec();
+    HistogramDataPoint {
+        attributes,
+        start_time_unix_nano: start,
+        time_unix_nano: end,
+        count: bucket_counts.iter().sum(),
+        sum: Some(h.sum_ns as f64 / 1e9),
+        bucket_counts,
+        explicit_bounds: explicit_bounds(),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn readings_become_sums_and_histograms_per_resource() {
+        let pod = Owner::Pod {
+            uid: "u1".into(),
+            qos: "burstable",
+            container_id: Some("c1".into()),
+        };
+        let mut h = Log2Histogram::default();
+        h.slots[10] = 4;
+        h.count = 4;
+        h.sum_ns = 4 * 1500;
+        let reading = |signal, attribute, value| Reading {
+            cgroup_id: 1,
+            path: None,
+            owner: pod.clone(),
+            signal,
+            attribute,
+            value,
+        };
+        let snap = Snapshot {
+            interval: Duration::from_secs(1),
+            readings: vec![
+                reading(
+                    signal::PROCESS_EXITS,
+                    Some((signal::EXIT_KIND, "ok")),
+                    Value::Increase(3.0),
+                ),
+                reading(
+                    signal::PROCESS_EXITS,
+                    Some((signal::EXIT_KIND, "signal")),
+                    Value::Increase(1.0),
+                ),
+                reading(
+                    signal::RUNQUEUE_LATENCY,
+                    None,
+                    Value::Latencies(Box::new(h)),
+                ),
+                Reading {
+                    owner: Owner::Unit("sshd.service".into()),
+                    ..reading(signal::CPU_TIME, None, Value::Increase(0.5))
+                },
+            ],
+            ..Default::default()
+        };
+        let req = export_request(&snap, 2_000_000_000, &mut |o| match o {
+            Owner::Pod { uid, .. } => Some(vec![("k8s.pod.uid".into(), uid.clone())]),
+            _ => None,
+        });
+        assert_eq!(req.resource_metrics.len(), 1, "the unit is left out");
+        let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
+        assert_eq!(metrics.len(), 2);
+        let Some(metric::Data::Sum(exits)) = &metrics[0].data else {
+            panic!("{metrics:?}")
+        };
+        assert_eq!(exits.data_points.len(), 2);
+        assert_eq!(exits.data_points[0].start_time_unix_nano, 1_000_000_000);
+        let Some(metric::Data::Histogram(runq)) = &metrics[1].data else {
+            panic!()
+        };
+        let p = &runq.data_points[0];
+        assert_eq!(p.bucket_counts.len(), p.explicit_bounds.len() + 1);
+        assert_eq!((p.count, p.sum), (4, Some(6e-6)));
+    }
+}

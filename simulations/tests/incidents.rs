@@ -582,6 +582,9 @@ fn an_overloaded_sensor_reports_its_overhead_and_takes_it_from_the_pods() {
     }
     sim.until(secs(106 * MIN));
     assert_eq!(sensor_gauge(&sim, "node-c"), Some(0.002));
+    // The implicit node of a scenario without nodes keeps its sensor quiet.
+    let quiet = Sim::new(&load("load-spike.yaml"));
+    assert_eq!(sensor_gauge(&quiet, "sim-node-1"), None);
 }
 
 #[test]

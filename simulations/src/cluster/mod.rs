@@ -16,6 +16,7 @@ use crate::model::workload::{RUNQUEUE_BASE, TickOutcome};
 use crate::scenario::Scenario;
 use crate::telemetry::{PodIdentity, pod_metrics, sensor_metrics};
 
+mod hpa;
 pub mod node;
 pub mod pod;
 pub mod rollout;

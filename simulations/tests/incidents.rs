@@ -217,6 +217,10 @@ fn a_crashing_rollout_stalls_at_max_unavailable_and_undo_restores_the_old_replic
     let find = |name: &str| rss.iter().find(|r| r["metadata"]["name"] == name).cloned();
     let old_rs = find(&old_name).expect("old RS");
     assert_eq!(old_rs["spec"]["replicas"], 3);
+    assert_eq!(
+        old_rs["status"]["observedGeneration"],
+        old_rs["metadata"]["generation"]
+    );
     let new_rs = rss
         .iter()
         .find(|r| r["metadata"]["name"] != old_name.as_str())

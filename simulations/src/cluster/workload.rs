@@ -432,9 +432,10 @@ impl SimWorkload {
         let rs = &self.replica_sets[i];
         let ns = self.spec.namespace.clone();
         let replicas = rs.replicas;
-        store.modify(&REPLICA_SETS, Some(&ns), &rs.name, |o| {
+        let stored = store.modify(&REPLICA_SETS, Some(&ns), &rs.name, |o| {
             o["spec"]["replicas"] = json!(replicas)
         })?;
+        let generation = stored["metadata"]["generation"].clone();
         let count = self.pods.iter().filter(|p| p.hash == hash).count();
         let ready = self
             .pods
@@ -446,7 +447,7 @@ impl SimWorkload {
             &REPLICA_SETS,
             &ns,
             &self.replica_sets[i].name,
-            json!({"replicas": count, "fullyLabeledReplicas": count, "readyReplicas": ready, "availableReplicas": ready, "observedGeneration": 1}),
+            json!({"replicas": count, "fullyLabeledReplicas": count, "readyReplicas": ready, "availableReplicas": ready, "observedGeneration": generation}),
         )
     }
 

@@ -737,3 +737,25 @@ async fn a_run_scores_each_incident_under_its_kind() {
             .all(|p| p.incident.is_none())
     );
 }
+
+#[test]
+fn packet_loss_on_a_node_hits_every_workload_with_pods_there() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/network-degradation.yaml"),
+    )
+    .expect("read")
+    .replace(
+        "    workload: shop/checkout\n    at: 1h",
+        "    node: sim-node-1\n    at: 1h",
+    );
+    let s = Scenario::parse("node-loss.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let mut sim = Sim::new(&s);
+    sim.until(secs(70 * MIN));
+    for w in 0..2 {
+        assert!(sim.pods(w).iter().all(|p| p.signals.retransmits > 0.0));
+        assert_eq!(
+            sim.cluster.ground_truth(w, secs(70 * MIN)).as_deref(),
+            Some("networkDegradation")
+        );
+    }
+}

@@ -217,6 +217,10 @@ fn a_crashing_rollout_stalls_at_max_unavailable_and_undo_restores_the_old_replic
     let find = |name: &str| rss.iter().find(|r| r["metadata"]["name"] == name).cloned();
     let old_rs = find(&old_name).expect("old RS");
     assert_eq!(old_rs["spec"]["replicas"], 3);
+    assert_eq!(
+        old_rs["status"]["observedGeneration"],
+        old_rs["metadata"]["generation"]
+    );
     let new_rs = rss
         .iter()
         .find(|r| r["metadata"]["name"] != old_name.as_str())
@@ -582,6 +586,9 @@ fn an_overloaded_sensor_reports_its_overhead_and_takes_it_from_the_pods() {
     }
     sim.until(secs(106 * MIN));
     assert_eq!(sensor_gauge(&sim, "node-c"), Some(0.002));
+    // The implicit node of a scenario without nodes keeps its sensor quiet.
+    let quiet = Sim::new(&load("load-spike.yaml"));
+    assert_eq!(sensor_gauge(&quiet, "sim-node-1"), None);
 }
 
 #[test]
@@ -729,4 +736,26 @@ async fn a_run_scores_each_incident_under_its_kind() {
             .filter(|p| p.t < secs(3600))
             .all(|p| p.incident.is_none())
     );
+}
+
+#[test]
+fn packet_loss_on_a_node_hits_every_workload_with_pods_there() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/network-degradation.yaml"),
+    )
+    .expect("read")
+    .replace(
+        "    workload: shop/checkout\n    at: 1h",
+        "    node: sim-node-1\n    at: 1h",
+    );
+    let s = Scenario::parse("node-loss.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let mut sim = Sim::new(&s);
+    sim.until(secs(70 * MIN));
+    for w in 0..2 {
+        assert!(sim.pods(w).iter().all(|p| p.signals.retransmits > 0.0));
+        assert_eq!(
+            sim.cluster.ground_truth(w, secs(70 * MIN)).as_deref(),
+            Some("networkDegradation")
+        );
+    }
 }

@@ -16,6 +16,7 @@ use crate::model::workload::{RUNQUEUE_BASE, TickOutcome};
 use crate::scenario::Scenario;
 use crate::telemetry::{PodIdentity, pod_metrics, sensor_metrics};
 
+mod hpa;
 pub mod node;
 pub mod pod;
 pub mod rollout;
@@ -44,6 +45,8 @@ pub struct SimCluster {
     start: Timestamp,
     /// Per node, what its sensor cost during the last tick.
     sensor_overhead: Vec<f64>,
+    /// Per node, whether its sensor reports its overhead (see [`SimCluster::install`]).
+    sensor_reports: Vec<bool>,
 }
 
 /// What the nodes looked like during a tick, for each node in order.
@@ -59,6 +62,12 @@ pub struct NodeTick {
 
 impl SimCluster {
     /// Creates the scenario's nodes and workloads in `store`.
+    ///
+    /// Every node's sensor costs CPU, but only the nodes a scenario declares (or a node a
+    /// `sensorOverload` targets) send `homeostat.sensor.overhead`: the implicit node of a
+    /// scenario written before nodes existed stays silent, so the brain sees the same
+    /// workloads in those scenarios as it did before (the sensor is a DaemonSet workload of
+    /// its own to the brain).
     pub fn install(
         store: &ObjectStore,
         scenario: &Scenario,
@@ -88,7 +97,18 @@ impl SimCluster {
                 start,
             )?);
         }
+        let sensor_reports = nodes
+            .iter()
+            .map(|n| {
+                !scenario.nodes.is_empty()
+                    || scenario.incidents.iter().any(|i| {
+                        matches!(i.kind, IncidentKind::SensorOverload { .. })
+                            && i.targets_node(&n.name)
+                    })
+            })
+            .collect();
         Ok(SimCluster {
+            sensor_reports,
             sensor_overhead: vec![cpu::SENSOR_BASELINE; nodes.len()],
             nodes,
             workloads,
@@ -354,8 +374,15 @@ impl SimCluster {
                 })
             })
             .collect();
-        for (n, overhead) in self.nodes.iter().zip(&self.sensor_overhead) {
-            out.push(sensor_metrics(&n.name, *overhead, self.start, now));
+        for ((n, overhead), reports) in self
+            .nodes
+            .iter()
+            .zip(&self.sensor_overhead)
+            .zip(&self.sensor_reports)
+        {
+            if *reports {
+                out.push(sensor_metrics(&n.name, *overhead, self.start, now));
+            }
         }
         out
     }

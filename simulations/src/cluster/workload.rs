@@ -16,7 +16,7 @@ use crate::apiserver::discovery::{
     DEPLOYMENTS, HORIZONTAL_POD_AUTOSCALERS, NAMESPACES, PODS, REPLICA_SETS, ResourceType,
 };
 use crate::apiserver::{ApiError, ObjectStore};
-use crate::model::hpa::{Behavior, HpaController, HpaInput};
+use crate::model::hpa::HpaController;
 use crate::model::incident::backoff::BackOff;
 use crate::model::load::LoadTrace;
 use crate::model::workload::ServingModel;
@@ -63,7 +63,7 @@ pub struct SimWorkload {
     pub leak: Option<LeakWindow>,
     pub(super) load: LoadTrace,
     pub(super) serving: ServingModel,
-    hpa: HpaController,
+    pub(super) hpa: HpaController,
     deployment_uid: String,
     next_pod: u32,
 }
@@ -432,9 +432,10 @@ impl SimWorkload {
         let rs = &self.replica_sets[i];
         let ns = self.spec.namespace.clone();
         let replicas = rs.replicas;
-        store.modify(&REPLICA_SETS, Some(&ns), &rs.name, |o| {
+        let stored = store.modify(&REPLICA_SETS, Some(&ns), &rs.name, |o| {
             o["spec"]["replicas"] = json!(replicas)
         })?;
+        let generation = stored["metadata"]["generation"].clone();
         let count = self.pods.iter().filter(|p| p.hash == hash).count();
         let ready = self
             .pods
@@ -446,7 +447,7 @@ impl SimWorkload {
             &REPLICA_SETS,
             &ns,
             &self.replica_sets[i].name,
-            json!({"replicas": count, "fullyLabeledReplicas": count, "readyReplicas": ready, "availableReplicas": ready, "observedGeneration": 1}),
+            json!({"replicas": count, "fullyLabeledReplicas": count, "readyReplicas": ready, "availableReplicas": ready, "observedGeneration": generation}),
         )
     }
 
@@ -489,104 +490,6 @@ impl SimWorkload {
             "unavailableReplicas": desired.saturating_sub(ready),
         });
         write_status(store, &DEPLOYMENTS, self.ns(), &self.spec.name, status)
-    }
-
-    /// The HPA controller's sync: reads the HPA, sets the Deployment's replicas, writes status.
-    pub fn sync_hpa(
-        &mut self,
-        store: &ObjectStore,
-        now: Timestamp,
-        since_start: Duration,
-    ) -> Result<u32, ApiError> {
-        let ns = self.spec.namespace.clone();
-        let (min, max, target, last_scale, behavior) = store.read(
-            &HORIZONTAL_POD_AUTOSCALERS,
-            Some(&ns),
-            &self.spec.name,
-            |hpa| {
-                let spec = &hpa["spec"];
-                let min = spec["minReplicas"].as_u64().unwrap_or(1) as u32;
-                let max = spec["maxReplicas"].as_u64().unwrap_or(u64::from(min)) as u32;
-                let target = spec["metrics"][0]["resource"]["target"]["averageUtilization"]
-                    .as_f64()
-                    .unwrap_or(80.0)
-                    / 100.0;
-                let last_scale = hpa["status"]["lastScaleTime"].as_str().map(str::to_owned);
-                // A behaviour the API server accepted but this model cannot read falls back to
-                // the defaults, as fields left out do.
-                let behavior = serde_json::from_value(spec["behavior"].clone()).ok();
-                (
-                    min,
-                    max,
-                    target,
-                    last_scale,
-                    Behavior::from_spec(behavior.as_ref()),
-                )
-            },
-        )?;
-        let current = store.read(&DEPLOYMENTS, Some(&ns), &self.spec.name, |d| {
-            d["spec"]["replicas"].as_u64().unwrap_or(1) as u32
-        })?;
-        let ready_utilisation: Vec<f64> = self
-            .pods
-            .iter()
-            .filter(|p| p.ready)
-            .map(|p| p.utilisation)
-            .collect();
-        let unready = self.pods.iter().filter(|p| !p.ready).count() as u32;
-        let average = if ready_utilisation.is_empty() {
-            0.0
-        } else {
-            ready_utilisation.iter().sum::<f64>() / ready_utilisation.len() as f64
-        };
-        let input = HpaInput {
-            current,
-            ready_utilisation,
-            unready,
-            target,
-            min,
-            max,
-            behavior,
-        };
-        let desired = self.hpa.sync(since_start, &input);
-        if desired != current {
-            store.modify(&DEPLOYMENTS, Some(&ns), &self.spec.name, |o| {
-                o["spec"]["replicas"] = json!(desired)
-            })?;
-        }
-        let last_scale = if desired != current {
-            Some(now.to_rfc3339())
-        } else {
-            last_scale
-        };
-        let status = json!({
-            "currentReplicas": current,
-            "desiredReplicas": desired,
-            "lastScaleTime": last_scale,
-            "currentMetrics": [{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": (average * 100.0).round() as i64}}}],
-        });
-        write_status(
-            store,
-            &HORIZONTAL_POD_AUTOSCALERS,
-            &ns,
-            &self.spec.name,
-            status,
-        )?;
-        Ok(desired)
-    }
-
-    /// The HPA's `minReplicas` as stored now.
-    pub fn hpa_min(&self, store: &ObjectStore) -> u32 {
-        store
-            .read(
-                &HORIZONTAL_POD_AUTOSCALERS,
-                Some(&self.spec.namespace),
-                &self.spec.name,
-                |h: &Value| h["spec"]["minReplicas"].as_u64(),
-            )
-            .ok()
-            .flatten()
-            .unwrap_or(1) as u32
     }
 
     /// Sets the image of the Deployment's pod template, as `kubectl set image` does: a

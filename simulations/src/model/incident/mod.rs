@@ -2,6 +2,21 @@
 //! by something else, a lossy network, homeostat's own sensor running hot. Each has a
 //! ground-truth window `[at, end)` and a target (a workload or a node); the physics of each
 //! lives in its own module, pure functions of time the cluster model calls.
+//!
+//! In a scenario, under `incidents:` (times since the start; a window is `at` plus
+//! `duration` or `until`, never both, and lasts to the end when neither is given):
+//!
+//! ```yaml
+//! incidents:
+//!   - {kind: memoryLeak, workload: shop/cart, at: 30m, until: 3h, rate: 8, limit: 512, baseline: 128}  # MiB/min, MiB, MiB
+//!   - {kind: crashLoop, workload: shop/checkout, at: 1h, until: 1h40m}       # until = the undo
+//!   - {kind: noisyNeighbour, node: node-b, at: 1h, duration: 40m, cores: 1.8}
+//!   - {kind: networkDegradation, workload: shop/checkout, at: 1h, duration: 30m, loss: 0.08}  # or node:
+//!   - {kind: sensorOverload, node: node-c, at: 1h, duration: 45m, overhead: 1.7}  # CPUs
+//! ```
+//!
+//! Ground truth: an incident on a workload is an incident of that workload; one on a node
+//! is an incident of every workload with a pod on the node while it lasts.
 
 use std::time::Duration;
 

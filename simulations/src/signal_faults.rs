@@ -363,8 +363,9 @@ mod tests {
         // One pod of four: its five counters (CPU, exits, OOM kills, retransmits, resets)...
         assert_eq!(shifted, 5);
         assert_eq!(f.stats().skewed_pods, 1);
-        // ... and all its nine points: those, three histograms and the working-set gauge.
-        assert_eq!(f.stats().skewed_points, 9);
+        // ... and all its eleven points: those (exits has one point per kind), three
+        // histograms and the working-set gauge.
+        assert_eq!(f.stats().skewed_points, 11);
     }
 
     #[test]

@@ -258,27 +258,20 @@ fn scope(metrics: Vec<Metric>) -> Vec<ScopeMetrics> {
 pub fn pod_metrics(id: &PodIdentity<'_>, s: &PodSignals, now: Timestamp) -> ResourceMetrics {
     let cumulative = AggregationTemporality::Cumulative as i32;
     let point = |value: f64| number(id.started, now, value, Vec::new());
-    // One point per kind that has happened, or `ok` at 0 while none has, so the series
-    // exists from the start. Leaving out the kinds still at 0 keeps a pod to one point in
-    // practice (a pod crashes one way): a consumer that keys counters by pod and name alone,
-    // ignoring attributes (homeostat's brain does today), then sees one cumulative count of
-    // every exit instead of three values that collide.
-    let exit_point = |k: ExitKind| {
-        number(
-            id.started,
-            now,
-            s.exits[k as usize],
-            vec![attr("exit.kind", k.as_str())],
-        )
-    };
-    let mut exits: Vec<NumberDataPoint> = ExitKind::ALL
+    // One point per kind, zero while it has not happened, so every series exists from the
+    // start (a detector warms up on the quiet before the first crash). The brain keeps the
+    // kinds apart by the `exit.kind` attribute.
+    let exits: Vec<NumberDataPoint> = ExitKind::ALL
         .into_iter()
-        .filter(|k| s.exits[*k as usize] > 0.0)
-        .map(exit_point)
+        .map(|k| {
+            number(
+                id.started,
+                now,
+                s.exits[k as usize],
+                vec![attr(signal::EXIT_KIND, k.as_str())],
+            )
+        })
         .collect();
-    if exits.is_empty() {
-        exits.push(exit_point(ExitKind::Ok));
-    }
     let histogram = |name: &str, description: &str, h: &CumulativeHistogram| Metric {
         name: name.into(),
         description: description.into(),
@@ -469,17 +462,21 @@ mod tests {
     }
 
     #[test]
-    fn exits_are_counted_by_kind_with_a_zero_ok_series_from_the_start() {
+    fn exits_are_counted_by_kind_each_kind_a_series_from_the_start() {
         let mut s = PodSignals::default();
-        assert_eq!(exit_points(&s), [("ok".into(), 0.0)]);
+        let kinds = |ok: f64, error: f64, signal: f64| {
+            vec![
+                ("ok".to_owned(), ok),
+                ("error".to_owned(), error),
+                ("signal".to_owned(), signal),
+            ]
+        };
+        assert_eq!(exit_points(&s), kinds(0.0, 0.0, 0.0));
         s.exit(ExitKind::Error);
         s.exit(ExitKind::Error);
-        assert_eq!(exit_points(&s), [("error".into(), 2.0)]);
+        assert_eq!(exit_points(&s), kinds(0.0, 2.0, 0.0));
         s.exit(ExitKind::Signal);
-        assert_eq!(
-            exit_points(&s),
-            [("error".into(), 2.0), ("signal".into(), 1.0)]
-        );
+        assert_eq!(exit_points(&s), kinds(0.0, 2.0, 1.0));
     }
 
     #[test]

@@ -302,3 +302,135 @@ async fn cluster_shutdown(result: RunResult) {
         cluster.shutdown().await.expect("cluster stops");
     }
 }
+
+const MEMORY_LEAK: &str = include_str!("../simulations/scenarios/memory-leak.yaml");
+
+/// Pods of `cart` that the kernel OOM-killed at least once, read back through the API.
+async fn oom_killed_pods(result: &RunResult) -> usize {
+    let cluster = result.cluster.as_ref().expect("cluster kept");
+    let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(
+        cluster.kube_client().expect("client"),
+        "shop",
+    )
+    .list(&Default::default())
+    .await
+    .expect("pods");
+    pods.items
+        .iter()
+        .filter(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .into_iter()
+                .flatten()
+                .any(|c| {
+                    c.last_state
+                        .as_ref()
+                        .and_then(|s| s.terminated.as_ref())
+                        .is_some_and(|t| t.reason.as_deref() == Some("OOMKilled"))
+                })
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enforce_restarts_leaking_pods_one_at_a_time_before_the_oom_killer() {
+    let scenario = Scenario::parse("memory-leak.yaml", MEMORY_LEAK).expect("scenario parses");
+    let hpa = run(
+        &scenario,
+        RunOptions {
+            keep_cluster: true,
+            ..RunOptions::new(Controller::HpaOnly)
+        },
+    )
+    .await
+    .expect("HPA run");
+    let journal = Journal::temporary().expect("journal");
+    let policies = PolicySet::from_str("default.yaml", DEFAULT_POLICY).expect("default policy");
+    let homeostat = run(
+        &scenario,
+        RunOptions {
+            journal: Some(journal.clone()),
+            keep_cluster: true,
+            ..RunOptions::new(Controller::Homeostat {
+                mode: Mode::Enforce,
+                policies,
+                spans: DecisionSpans::disabled(),
+            })
+        },
+    )
+    .await
+    .expect("homeostat run");
+
+    // Left alone, every pod is OOM-killed and the workload has moments with no pod ready.
+    assert_eq!(oom_killed_pods(&hpa).await, 4);
+    assert_eq!(
+        hpa.workloads[0].timeline.iter().map(|p| p.ready).min(),
+        Some(0)
+    );
+    // With homeostat, no pod ever reaches its limit, and never more than one is down.
+    assert_eq!(oom_killed_pods(&homeostat).await, 0);
+    assert!(
+        homeostat.workloads[0]
+            .timeline
+            .iter()
+            .all(|p| p.ready + 1 >= 4),
+        "more than one pod down at once"
+    );
+    assert!(homeostat.slo_violation_minutes() < hpa.slo_violation_minutes());
+
+    // Each restart was an Eviction through the API, conditional on the pod's uid.
+    let evictions: Vec<_> = homeostat
+        .audit
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/eviction"))
+        .collect();
+    assert!(evictions.len() >= 4, "{} evictions", evictions.len());
+    assert!(evictions.iter().all(|r| r.status == 201), "{evictions:?}");
+    let applied: Vec<_> = journal
+        .all()
+        .expect("journal")
+        .into_iter()
+        .filter(|d| matches!(d.outcome, Outcome::Applied { .. }))
+        .collect();
+    assert_eq!(applied.len(), evictions.len(), "one applied decision each");
+    let mut pods: Vec<&str> = Vec::new();
+    for d in &applied {
+        assert_eq!(d.verdict.policy.as_deref(), Some("shop-memory-leak"));
+        let plan = d.plan.as_ref().expect("plan journaled");
+        assert!(plan.patch.contains("\"preconditions\""), "{}", plan.patch);
+        assert!(
+            d.proposal.reason.starts_with("memory leak: memory"),
+            "{}",
+            d.proposal.reason
+        );
+        pods.push(plan.target.name.as_str());
+    }
+    let mut distinct = pods.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        pods.len(),
+        "a pod restarted twice: {pods:?}"
+    );
+
+    // The story is on the Deployment for `kubectl describe`.
+    let cluster = homeostat.cluster.as_ref().expect("cluster kept");
+    let events = Api::<Event>::namespaced(cluster.kube_client().expect("client"), "shop")
+        .list(&Default::default())
+        .await
+        .expect("events");
+    let restarted = events
+        .items
+        .iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some("HomeostatRestarted")
+                && e.involved_object.kind.as_deref() == Some("Deployment")
+                && e.involved_object.name.as_deref() == Some("cart")
+        })
+        .count();
+    assert_eq!(restarted, applied.len());
+    cluster_shutdown(hpa).await;
+    cluster_shutdown(homeostat).await;
+}

@@ -192,11 +192,9 @@ impl Actuator for HpaScaler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::{Method, Request, Response};
+    use crate::testing::{self, Handle};
+    use http::{Method, Response};
     use kube::client::Body;
-    use tower_test::mock;
-
-    type Handle = mock::Handle<Request<Body>, Response<Body>>;
 
     fn hpa_json(min: i32, max: i32) -> serde_json::Value {
         json!({
@@ -211,41 +209,27 @@ mod tests {
     }
 
     fn scaler() -> (HpaScaler, Handle) {
-        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
-        (HpaScaler::new(Client::new(service, "default")), handle)
+        let (client, handle) = testing::client();
+        (HpaScaler::new(client), handle)
     }
 
+    /// Answers with 200, checking that a patch is a merge patch; returns the body sent.
     async fn answer(
         handle: &mut Handle,
         method: Method,
         path: &str,
         reply: serde_json::Value,
     ) -> Vec<u8> {
-        let (req, send) = handle.next_request().await.expect("a request");
-        assert_eq!(req.method(), method);
-        assert_eq!(req.uri().path(), path);
-        let content_type = req
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap_or_default().to_owned());
-        let body = req
-            .into_body()
-            .collect_bytes()
-            .await
-            .expect("body")
-            .to_vec();
-        if method == Method::PATCH {
+        let patch = method == Method::PATCH;
+        let received = testing::answer(handle, method, path, 200, reply).await;
+        if patch {
             assert_eq!(
-                content_type.as_deref(),
+                received.content_type.as_deref(),
                 Some("application/merge-patch+json")
             );
+            assert_eq!(received.query.as_deref(), Some("&fieldManager=homeostat"));
         }
-        send.send_response(
-            Response::builder()
-                .body(Body::from(serde_json::to_vec(&reply).expect("json")))
-                .expect("response"),
-        );
-        body
+        received.body
     }
 
     const PATH: &str = "/apis/autoscaling/v2/namespaces/shop/horizontalpodautoscalers/checkout";

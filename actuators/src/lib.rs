@@ -10,6 +10,8 @@ pub mod events;
 pub mod hpa;
 pub mod quantity;
 pub mod restart;
+#[cfg(test)]
+mod testing;
 
 use std::future::Future;
 

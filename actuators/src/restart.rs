@@ -233,45 +233,24 @@ impl Actuator for PodRestarter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::{Method, Request, Response};
-    use kube::client::Body;
-    use tower_test::mock;
-
-    type Handle = mock::Handle<Request<Body>, Response<Body>>;
+    use crate::testing::{self, Handle};
+    use http::Method;
 
     fn restarter() -> (PodRestarter, Handle) {
-        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
-        (PodRestarter::new(Client::new(service, "default")), handle)
+        let (client, handle) = testing::client();
+        (PodRestarter::new(client), handle)
     }
 
-    /// Answers the next request, checking its method and path (with query), and returns its
-    /// body.
+    /// Answers the next request, checking its method and path, and returns its JSON body.
     async fn answer(
         handle: &mut Handle,
         method: Method,
-        path_and_query: &str,
+        path: &str,
         status: u16,
         reply: serde_json::Value,
     ) -> serde_json::Value {
-        let (req, send) = handle.next_request().await.expect("a request");
-        assert_eq!(req.method(), method);
-        assert_eq!(
-            req.uri().path_and_query().map(|p| p.as_str()),
-            Some(path_and_query)
-        );
-        let body = req
-            .into_body()
-            .collect_bytes()
-            .await
-            .expect("body")
-            .to_vec();
-        send.send_response(
-            Response::builder()
-                .status(status)
-                .body(Body::from(serde_json::to_vec(&reply).expect("json")))
-                .expect("response"),
-        );
-        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null)
+        let received = testing::answer(handle, method, path, status, reply).await;
+        serde_json::from_slice(&received.body).unwrap_or(serde_json::Value::Null)
     }
 
     fn pod_json(name: &str, uid: &str, created: &str, ready: bool) -> serde_json::Value {
@@ -314,14 +293,15 @@ mod tests {
                 pod_json("checkout-a", "u-a", "2026-01-01T00:00:00Z", true),
                 pod_json("checkout-c", "u-c", "2026-01-01T00:20:00Z", false),
             ]});
-            answer(
+            let list = testing::answer(
                 &mut handle,
                 Method::GET,
-                "/api/v1/namespaces/shop/pods?&labelSelector=app%3Dcheckout",
+                "/api/v1/namespaces/shop/pods",
                 200,
                 pods,
             )
             .await;
+            assert_eq!(list.query.as_deref(), Some("&labelSelector=app%3Dcheckout"));
         });
         let state = restarter
             .find_for(&WorkloadRef::deployment("shop", "checkout"))

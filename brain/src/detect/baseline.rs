@@ -9,6 +9,8 @@ use std::collections::VecDeque;
 
 use statrs::distribution::{ContinuousCDF, Normal};
 
+use super::stats::median;
+
 /// Which departures matter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
@@ -133,16 +135,6 @@ impl RobustBaseline {
             level,
             anomalous,
         })
-    }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => values[n / 2],
-        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod baseline;
 mod events;
+mod stats;
 mod trend;
 
 pub use baseline::{BaselineConfig, Direction, RobustBaseline, Score};

@@ -6,6 +6,8 @@ use std::collections::VecDeque;
 
 use statrs::distribution::{ContinuousCDF, Normal};
 
+use super::stats::median;
+
 /// Tunables; the defaults suit 15-second steps.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TrendConfig {
@@ -106,16 +108,6 @@ impl Trend {
             level,
             rising: score >= self.config.threshold && rise >= self.config.min_relative_rise,
         }
-    }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => values[n / 2],
-        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
 }
 

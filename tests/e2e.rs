@@ -434,3 +434,97 @@ async fn enforce_restarts_leaking_pods_one_at_a_time_before_the_oom_killer() {
     cluster_shutdown(hpa).await;
     cluster_shutdown(homeostat).await;
 }
+
+const SENSOR_OVERLOAD: &str = include_str!("../simulations/scenarios/sensor-overload.yaml");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_sensor_is_throttled_first_and_no_pod_is_added() {
+    let scenario =
+        Scenario::parse("sensor-overload.yaml", SENSOR_OVERLOAD).expect("scenario parses");
+    let hpa = run(&scenario, RunOptions::new(Controller::HpaOnly))
+        .await
+        .expect("HPA run");
+    let journal = Journal::temporary().expect("journal");
+    let policies = PolicySet::from_str("default.yaml", DEFAULT_POLICY).expect("default policy");
+    let homeostat = run(
+        &scenario,
+        RunOptions {
+            journal: Some(journal.clone()),
+            ..RunOptions::new(Controller::Homeostat {
+                mode: Mode::Enforce,
+                policies,
+                spans: DecisionSpans::disabled(),
+            })
+        },
+    )
+    .await
+    .expect("homeostat run");
+
+    // The sensor's ConfigMap was written by server-side apply as homeostat, each change told
+    // by an Event, and nothing else was written.
+    let events = homeostat
+        .audit
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/api/v1/namespaces/homeostat-system/events")
+        .count();
+    let writes: Vec<_> = homeostat
+        .audit
+        .iter()
+        .filter(|r| r.is_write() && !r.path.ends_with("/events"))
+        .collect();
+    assert!(!writes.is_empty());
+    assert_eq!(events, writes.len());
+    for w in &writes {
+        assert_eq!(
+            w.path, "/api/v1/namespaces/homeostat-system/configmaps/homeostat-sensor",
+            "{w:?}"
+        );
+        assert_eq!(
+            w.content_type.as_deref(),
+            Some("application/apply-patch+yaml")
+        );
+        assert!(
+            w.query
+                .as_deref()
+                .unwrap_or_default()
+                .contains("fieldManager=homeostat"),
+            "{w:?}"
+        );
+    }
+    let applied: Vec<_> = journal
+        .all()
+        .expect("journal")
+        .into_iter()
+        .filter(|d| matches!(d.outcome, Outcome::Applied { .. }))
+        .collect();
+    assert_eq!(applied.len(), writes.len());
+    let first = applied.first().expect("a throttle");
+    assert_eq!(
+        first.verdict.policy.as_deref(),
+        Some("sensor-self-protection")
+    );
+    assert!(
+        first
+            .plan
+            .as_ref()
+            .is_some_and(|p| p.patch.contains("sampleEvery: 4")),
+        "{:?}",
+        first.plan
+    );
+    assert!(
+        applied
+            .last()
+            .and_then(|d| d.plan.as_ref())
+            .is_some_and(|p| p.patch.contains("sampleEvery: 1")),
+        "the throttle is lifted after the overload"
+    );
+    // The freed CPU was all checkout missed: no replica added, fewer SLO minutes than the HPA.
+    let pods = |r: &RunResult| r.workloads[0].timeline.iter().map(|p| p.pods).max();
+    assert_eq!(pods(&homeostat), pods(&hpa));
+    assert!(
+        homeostat.slo_violation_minutes() < hpa.slo_violation_minutes(),
+        "{} vs {}",
+        homeostat.slo_violation_minutes(),
+        hpa.slo_violation_minutes()
+    );
+}

@@ -12,6 +12,7 @@ pub mod quantity;
 pub mod restart;
 #[cfg(test)]
 mod testing;
+pub mod throttle;
 
 use std::future::Future;
 
@@ -21,6 +22,7 @@ pub use error::ActuatorError;
 pub use events::EventRecorder;
 pub use hpa::{HpaScaler, HpaState};
 pub use restart::{PodInfo, PodRestarter, RestartState};
+pub use throttle::SamplingThrottler;
 
 /// The annotation that stamps a changed object with the decision that changed it.
 pub const DECISION_ANNOTATION: &str = "homeostat.dev/decision-id";

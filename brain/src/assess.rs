@@ -110,6 +110,8 @@ pub struct WorkloadState {
     /// The last steady climb of memory seen: a leak does not stop because a restart reset
     /// the pod that showed it, so its rate outlives the trend window.
     leak: Option<Leak>,
+    /// The node whose sensor cost the most at the last step, and what it cost.
+    sensor_hot: Option<(Timestamp, String, f64)>,
     /// The current or last episode.
     pub episode: Option<Episode>,
     /// Since when every assessed step has been normal (None while anomalous or before data).
@@ -143,6 +145,7 @@ impl WorkloadState {
             memory: Trend::new(TrendConfig::default()),
             memory_latest: None,
             leak: None,
+            sensor_hot: None,
             episode: None,
             normal_since: None,
             last_sample: None,
@@ -212,6 +215,12 @@ impl WorkloadState {
             }
             return score.is_some();
         }
+        if s.signal == signal::SENSOR_OVERHEAD
+            && s.stat == Stat::Max
+            && let Some(node) = &s.node
+        {
+            self.sensor_hot = Some((s.time, node.clone(), s.value));
+        }
         let key = (s.signal.clone(), s.stat);
         let direction = WATCHED
             .iter()
@@ -261,6 +270,14 @@ impl WorkloadState {
             None => true,
             Some(l) => l.time == at && l.value < RUNQUEUE_SATURATED,
         }
+    }
+
+    /// The node whose sensor cost the most at `at`, with that cost (fraction of a CPU).
+    pub fn sensor_hot_node(&self, at: Timestamp) -> Option<(&str, f64)> {
+        self.sensor_hot
+            .as_ref()
+            .filter(|(t, _, _)| *t == at)
+            .map(|(_, node, cost)| (node.as_str(), *cost))
     }
 
     /// The memory leak last seen, if it was seen within `within` of `at`.

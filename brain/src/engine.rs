@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use homeostat_actuators::{
     Actuator, ActuatorError, Applied, EventRecorder, HpaScaler, HpaState, PodRestarter,
+    SamplingThrottler,
 };
 use homeostat_core::ObjectRef;
 use homeostat_core::{
@@ -63,6 +64,32 @@ impl Default for EngineConfig {
 
 const MIB: f64 = 1024.0 * 1024.0;
 
+/// How long to wait after `failures` consecutive failures before proposing the same kind of
+/// action for the same workload again: 30 s, doubling, at most 8 minutes.
+fn failure_backoff(failures: u32) -> Duration {
+    Duration::from_secs(30) * 2u32.pow(failures.saturating_sub(1).min(4))
+}
+
+/// A throttle homeostat put on a node's sensor.
+#[derive(Clone, Copy, Debug)]
+struct Throttle {
+    /// One scheduler event sampled in this many.
+    every: u32,
+    /// When it was set.
+    since: Timestamp,
+    /// Since when no sensor has been over budget.
+    calm_since: Option<Timestamp>,
+}
+
+/// The probe a throttle samples less: the scheduler's, which runs on every context switch.
+const THROTTLED_PROBE: &str = "runqueue";
+/// The first throttle: one run-queue event in four.
+const THROTTLE_FIRST: u32 = 4;
+/// The most a throttle goes: one in 64.
+const THROTTLE_MAX: u32 = 64;
+/// How long a throttle is given to take effect before it is judged (and before scaling).
+const THROTTLE_SETTLE: Duration = Duration::from_secs(120);
+
 /// Why an evaluation pass failed as a whole (a single workload's failure is a decision's
 /// `Failed` outcome instead).
 #[derive(Debug, Error)]
@@ -89,6 +116,11 @@ pub struct Engine {
     policies: PolicySet,
     scaler: HpaScaler,
     restarter: PodRestarter,
+    throttler: SamplingThrottler,
+    /// Nodes whose sensor homeostat throttled.
+    throttled: BTreeMap<String, Throttle>,
+    /// Consecutive failures of an action kind on a workload, and the last one's time.
+    failures: BTreeMap<(WorkloadRef, homeostat_core::ActionKind), (u32, Timestamp)>,
     events: EventRecorder,
     journal: Journal,
     spans: DecisionSpans,
@@ -116,6 +148,12 @@ impl Engine {
             policies,
             scaler: HpaScaler::new(client.clone()),
             restarter: PodRestarter::new(client.clone()),
+            throttler: SamplingThrottler::new(
+                client.clone(),
+                homeostat_actuators::throttle::SENSOR_NAMESPACE,
+            ),
+            throttled: BTreeMap::new(),
+            failures: BTreeMap::new(),
             events: EventRecorder::new(client),
             journal,
             spans,
@@ -193,7 +231,25 @@ impl Engine {
             let Some(proposal) = self.propose(&workload, anomaly.as_ref(), at, now).await else {
                 continue;
             };
+            let key = (workload.clone(), proposal.action.kind());
+            if let Some(&(failures, last)) = self.failures.get(&key)
+                && now.since(last) < failure_backoff(failures)
+            {
+                // It just failed: the API server is unwell or the target is odd; trying again
+                // every pass would only hammer it and fill the journal.
+                continue;
+            }
             let decision = self.decide(proposal, anomaly, now).await?;
+            match decision.outcome {
+                Outcome::Failed { .. } => {
+                    let entry = self.failures.entry(key).or_insert((0, now));
+                    *entry = (entry.0 + 1, now);
+                }
+                Outcome::Applied { .. } | Outcome::Planned => {
+                    self.failures.remove(&key);
+                }
+                _ => {}
+            }
             report.decisions.push(decision);
         }
         self.metrics
@@ -219,7 +275,11 @@ impl Engine {
         at: Timestamp,
         now: Timestamp,
     ) -> Option<Proposal> {
-        let saturated = anomaly.is_some_and(|a| a.kind == AnomalyKind::Saturation);
+        if let Some(p) = self.propose_throttle(workload, anomaly, at) {
+            return Some(p);
+        }
+        let saturated = anomaly.is_some_and(|a| a.kind == AnomalyKind::Saturation)
+            && !self.throttle_settling(at);
         let restore_due = {
             let state = self.workloads.get(workload)?;
             let episode = state.episode.as_ref();
@@ -294,6 +354,84 @@ impl Engine {
             evidence_time: at,
             current_replicas: hpa.current_replicas,
         })
+    }
+
+    /// homeostat's own sensor over its CPU budget on a node: sample its scheduler probe less
+    /// (1 in 4, then halving again while it stays over budget, down to 1 in 64). The cheapest
+    /// remedy comes first: it costs no pods, and the CPU it frees may be all the node's
+    /// workloads were missing. A throttle is lifted once it has held for `hold_after_raise`
+    /// and no sensor has been over budget for `restore_after`. (Only the busiest node's cost
+    /// is seen, so whether the throttled node could afford full sampling is not known: if
+    /// the overload comes back, so does the throttle.)
+    fn propose_throttle(
+        &mut self,
+        workload: &WorkloadRef,
+        anomaly: Option<&Anomaly>,
+        at: Timestamp,
+    ) -> Option<Proposal> {
+        let state = self.workloads.get(workload)?;
+        let (hot, cost) = state.sensor_hot_node(at)?;
+        let hot = hot.to_owned();
+        let overloaded = anomaly.is_some_and(|a| a.kind == AnomalyKind::SensorOverload);
+        let budget = crate::assess::SENSOR_BUDGET;
+        for t in self.throttled.values_mut() {
+            if overloaded {
+                t.calm_since = None;
+            } else {
+                t.calm_since.get_or_insert(at);
+            }
+        }
+        let next = match (overloaded, self.throttled.get(&hot)) {
+            (true, None) => Some((THROTTLE_FIRST, "over")),
+            (true, Some(t)) if t.every < THROTTLE_MAX && at.since(t.since) >= THROTTLE_SETTLE => {
+                Some((t.every * 2, "still over"))
+            }
+            _ => None,
+        };
+        if let Some((every, how)) = next {
+            return Some(Proposal {
+                workload: workload.clone(),
+                action: Action::ThrottleSampling {
+                    node: hot.clone(),
+                    probe: THROTTLED_PROBE.into(),
+                    rate: 1.0 / f64::from(every),
+                },
+                reason: format!(
+                    "the sensor on {hot} costs {:.1} % of a CPU, {how} its budget of {:.1} %: sample 1 run-queue event in {every}",
+                    cost * 100.0,
+                    budget * 100.0
+                ),
+                evidence_time: at,
+                current_replicas: 0,
+            });
+        }
+        let (node, _) = self.throttled.iter().find(|(_, t)| {
+            at.since(t.since) >= self.config.hold_after_raise
+                && t.calm_since
+                    .is_some_and(|c| at.since(c) >= self.config.restore_after)
+        })?;
+        Some(Proposal {
+            workload: workload.clone(),
+            action: Action::ThrottleSampling {
+                node: node.clone(),
+                probe: THROTTLED_PROBE.into(),
+                rate: 1.0,
+            },
+            reason: format!(
+                "no sensor has been over its budget of {:.1} % of a CPU for a while: the one on {node} samples every event again",
+                budget * 100.0
+            ),
+            evidence_time: at,
+            current_replicas: 0,
+        })
+    }
+
+    /// Whether a throttle of a sensor is still taking effect: scaling waits for it, since the
+    /// CPU it gives back may end the saturation without a single new pod.
+    fn throttle_settling(&self, at: Timestamp) -> bool {
+        self.throttled
+            .values()
+            .any(|t| at.since(t.since) < THROTTLE_SETTLE)
     }
 
     /// A leaking workload: restart its oldest pod before the kernel OOM-kills it, one pod at
@@ -374,7 +512,8 @@ impl Engine {
     ) -> Result<homeostat_core::Plan, ActuatorError> {
         match action {
             Action::RestartPods { .. } => self.restarter.plan(action, id).await,
-            _ => self.scaler.plan(action, id).await,
+            Action::ThrottleSampling { .. } => self.throttler.plan(action, id).await,
+            Action::ScaleHpa { .. } => self.scaler.plan(action, id).await,
         }
     }
 
@@ -386,7 +525,8 @@ impl Engine {
     ) -> Result<Applied, ActuatorError> {
         match action {
             Action::RestartPods { .. } => self.restarter.apply(plan, now).await,
-            _ => self.scaler.apply(plan, now).await,
+            Action::ThrottleSampling { .. } => self.throttler.apply(plan, now).await,
+            Action::ScaleHpa { .. } => self.scaler.apply(plan, now).await,
         }
     }
 
@@ -471,7 +611,10 @@ impl Engine {
                                     },
                                     "HomeostatRestarted",
                                 ),
-                                _ => (plan.target.clone(), "HomeostatScaled"),
+                                Action::ThrottleSampling { .. } => {
+                                    (plan.target.clone(), "HomeostatThrottled")
+                                }
+                                Action::ScaleHpa { .. } => (plan.target.clone(), "HomeostatScaled"),
                             };
                             if let Err(e) = self.events.normal(&target, reason, &message, now).await
                             {
@@ -503,6 +646,26 @@ impl Engine {
             reason = %decision.verdict.reason,
             "decision"
         );
+        if let Outcome::Failed { error } = &decision.outcome {
+            tracing::warn!(decision = %decision.id, workload = %decision.proposal.workload, action = decision.verdict.action.kind().as_str(), %error, "action failed");
+        }
+        if let (Outcome::Applied { .. }, Action::ThrottleSampling { node, rate, .. }) =
+            (&decision.outcome, &decision.verdict.action)
+        {
+            let every = homeostat_actuators::throttle::sample_every(*rate);
+            if every > 1 {
+                self.throttled.insert(
+                    node.clone(),
+                    Throttle {
+                        every,
+                        since: decision.time,
+                        calm_since: None,
+                    },
+                );
+            } else {
+                self.throttled.remove(node);
+            }
+        }
         if let (
             Outcome::Applied { .. },
             Action::ScaleHpa {

@@ -76,11 +76,13 @@ struct Bucket {
 }
 
 /// A gauge's values in one step, across pods: their sum and count for the mean, their max.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct GaugeAcc {
     sum: f64,
     n: u32,
     max: f64,
+    /// The node of the pod that had the max.
+    max_node: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -205,6 +207,7 @@ impl SeriesStore {
                 self.last_seen.insert(workload.clone(), time);
             }
         }
+        let node = entity.node;
         let pod = entity.pod_uid.or(entity.pod).unwrap_or_default();
         let bucket = self
             .buckets
@@ -218,10 +221,14 @@ impl SeriesStore {
                     sum: 0.0,
                     n: 0,
                     max: f64::NEG_INFINITY,
+                    max_node: None,
                 });
                 g.sum += v;
                 g.n += 1;
-                g.max = g.max.max(v);
+                if v > g.max {
+                    g.max = v;
+                    g.max_node = node;
+                }
             }
             PointValue::Counter { value, cumulative } => {
                 let delta = if cumulative {
@@ -373,24 +380,29 @@ impl SeriesStore {
             let closed = std::mem::replace(buckets, open);
             for (end, b) in closed {
                 let t = Timestamp(end);
-                let mut push = |signal: &str, stat: Stat, v: f64| {
+                let mut push = |signal: &str, stat: Stat, v: f64, node: Option<&String>| {
                     if let Some(s) = Sample::new(signal, stat, workload.clone(), t, v) {
-                        out.push(s);
+                        out.push(s.on_node(node.cloned()));
                     }
                 };
                 for (signal, delta) in &b.counters {
-                    push(signal, Stat::Rate, delta / secs);
+                    push(signal, Stat::Rate, delta / secs, None);
                 }
                 for (signal, g) in &b.gauges {
-                    push(signal, Stat::Value, g.sum / f64::from(g.n));
-                    push(signal, Stat::Max, g.max);
+                    push(signal, Stat::Value, g.sum / f64::from(g.n), None);
+                    push(signal, Stat::Max, g.max, g.max_node.as_ref());
                 }
                 for (signal, h) in &b.histograms {
-                    push(signal, Stat::Rate, h.count as f64 / secs);
+                    push(signal, Stat::Rate, h.count as f64 / secs, None);
                     if h.count > 0 {
-                        push(signal, Stat::Mean, h.sum / h.count as f64);
-                        push(signal, Stat::P50, quantile(&h.bounds, &h.counts, 0.5));
-                        push(signal, Stat::P99, quantile(&h.bounds, &h.counts, 0.99));
+                        push(signal, Stat::Mean, h.sum / h.count as f64, None);
+                        push(signal, Stat::P50, quantile(&h.bounds, &h.counts, 0.5), None);
+                        push(
+                            signal,
+                            Stat::P99,
+                            quantile(&h.bounds, &h.counts, 0.99),
+                            None,
+                        );
                     }
                 }
             }
@@ -594,16 +606,25 @@ mod tests {
 
     #[test]
     fn gauges_give_the_mean_and_the_max_over_pods() {
-        let gauge = |pod: &str, v: f64| Point {
-            signal: "g".into(),
-            value: PointValue::Gauge(v),
-            ..counter(pod, 10, 0.0)
+        let gauge = |pod: &str, v: f64| {
+            let mut p = Point {
+                signal: "g".into(),
+                value: PointValue::Gauge(v),
+                ..counter(pod, 10, 0.0)
+            };
+            p.entity.node = Some(format!("node-{pod}"));
+            p
         };
         let mut store = SeriesStore::new(Duration::from_secs(10));
         store.ingest([gauge("a", 1.0), gauge("b", 5.0)]);
         let s = store.close(Timestamp::from_secs(10));
         assert_eq!(find(&s, "g", Stat::Value), vec![(10, 3.0)]);
         assert_eq!(find(&s, "g", Stat::Max), vec![(10, 5.0)]);
+        let max = s
+            .iter()
+            .find(|s| s.stat == Stat::Max)
+            .map(|s| s.node.as_deref());
+        assert_eq!(max, Some(Some("node-b")), "the max says where it was");
     }
 
     #[test]

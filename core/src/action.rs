@@ -27,7 +27,7 @@ impl fmt::Display for ObjectRef {
 }
 
 /// The kinds of action homeostat can take.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ActionKind {
     /// Change an HPA's bounds.

@@ -51,6 +51,10 @@ pub struct Sample {
     pub time: Timestamp,
     /// The value; finite by construction (see [`Sample::new`]).
     pub value: f64,
+    /// For a [`Stat::Max`] over pods, the node of the pod that had it: a node-level cause
+    /// (the node's sensor, a neighbour) is acted on where it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl Sample {
@@ -68,7 +72,14 @@ impl Sample {
             workload,
             time,
             value,
+            node: None,
         })
+    }
+
+    /// The same sample, attributed to `node`.
+    pub fn on_node(mut self, node: Option<String>) -> Self {
+        self.node = node;
+        self
     }
 }
 

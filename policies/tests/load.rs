@@ -23,7 +23,7 @@ fn refusal(files: &[&str]) -> String {
 #[test]
 fn the_shipped_default_policy_loads() {
     let set = PolicySet::load_dir("examples").expect("examples/default.yaml loads");
-    assert_eq!(set.len(), 2);
+    assert_eq!(set.len(), 3);
     let p = set.get("shop-saturation").expect("named shop-saturation");
     assert_eq!(p.spec.mode, Mode::Enforce);
     assert_eq!(p.spec.actions, vec![ActionKind::ScaleHpa]);
@@ -45,6 +45,14 @@ fn the_shipped_default_policy_loads() {
     assert_eq!(restart.spec.actions, vec![ActionKind::RestartPods]);
     assert_eq!(restart.spec.cooldown.get(), Duration::from_secs(180));
     assert_eq!(restart.spec.max_data_age.get(), Duration::from_secs(60));
+    let sensor = set
+        .get("sensor-self-protection")
+        .expect("named sensor-self-protection");
+    assert_eq!(sensor.spec.actions, vec![ActionKind::ThrottleSampling]);
+    assert_eq!(
+        sensor.spec.target.namespaces[0].as_str(),
+        "homeostat-system"
+    );
 }
 
 #[test]

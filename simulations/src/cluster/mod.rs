@@ -20,6 +20,7 @@ mod hpa;
 pub mod node;
 pub mod pod;
 pub mod rollout;
+pub mod sensor;
 mod workload;
 
 pub use node::{DEFAULT_NODE, SimNode};
@@ -47,6 +48,8 @@ pub struct SimCluster {
     sensor_overhead: Vec<f64>,
     /// Per node, whether its sensor reports its overhead (see [`SimCluster::install`]).
     sensor_reports: Vec<bool>,
+    /// Per node, one run-queue event in how many its sensor samples (what it was told).
+    sensor_sample_every: Vec<u32>,
 }
 
 /// What the nodes looked like during a tick, for each node in order.
@@ -74,6 +77,7 @@ impl SimCluster {
         start: Timestamp,
     ) -> Result<Self, ApiError> {
         let nodes = node::install(store, &scenario.node_specs())?;
+        sensor::install(store)?;
         let mut workloads = Vec::with_capacity(scenario.workloads.len());
         for (i, spec) in scenario.workloads.iter().enumerate() {
             let leak = scenario.incidents.iter().find_map(|inc| match inc.kind {
@@ -109,6 +113,7 @@ impl SimCluster {
             .collect();
         Ok(SimCluster {
             sensor_reports,
+            sensor_sample_every: vec![1; nodes.len()],
             sensor_overhead: vec![cpu::SENSOR_BASELINE; nodes.len()],
             nodes,
             workloads,
@@ -146,6 +151,11 @@ impl SimCluster {
                 results[k] = w.set_image(store, &image(&w.spec.name));
             }
         }
+        self.sensor_sample_every = self
+            .nodes
+            .iter()
+            .map(|n| sensor::runqueue_sample_every(store, &n.name))
+            .collect();
         for (w, r) in self.workloads.iter_mut().zip(&mut results) {
             let reconciled = w.reconcile(store, &self.nodes, now);
             if r.is_ok() {
@@ -170,6 +180,15 @@ impl SimCluster {
                 _ => {}
             }
         }
+        // The sensor's cost is its scheduler probe's, which falls with what it samples.
+        let every = self
+            .nodes
+            .iter()
+            .position(|n| n.name == node)
+            .and_then(|i| self.sensor_sample_every.get(i))
+            .copied()
+            .unwrap_or(1);
+        let sensor = sensor / f64::from(every);
         (other + sensor, sensor)
     }
 

@@ -19,6 +19,6 @@ pub mod snapshot;
 pub use cgroup::{CgroupIndex, Owner};
 pub use error::SensorError;
 pub use histogram::Log2Histogram;
-pub use loader::Sensor;
+pub use loader::{ProgramStats, Sensor};
 pub use probes::{Family, Probe, ProbeConfig, SensorConfig};
 pub use snapshot::{Event, EventKind, Reading, Snapshot, Value};

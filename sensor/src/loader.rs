@@ -25,6 +25,26 @@ const LATENCY_SIGNALS: [(&str, Probe); 3] = [
     (signal::BLOCK_IO_LATENCY, Probe::BlockIo),
 ];
 
+/// What one attached program has cost so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProgramStats {
+    /// The program (`hs_…`).
+    pub name: &'static str,
+    /// Time spent running it, summed over CPUs.
+    pub run_time: Duration,
+    /// How many times it ran.
+    pub run_count: u64,
+}
+
+impl ProgramStats {
+    /// Mean cost of one run over the runs since `earlier` (`None` if it did not run).
+    pub fn ns_per_run_since(&self, earlier: Option<&ProgramStats>) -> Option<f64> {
+        let (t0, n0) = earlier.map_or((Duration::ZERO, 0), |e| (e.run_time, e.run_count));
+        let runs = self.run_count.checked_sub(n0).filter(|&n| n > 0)?;
+        Some(self.run_time.saturating_sub(t0).as_nanos() as f64 / runs as f64)
+    }
+}
+
 /// A loaded probe family: its object, and its ring buffer if it has one.
 struct Loaded {
     family: Family,
@@ -141,6 +161,24 @@ impl Sensor {
         self.loaded
             .iter()
             .flat_map(|l| l.family.programs().iter().map(|(p, _)| *p))
+            .collect()
+    }
+
+    /// Each attached program's run time and run count so far, from BPF run-time statistics
+    /// (both zero while `kernel.bpf_stats_enabled` is off; the sensor turns it on).
+    pub fn program_stats(&self) -> Vec<ProgramStats> {
+        self.loaded
+            .iter()
+            .flat_map(|l| {
+                l.family.programs().iter().filter_map(|(name, _)| {
+                    let info = l.ebpf.program(name)?.info().ok()?;
+                    Some(ProgramStats {
+                        name,
+                        run_time: info.run_time(),
+                        run_count: info.run_count(),
+                    })
+                })
+            })
             .collect()
     }
 

@@ -1,0 +1,199 @@
+//! What the probes cost the workloads they watch: `perf bench sched messaging` and
+//! `perf bench sched pipe` (a context switch is the scheduler probes' worst case), each run
+//! with and without the sensor attached, interleaved over several rounds (noise on shared
+//! VMs is ±20 % run to run), reported as medians and the median slowdown; plus each
+//! program's mean cost per run from BPF run-time statistics.
+//!
+//! ```text
+//! sudo cargo bench -p homeostat-sensor --bench overhead -- [--rounds 7] [--pipe-loops 100000]
+//!     [--messaging-loops 100] [--sample-every 1]
+//! ```
+
+use std::collections::BTreeMap;
+use std::process::{Command, ExitCode};
+
+use homeostat_sensor::{Probe, ProbeConfig, ProgramStats, Sensor, SensorConfig, preflight};
+
+struct Options {
+    rounds: usize,
+    pipe_loops: u32,
+    messaging_loops: u32,
+    sample_every: u32,
+}
+
+fn options() -> Result<Options, String> {
+    let mut o = Options {
+        rounds: 7,
+        pipe_loops: 100_000,
+        messaging_loops: 100,
+        sample_every: 1,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = |name: &str| -> Result<u32, String> {
+            args.next()
+                .and_then(|v| v.parse().ok())
+                .filter(|&v| v > 0)
+                .ok_or_else(|| format!("{name} needs a positive number"))
+        };
+        match a.as_str() {
+            "--rounds" => o.rounds = value("--rounds")? as usize,
+            "--pipe-loops" => o.pipe_loops = value("--pipe-loops")?,
+            "--messaging-loops" => o.messaging_loops = value("--messaging-loops")?,
+            "--sample-every" => o.sample_every = value("--sample-every")?,
+            // cargo bench passes --bench to every bench binary.
+            "--bench" => {}
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(o)
+}
+
+/// Runs one `perf bench sched …` and returns its total time in seconds.
+fn perf(bench: &str, loops: u32) -> Result<f64, String> {
+    let out = Command::new("perf")
+        .args([
+            "bench",
+            "-f",
+            "simple",
+            "sched",
+            bench,
+            "-l",
+            &loops.to_string(),
+        ])
+        .output()
+        .map_err(|e| format!("running perf (Debian: apt-get install -y linux-perf): {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "perf bench sched {bench} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .rev()
+        .find_map(|l| l.trim().parse::<f64>().ok())
+        .ok_or_else(|| format!("no time in perf's output: {text:?}"))
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn main() -> ExitCode {
+    let o = match options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(why) = preflight::unavailable() {
+        eprintln!("skipped: {why}");
+        return ExitCode::SUCCESS;
+    }
+    match run(&o) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(o: &Options) -> Result<(), String> {
+    let mut config = SensorConfig::default();
+    config.probes.insert(
+        Probe::RunQueue,
+        ProbeConfig {
+            enabled: true,
+            sample_every: o.sample_every,
+        },
+    );
+    let benches = [("messaging", o.messaging_loops), ("pipe", o.pipe_loops)];
+    // bench -> (without, with) times in seconds.
+    let mut times: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    // program -> (run time ns, runs) while a benchmark ran.
+    let mut cost: BTreeMap<&str, (f64, u64)> = BTreeMap::new();
+    for round in 0..o.rounds {
+        for &(bench, loops) in &benches {
+            // Alternate which goes first, so a drift in the machine's load hits both alike.
+            for with in [round % 2 == 0, round % 2 != 0] {
+                let t = if with {
+                    let sensor = Sensor::start(&config).map_err(|e| e.to_string())?;
+                    let before = sensor.program_stats();
+                    let t = perf(bench, loops)?;
+                    for after in sensor.program_stats() {
+                        let earlier = before.iter().find(|b| b.name == after.name);
+                        add_cost(&mut cost, &after, earlier);
+                    }
+                    t
+                } else {
+                    perf(bench, loops)?
+                };
+                let entry = times.entry(bench).or_default();
+                if with { &mut entry.1 } else { &mut entry.0 }.push(t);
+                eprintln!(
+                    "round {}/{}: {bench:9} {:7} {t:.3} s",
+                    round + 1,
+                    o.rounds,
+                    if with { "sensor" } else { "bare" }
+                );
+            }
+        }
+    }
+
+    println!(
+        "\nperf bench sched, {} interleaved rounds, run-queue latency sampled 1 in {}",
+        o.rounds, o.sample_every
+    );
+    println!(
+        "{:10} {:>12} {:>12} {:>10}   (each run's seconds, bare | sensor)",
+        "BENCH", "BARE (med)", "SENSOR (med)", "SLOWDOWN"
+    );
+    for (bench, (bare, with)) in &times {
+        let (b, w) = (median(bare), median(with));
+        let fmt = |v: &[f64]| {
+            v.iter()
+                .map(|t| format!("{t:.3}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!(
+            "{bench:10} {b:>10.3} s {w:>10.3} s {:>9.1} %   {} | {}",
+            (w / b - 1.0) * 100.0,
+            fmt(bare),
+            fmt(with)
+        );
+    }
+    println!("\n{:16} {:>10} {:>14}", "PROGRAM", "NS/RUN", "RUNS");
+    for (name, (ns, runs)) in &cost {
+        if *runs > 0 {
+            println!("{name:16} {:>10.0} {runs:>14}", ns / *runs as f64);
+        }
+    }
+    println!(
+        "\nreproduce: sudo cargo bench -p homeostat-sensor --bench overhead -- --rounds {} \
+         --pipe-loops {} --messaging-loops {} --sample-every {}",
+        o.rounds, o.pipe_loops, o.messaging_loops, o.sample_every
+    );
+    Ok(())
+}
+
+fn add_cost(
+    cost: &mut BTreeMap<&'static str, (f64, u64)>,
+    after: &ProgramStats,
+    before: Option<&ProgramStats>,
+) {
+    let (t0, n0) = before.map_or((0, 0), |b| (b.run_time.as_nanos(), b.run_count));
+    let entry = cost.entry(after.name).or_default();
+    entry.0 += after.run_time.as_nanos().saturating_sub(t0) as f64;
+    entry.1 += after.run_count.saturating_sub(n0);
+}

@@ -14,9 +14,8 @@
  *    just after this tracepoint; differenced between switch-in and switch-out it is the wait
  *    that preceded the run now ending. So a wait is recorded when its run ends, and covers
  *    wakeups, new tasks and preemptions alike.
- *  - Both are buffered per CPU for the cgroup of the last non-idle task switched in, and
- *    added to the per-cgroup maps only when a task of another cgroup switches in or the
- *    buffer is full. Consecutive switches mostly stay in one cgroup (a pipe's two ends, a
+ *  - Both are buffered per CPU for the cgroup of the last run that ended, and added to the
+ *    per-cgroup maps only when a run of another cgroup ends or the buffer is full. Consecutive switches mostly stay in one cgroup (a pipe's two ends, a
  *    pod's threads, idle in between), so most switches touch no map but a per-CPU array.
  *    The price: up to HS_FLUSH_CPU_NS of CPU time and HS_FLUSH_RUNQ waits per CPU reach the
  *    maps late, at that CPU's next flush.
@@ -52,7 +51,7 @@ struct hs_cpu_state {
 	__u64 task;          /* the task last switched in here (its address), 0 before the first */
 	__u64 runtime_in;    /* its se.sum_exec_runtime then */
 	__u64 run_delay_in;  /* its sched_info.run_delay then (before this run's wait is added) */
-	__u64 cgroup_id;     /* the cgroup of the last non-idle task switched in: the buffer's */
+	__u64 cgroup_id;     /* the cgroup of the last run that ended here: the buffer's */
 	__u64 runs;          /* runs seen, for 1-in-N sampling of run-queue latency */
 	__u64 cpu_ns;        /* buffered CPU time of cgroup_id */
 	struct hs_hist runq; /* buffered run-queue waits of cgroup_id */
@@ -102,13 +101,20 @@ int hs_sched_switch(__u64 *ctx)
 	if (!st || !(cpu_on || runq_on))
 		return 0;
 
-	/* The run ending now, if we saw it begin; the buffer is its cgroup's (idle, pid 0, is
-	 * no workload and never takes the buffer over). tp_btf task pointers are trusted: plain
-	 * loads, each field read once. */
+	/* The run ending now, if we saw it begin. The idle task (pid 0) is no workload. tp_btf
+	 * task pointers are trusted: plain loads, each field read once. */
 	if (st->task == (__u64)prev && prev->pid != 0) {
+		/* The cgroup as the run ends (a task can move while it runs, as `echo $$ >
+		 * cgroup.procs` does); another cgroup than the buffer's flushes the buffer first. */
+		__u64 cgroup_id = hs_task_cgroup(prev);
 		__u64 ran = prev->se.sum_exec_runtime - st->runtime_in;
 		__u64 waited = prev->sched_info.run_delay - st->run_delay_in;
 
+		if (cgroup_id != st->cgroup_id || st->cpu_ns >= HS_FLUSH_CPU_NS ||
+		    st->runq.count >= HS_FLUSH_RUNQ) {
+			flush(st);
+			st->cgroup_id = cgroup_id;
+		}
 		if (cpu_on && ran < HS_MAX_DELTA_NS)
 			st->cpu_ns += ran;
 		if (runq_on && waited < HS_MAX_DELTA_NS &&
@@ -119,15 +125,5 @@ int hs_sched_switch(__u64 *ctx)
 	st->task = (__u64)next;
 	st->runtime_in = next->se.sum_exec_runtime;
 	st->run_delay_in = next->sched_info.run_delay;
-	if (next->pid == 0)
-		return 0;
-
-	__u64 cgroup_id = hs_task_cgroup(next);
-
-	if (cgroup_id != st->cgroup_id || st->cpu_ns >= HS_FLUSH_CPU_NS ||
-	    st->runq.count >= HS_FLUSH_RUNQ) {
-		flush(st);
-		st->cgroup_id = cgroup_id;
-	}
 	return 0;
 }

@@ -25,10 +25,19 @@ fn as_pod(owner: &Owner) -> Option<Vec<(String, String)>> {
     ])
 }
 
+/// The points the brain accepts, with the sensor's own overhead gauge among them.
 fn accepted(snapshot: &Snapshot) -> usize {
-    let request = otlp::export_request(snapshot, now_ns(), &mut as_pod);
+    let own = otlp::sensor_resource(otlp::SENSOR_NAMESPACE, "homeostat-sensor-abcde", "node-1");
+    let request = otlp::export_request(snapshot, now_ns(), &mut as_pod, Some(&own));
     let converted = convert(&request);
     assert_eq!(converted.rejected, 0, "{:?}", converted.errors);
+    if snapshot.overhead.is_some() {
+        let own_points = format!("{:?}", converted.points);
+        assert!(
+            own_points.contains("homeostat.sensor.overhead"),
+            "{own_points}"
+        );
+    }
     converted.points.len()
 }
 

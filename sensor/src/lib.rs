@@ -10,11 +10,13 @@ pub mod cgroup;
 pub mod error;
 pub mod histogram;
 mod loader;
+pub mod local_config;
 mod maps;
 pub mod otlp;
 pub mod preflight;
 pub mod probes;
 pub mod snapshot;
+pub mod throttle;
 
 pub use cgroup::{CgroupIndex, Owner};
 pub use error::SensorError;
@@ -22,3 +24,4 @@ pub use histogram::Log2Histogram;
 pub use loader::{ProgramStats, Sensor};
 pub use probes::{Family, Probe, ProbeConfig, SensorConfig};
 pub use snapshot::{Event, EventKind, Reading, Snapshot, Value};
+pub use throttle::Throttle;

@@ -56,6 +56,11 @@ impl Probe {
         }
     }
 
+    /// The probe with this [`Probe::name`].
+    pub fn from_name(name: &str) -> Option<Probe> {
+        Probe::ALL.into_iter().find(|p| p.name() == name)
+    }
+
     /// Whether the probe measures latencies, so that sampling applies to it. Counters always
     /// count every event: a sampled count would be an estimate passed off as a fact.
     pub fn is_latency(self) -> bool {

@@ -17,6 +17,13 @@ use kube::api::ListParams;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use tokio::runtime::Handle;
 
+mod overrides;
+
+use overrides::Overrides;
+
+/// How often the brain's overrides (ConfigMap `homeostat-sensor`) are fetched.
+const OVERRIDES_EVERY: Duration = Duration::from_secs(10);
+
 /// Arguments of `homeostat sensor`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -70,7 +77,20 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(ConfigWatcher::open)
             .transpose()?;
         let mut throttle = Throttle::new(args.overhead_budget);
-        let mut wanted = settings(&base, local.as_ref(), &mut throttle);
+        // In a cluster, the brain's throttle action arrives as a ConfigMap.
+        let mut overrides = exporter.as_ref().map(|e| {
+            let namespace = std::env::var("POD_NAMESPACE")
+                .unwrap_or_else(|_| otlp::SENSOR_NAMESPACE.to_owned());
+            Overrides::new(e.kube.clone(), &namespace, &e.node)
+        });
+        if let Some(o) = &mut overrides
+            && let Err(e) = handle.block_on(o.poll())
+        {
+            tracing::warn!(error = format!("{e:#}"), "sensor overrides not read; none in force");
+        }
+        let mut wanted = settings(&base, local.as_ref(), overrides.as_ref(), &mut throttle);
+        let poll_every = (OVERRIDES_EVERY.as_millis() / args.interval.as_millis().max(1)).max(1);
+        let mut intervals: u128 = 0;
         let mut sensor = Sensor::start(&wanted).context("starting the eBPF sensor")?;
         for (family, error) in sensor.failed() {
             eprintln!(
@@ -87,6 +107,22 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let costs = throttle::latency_costs(&stats, &now);
             stats = now;
             let mut changed = false;
+            intervals += 1;
+            if let Some(o) = &mut overrides
+                && intervals.is_multiple_of(poll_every)
+            {
+                match handle.block_on(o.poll()) {
+                    Ok(true) => {
+                        tracing::info!(layers = o.layers().len(), "sensor overrides changed: applying them");
+                        changed = true;
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(
+                        error = format!("{e:#}"),
+                        "sensor overrides not read: keeping the last good ones"
+                    ),
+                }
+            }
             if let Some(watcher) = &mut local {
                 match watcher.poll() {
                     Reload::Unchanged => {}
@@ -106,7 +142,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 changed = true;
             }
             if changed {
-                wanted = settings(&base, local.as_ref(), &mut throttle);
+                wanted = settings(&base, local.as_ref(), overrides.as_ref(), &mut throttle);
                 sensor.configure(&wanted).context("reconfiguring the probes")?;
             }
             match &mut exporter {
@@ -131,22 +167,25 @@ fn parse_budget(s: &str) -> Result<f64, String> {
     local_config::Budget::try_from(v).map(|b| b.0)
 }
 
-/// What the probes should be set to: the flags, the config file over them, the throttle's
-/// divisors over that. Also hands the file's budget, if any, to the throttle.
+/// What the probes should be set to: the flags, the config file over them, the brain's
+/// overrides over that, the throttle's divisors last. The last budget set wins too.
 fn settings(
     base: &SensorConfig,
     local: Option<&ConfigWatcher>,
+    overrides: Option<&Overrides>,
     throttle: &mut Throttle,
 ) -> SensorConfig {
-    let configured = match local {
-        Some(w) => {
-            if let Some(b) = w.current().overhead_budget {
-                throttle.set_budget(b.0);
-            }
-            w.current().apply(base)
+    let layers = local
+        .map(|w| w.current())
+        .into_iter()
+        .chain(overrides.into_iter().flat_map(|o| o.layers()));
+    let mut configured = base.clone();
+    for layer in layers {
+        if let Some(b) = layer.overhead_budget {
+            throttle.set_budget(b.0);
         }
-        None => base.clone(),
-    };
+        configured = layer.apply(&configured);
+    }
     throttle.apply(&configured)
 }
 
@@ -196,6 +235,7 @@ fn node_name(args: &Args) -> String {
 struct Exporter {
     client: MetricsServiceClient<tonic::transport::Channel>,
     pods: Api,
+    kube: kube::Client,
     node: String,
     /// The sensor's own resource, for `homeostat.sensor.overhead`.
     own: Vec<(String, String)>,
@@ -218,7 +258,8 @@ impl Exporter {
         let pod = std::env::var("POD_NAME").unwrap_or_else(|_| format!("homeostat-sensor-{node}"));
         Ok(Exporter {
             client,
-            pods: kube::Api::all(kube),
+            pods: kube::Api::all(kube.clone()),
+            kube,
             own: otlp::sensor_resource(&namespace, &pod, &node),
             node,
             by_uid: HashMap::new(),

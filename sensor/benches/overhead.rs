@@ -2,7 +2,8 @@
 //! `perf bench sched pipe` (a context switch is the scheduler probes' worst case), each run
 //! with and without the sensor attached, interleaved over several rounds (noise on shared
 //! VMs is ±20 % run to run), reported as medians and the median slowdown; plus each
-//! program's mean cost per run from BPF run-time statistics.
+//! program's mean cost per run from BPF run-time statistics. Both wall time and the CPU
+//! time of the benchmark's tasks are compared; on a loaded machine trust the CPU time.
 //!
 //! ```text
 //! sudo cargo bench -p homeostat-sensor --bench overhead -- [--rounds 7] [--pipe-loops 100000]
@@ -49,18 +50,32 @@ fn options() -> Result<Options, String> {
     Ok(o)
 }
 
-/// Runs one `perf bench sched …` and returns its total time in seconds.
-fn perf(bench: &str, loops: u32) -> Result<f64, String> {
+/// One benchmark run: wall time (what perf bench reports) and the CPU time its tasks used
+/// (perf stat's task-clock), both in seconds. CPU time is the steadier figure on a machine
+/// shared with others: waiting for someone else's task to get off the CPU is not in it, and
+/// the probes' cost is (a program runs in the context of the task switching out).
+#[derive(Clone, Copy)]
+struct Run {
+    wall: f64,
+    cpu: f64,
+}
+
+/// Runs one `perf bench sched …` under `perf stat -e task-clock`.
+fn perf(bench: &str, loops: u32) -> Result<Run, String> {
+    let loops = loops.to_string();
     let out = Command::new("perf")
         .args([
+            "stat",
+            "-x,",
+            "-e",
+            "task-clock",
+            "--",
+            "perf",
             "bench",
             "-f",
             "simple",
-            "sched",
-            bench,
-            "-l",
-            &loops.to_string(),
         ])
+        .args(["sched", bench, "-l", &loops])
         .output()
         .map_err(|e| format!("running perf (Debian: apt-get install -y linux-perf): {e}"))?;
     if !out.status.success() {
@@ -70,10 +85,21 @@ fn perf(bench: &str, loops: u32) -> Result<f64, String> {
         ));
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
+    let wall = text
+        .lines()
         .rev()
         .find_map(|l| l.trim().parse::<f64>().ok())
-        .ok_or_else(|| format!("no time in perf's output: {text:?}"))
+        .ok_or_else(|| format!("no time in perf bench's output: {text:?}"))?;
+    let stats = String::from_utf8_lossy(&out.stderr);
+    let cpu_ms = stats
+        .lines()
+        .find(|l| l.contains("task-clock"))
+        .and_then(|l| l.split(',').next()?.trim().parse::<f64>().ok())
+        .ok_or_else(|| format!("no task-clock in perf stat's output: {stats:?}"))?;
+    Ok(Run {
+        wall,
+        cpu: cpu_ms / 1e3,
+    })
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -118,8 +144,9 @@ fn run(o: &Options) -> Result<(), String> {
         },
     );
     let benches = [("messaging", o.messaging_loops), ("pipe", o.pipe_loops)];
-    // bench -> (without, with) times in seconds.
-    let mut times: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    // bench -> (without, with) runs.
+    let mut times: BTreeMap<&str, (Vec<Run>, Vec<Run>)> = BTreeMap::new();
+    let load_before = loadavg();
     // program -> (run time ns, runs) while a benchmark ran.
     let mut cost: BTreeMap<&str, (f64, u64)> = BTreeMap::new();
     for round in 0..o.rounds {
@@ -141,37 +168,50 @@ fn run(o: &Options) -> Result<(), String> {
                 let entry = times.entry(bench).or_default();
                 if with { &mut entry.1 } else { &mut entry.0 }.push(t);
                 eprintln!(
-                    "round {}/{}: {bench:9} {:7} {t:.3} s",
+                    "round {}/{}: {bench:9} {:7} {:.3} s wall, {:.3} s CPU",
                     round + 1,
                     o.rounds,
-                    if with { "sensor" } else { "bare" }
+                    if with { "sensor" } else { "bare" },
+                    t.wall,
+                    t.cpu
                 );
             }
         }
     }
 
     println!(
-        "\nperf bench sched, {} interleaved rounds, run-queue latency sampled 1 in {}",
-        o.rounds, o.sample_every
+        "\nperf bench sched, {} interleaved rounds, run-queue latency sampled 1 in {}; \
+         load average {} before, {} after",
+        o.rounds,
+        o.sample_every,
+        load_before,
+        loadavg()
     );
     println!(
-        "{:10} {:>12} {:>12} {:>10}   (each run's seconds, bare | sensor)",
-        "BENCH", "BARE (med)", "SENSOR (med)", "SLOWDOWN"
+        "{:10} {:5} {:>10} {:>10} {:>9}   (each run, bare | sensor)",
+        "BENCH", "TIME", "BARE", "SENSOR", "SLOWDOWN"
     );
     for (bench, (bare, with)) in &times {
-        let (b, w) = (median(bare), median(with));
-        let fmt = |v: &[f64]| {
-            v.iter()
-                .map(|t| format!("{t:.3}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        println!(
-            "{bench:10} {b:>10.3} s {w:>10.3} s {:>9.1} %   {} | {}",
-            (w / b - 1.0) * 100.0,
-            fmt(bare),
-            fmt(with)
-        );
+        for (what, pick) in [
+            ("wall", (|r: &Run| r.wall) as fn(&Run) -> f64),
+            ("cpu", |r| r.cpu),
+        ] {
+            let bare: Vec<f64> = bare.iter().map(pick).collect();
+            let with: Vec<f64> = with.iter().map(pick).collect();
+            let (b, w) = (median(&bare), median(&with));
+            let fmt = |v: &[f64]| {
+                v.iter()
+                    .map(|t| format!("{t:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            println!(
+                "{bench:10} {what:5} {b:>8.3} s {w:>8.3} s {:>7.1} %   {} | {}",
+                (w / b - 1.0) * 100.0,
+                fmt(&bare),
+                fmt(&with)
+            );
+        }
     }
     println!("\n{:16} {:>10} {:>14}", "PROGRAM", "NS/RUN", "RUNS");
     for (name, (ns, runs)) in &cost {
@@ -185,6 +225,13 @@ fn run(o: &Options) -> Result<(), String> {
         o.rounds, o.pipe_loops, o.messaging_loops, o.sample_every
     );
     Ok(())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
 }
 
 fn add_cost(

@@ -45,6 +45,10 @@ pub struct Args {
     /// its costliest latency probe more sparsely, step by step; well under it, it recovers.
     #[arg(long, default_value_t = 0.01, value_parser = parse_budget)]
     overhead_budget: f64,
+    /// Measure the probes' own cost (BPF run-time statistics, which slow every program run
+    /// down) over one interval in this many; the overhead gauge and the throttle follow it.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    measure_every: u32,
     /// A YAML file of probe settings (`probes: {runqueue: {enabled, sampleEvery}}`) and
     /// `overheadBudget`, laid over the flags and re-read when it changes; a bad edit is
     /// reported and the last good settings kept.
@@ -99,13 +103,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
         let mut exporter = exporter;
-        let mut stats = sensor.program_stats();
         loop {
+            // The cost measurement costs too: on for one interval in --measure-every.
+            sensor
+                .measure_cost(args.once || intervals.is_multiple_of(args.measure_every.into()));
+            let stats = sensor.program_stats();
             std::thread::sleep(args.interval);
             let snapshot = sensor.read().context("reading the probes")?;
-            let now = sensor.program_stats();
-            let costs = throttle::latency_costs(&stats, &now);
-            stats = now;
+            // Zero unless measured; the throttle only looks when the overhead is known.
+            let costs = throttle::latency_costs(&stats, &sensor.program_stats());
             let mut changed = false;
             intervals += 1;
             if let Some(o) = &mut overrides

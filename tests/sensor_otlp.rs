@@ -48,6 +48,9 @@ fn a_live_snapshot_is_accepted_by_the_brain() {
         return;
     }
     let mut sensor = Sensor::start(&SensorConfig::default()).unwrap();
+    // Measure the probes' own cost from the next interval on, so it is exported too.
+    assert!(sensor.measure_cost(true));
+    sensor.read().unwrap();
     for code in [0, 1] {
         let _ = std::process::Command::new("sh")
             .arg("-c")
@@ -64,6 +67,10 @@ fn a_live_snapshot_is_accepted_by_the_brain() {
     let snapshot = sensor.read().unwrap();
     let kinds: std::collections::BTreeSet<&str> =
         snapshot.readings.iter().map(|r| r.signal).collect();
+    assert!(
+        snapshot.overhead.is_some(),
+        "measured over the whole interval"
+    );
     let points = accepted(&snapshot);
     println!(
         "{} readings of {kinds:?} -> {points} points, none rejected",

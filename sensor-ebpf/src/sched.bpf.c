@@ -64,6 +64,15 @@ struct {
 	__type(value, struct hs_cpu_state);
 } hs_sched_cpu SEC(".maps");
 
+/* A kernel built without CONFIG_SCHED_INFO has no run_delay: CPU time still works there,
+ * run-queue latency records nothing (the field access is relocated away, not refused). */
+#define HS_HAS_SCHED_INFO bpf_core_field_exists(((struct task_struct *)0)->sched_info)
+
+static __always_inline __u64 hs_run_delay(struct task_struct *p)
+{
+	return HS_HAS_SCHED_INFO ? p->sched_info.run_delay : 0;
+}
+
 /* Adds the buffer to the per-cgroup maps and empties it. */
 static __always_inline void flush(struct hs_cpu_state *st)
 {
@@ -108,7 +117,7 @@ int hs_sched_switch(__u64 *ctx)
 		 * cgroup.procs` does); another cgroup than the buffer's flushes the buffer first. */
 		__u64 cgroup_id = hs_task_cgroup(prev);
 		__u64 ran = prev->se.sum_exec_runtime - st->runtime_in;
-		__u64 waited = prev->sched_info.run_delay - st->run_delay_in;
+		__u64 waited = hs_run_delay(prev) - st->run_delay_in;
 
 		if (cgroup_id != st->cgroup_id || st->cpu_ns >= HS_FLUSH_CPU_NS ||
 		    st->runq.count >= HS_FLUSH_RUNQ) {
@@ -117,13 +126,13 @@ int hs_sched_switch(__u64 *ctx)
 		}
 		if (cpu_on && ran < HS_MAX_DELTA_NS)
 			st->cpu_ns += ran;
-		if (runq_on && waited < HS_MAX_DELTA_NS &&
+		if (runq_on && HS_HAS_SCHED_INFO && waited < HS_MAX_DELTA_NS &&
 		    (runq->sample_every <= 1 || ++st->runs % runq->sample_every == 0))
 			hs_hist_record(&st->runq, waited);
 	}
 
 	st->task = (__u64)next;
 	st->runtime_in = next->se.sum_exec_runtime;
-	st->run_delay_in = next->sched_info.run_delay;
+	st->run_delay_in = hs_run_delay(next);
 	return 0;
 }

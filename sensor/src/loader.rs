@@ -77,8 +77,10 @@ pub struct Sensor {
     sample_every: HashMap<&'static str, u32>,
     /// Events read while taking the baseline, handed out with the first snapshot.
     pending: Vec<Event>,
-    // Keeps kernel.bpf_stats_enabled on while the sensor runs, for its own overhead.
-    _stats: Option<OwnedFd>,
+    /// Holds kernel.bpf_stats_enabled on while the sensor measures its own cost, and since
+    /// when. Off by default: the statistics cost every BPF program run two clock reads, which
+    /// on a context-switch-heavy load is more than the probes themselves (see the README).
+    stats: Option<(OwnedFd, Instant)>,
 }
 
 impl Sensor {
@@ -114,9 +116,6 @@ impl Sensor {
             cgroup2 = %cgroups.root().display(),
             "probes attached"
         );
-        let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime)
-            .map_err(|e| tracing::debug!(error = %e, "BPF run-time statistics unavailable"))
-            .ok();
         let mut sensor = Sensor {
             loaded,
             failed,
@@ -128,7 +127,7 @@ impl Sensor {
                 .map(|(s, p)| (s, config.probe(p).sample_every.max(1)))
                 .collect(),
             pending: Vec::new(),
-            _stats: stats,
+            stats: None,
         };
         // The families attached one after another over a few hundred milliseconds: take the
         // totals now as the baseline, so the first snapshot covers exactly its interval.
@@ -164,8 +163,25 @@ impl Sensor {
             .collect()
     }
 
+    /// Turns the measurement of the probes' own cost (BPF run-time statistics) on or off.
+    /// While on, each [`Snapshot::overhead`] of an interval it covered entirely is the probes'
+    /// CPU time over it; turn it on for one interval in several to keep its own cost down.
+    /// Returns whether it is on (the kernel may refuse: then the overhead stays unknown).
+    pub fn measure_cost(&mut self, on: bool) -> bool {
+        match (on, self.stats.is_some()) {
+            (true, false) => match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
+                Ok(fd) => self.stats = Some((fd, Instant::now())),
+                Err(e) => tracing::warn!(error = %e, "BPF run-time statistics unavailable"),
+            },
+            (false, true) => self.stats = None,
+            _ => {}
+        }
+        self.stats.is_some()
+    }
+
     /// Each attached program's run time and run count so far, from BPF run-time statistics
-    /// (both zero while `kernel.bpf_stats_enabled` is off; the sensor turns it on).
+    /// (they grow only while statistics are on: [`Sensor::measure_cost`], or
+    /// `sysctl kernel.bpf_stats_enabled=1`).
     pub fn program_stats(&self) -> Vec<ProgramStats> {
         self.loaded
             .iter()
@@ -296,7 +312,11 @@ impl Sensor {
             })
         }));
 
-        let overhead = (self._stats.is_some() && !interval.is_zero()).then(|| {
+        let measured_throughout = self
+            .stats
+            .as_ref()
+            .is_some_and(|(_, since)| *since <= now - interval);
+        let overhead = (measured_throughout && !interval.is_zero()).then(|| {
             current
                 .run_time
                 .saturating_sub(self.totals.run_time)

@@ -164,8 +164,8 @@ impl Sensor {
     }
 
     /// Turns the measurement of the probes' own cost (BPF run-time statistics) on or off.
-    /// While on, each [`Snapshot::overhead`] of an interval it covered entirely is the probes'
-    /// CPU time over it; turn it on for one interval in several to keep its own cost down.
+    /// While on, each [`Snapshot::overhead`] of an interval it covered (most of) is the
+    /// probes' CPU time over it; turn it on for one interval in several to keep its own cost down.
     /// Returns whether it is on (the kernel may refuse: then the overhead stays unknown).
     pub fn measure_cost(&mut self, on: bool) -> bool {
         match (on, self.stats.is_some()) {
@@ -312,17 +312,21 @@ impl Sensor {
             })
         }));
 
-        let measured_throughout = self
+        // Run times grow only while statistics are on: divide by that part of the interval,
+        // if it is most of it (switched on just after the last read is the usual case).
+        let measured_for = self
             .stats
             .as_ref()
-            .is_some_and(|(_, since)| *since <= now - interval);
-        let overhead = (measured_throughout && !interval.is_zero()).then(|| {
-            current
-                .run_time
-                .saturating_sub(self.totals.run_time)
-                .as_secs_f64()
-                / interval.as_secs_f64()
-        });
+            .map(|(_, since)| now.saturating_duration_since((*since).max(now - interval)));
+        let overhead = measured_for
+            .filter(|d| !d.is_zero() && *d >= interval / 2)
+            .map(|d| {
+                current
+                    .run_time
+                    .saturating_sub(self.totals.run_time)
+                    .as_secs_f64()
+                    / d.as_secs_f64()
+            });
         let snapshot = Snapshot {
             interval,
             readings,

@@ -28,6 +28,7 @@ struct css_set {
 } __hs_core;
 
 struct sched_entity {
+	__u64 exec_start;       /* the run queue's task clock when last brought up to date */
 	__u64 sum_exec_runtime; /* ns on a CPU, brought up to date before sched_switch fires */
 } __hs_core;
 

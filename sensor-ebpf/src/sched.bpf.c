@@ -18,15 +18,18 @@
  *    per-cgroup maps only when a run of another cgroup ends or the buffer is full. Consecutive switches mostly stay in one cgroup (a pipe's two ends, a
  *    pod's threads, idle in between), so most switches touch no map but a per-CPU array.
  *    The price: up to HS_FLUSH_CPU_NS of CPU time and HS_FLUSH_RUNQ waits per CPU reach the
- *    maps late, at that CPU's next flush.
+ *    maps late, at that CPU's next flush (at most HS_FLUSH_AGE_NS later, if it runs anything).
  */
 #include "hs_common.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* Flush the per-CPU buffer when it holds this much CPU time, or this many waits. */
+/* Flush the per-CPU buffer when it holds this much CPU time or this many waits, or was last
+ * flushed this long ago (by the run queue's clock: a node whose tasks all share one cgroup
+ * would otherwise leave a quiet CPU's counts unread for long). */
 #define HS_FLUSH_CPU_NS (10 * 1000 * 1000ULL)
 #define HS_FLUSH_RUNQ 128
+#define HS_FLUSH_AGE_NS (100 * 1000 * 1000ULL)
 
 /* Deltas above this (18 minutes) are a task we did not see switch in: ignore them. */
 #define HS_MAX_DELTA_NS (1ULL << 40)
@@ -52,6 +55,7 @@ struct hs_cpu_state {
 	__u64 runtime_in;    /* its se.sum_exec_runtime then */
 	__u64 run_delay_in;  /* its sched_info.run_delay then (before this run's wait is added) */
 	__u64 cgroup_id;     /* the cgroup of the last run that ended here: the buffer's */
+	__u64 flushed_at;    /* the run queue's task clock at the last flush */
 	__u64 runs;          /* runs seen, for 1-in-N sampling of run-queue latency */
 	__u64 cpu_ns;        /* buffered CPU time of cgroup_id */
 	struct hs_hist runq; /* buffered run-queue waits of cgroup_id */
@@ -116,13 +120,15 @@ int hs_sched_switch(__u64 *ctx)
 		/* The cgroup as the run ends (a task can move while it runs, as `echo $$ >
 		 * cgroup.procs` does); another cgroup than the buffer's flushes the buffer first. */
 		__u64 cgroup_id = hs_task_cgroup(prev);
+		__u64 clock = prev->se.exec_start;
 		__u64 ran = prev->se.sum_exec_runtime - st->runtime_in;
 		__u64 waited = hs_run_delay(prev) - st->run_delay_in;
 
 		if (cgroup_id != st->cgroup_id || st->cpu_ns >= HS_FLUSH_CPU_NS ||
-		    st->runq.count >= HS_FLUSH_RUNQ) {
+		    st->runq.count >= HS_FLUSH_RUNQ || clock - st->flushed_at >= HS_FLUSH_AGE_NS) {
 			flush(st);
 			st->cgroup_id = cgroup_id;
+			st->flushed_at = clock;
 		}
 		if (cpu_on && ran < HS_MAX_DELTA_NS)
 			st->cpu_ns += ran;

@@ -25,10 +25,19 @@ fn as_pod(owner: &Owner) -> Option<Vec<(String, String)>> {
     ])
 }
 
+/// The points the brain accepts, with the sensor's own overhead gauge among them.
 fn accepted(snapshot: &Snapshot) -> usize {
-    let request = otlp::export_request(snapshot, now_ns(), &mut as_pod);
+    let own = otlp::sensor_resource(otlp::SENSOR_NAMESPACE, "homeostat-sensor-abcde", "node-1");
+    let request = otlp::export_request(snapshot, now_ns(), &mut as_pod, Some(&own));
     let converted = convert(&request);
     assert_eq!(converted.rejected, 0, "{:?}", converted.errors);
+    if snapshot.overhead.is_some() {
+        let own_points = format!("{:?}", converted.points);
+        assert!(
+            own_points.contains("homeostat.sensor.overhead"),
+            "{own_points}"
+        );
+    }
     converted.points.len()
 }
 
@@ -39,6 +48,8 @@ fn a_live_snapshot_is_accepted_by_the_brain() {
         return;
     }
     let mut sensor = Sensor::start(&SensorConfig::default()).unwrap();
+    // Measure the probes' own cost, so it is exported too.
+    assert!(sensor.measure_cost(true));
     for code in [0, 1] {
         let _ = std::process::Command::new("sh")
             .arg("-c")
@@ -55,6 +66,10 @@ fn a_live_snapshot_is_accepted_by_the_brain() {
     let snapshot = sensor.read().unwrap();
     let kinds: std::collections::BTreeSet<&str> =
         snapshot.readings.iter().map(|r| r.signal).collect();
+    assert!(
+        snapshot.overhead.is_some(),
+        "measured over the whole interval"
+    );
     let points = accepted(&snapshot);
     println!(
         "{} readings of {kinds:?} -> {points} points, none rejected",

@@ -62,9 +62,14 @@ struct hs_hist {
 /* Room for this many cgroups per per-cgroup map; a node rarely has more than a few hundred. */
 #define HS_MAX_CGROUPS 10240
 
+static __always_inline struct hs_probe_cfg *hs_config_of(__u32 probe)
+{
+	return bpf_map_lookup_elem(&hs_config, &probe);
+}
+
 static __always_inline int hs_enabled(__u32 probe)
 {
-	struct hs_probe_cfg *cfg = bpf_map_lookup_elem(&hs_config, &probe);
+	struct hs_probe_cfg *cfg = hs_config_of(probe);
 
 	return cfg && cfg->enabled;
 }
@@ -93,19 +98,22 @@ static __always_inline __u32 hs_log2(__u64 v)
 	return r;
 }
 
-/* Adds one latency to the histogram of a cgroup in a per-CPU hash map of struct hs_hist. */
-static __always_inline void hs_hist_add(void *map, __u64 cgroup_id, __u64 delta_ns)
+/* The histogram of a cgroup in a per-CPU hash map of struct hs_hist, created empty if absent. */
+static __always_inline struct hs_hist *hs_hist_get(void *map, __u64 cgroup_id)
 {
 	struct hs_hist *h = bpf_map_lookup_elem(map, &cgroup_id);
 
-	if (!h) {
-		struct hs_hist zero = {};
+	if (h)
+		return h;
+	struct hs_hist zero = {};
 
-		bpf_map_update_elem(map, &cgroup_id, &zero, BPF_NOEXIST);
-		h = bpf_map_lookup_elem(map, &cgroup_id);
-		if (!h)
-			return;
-	}
+	bpf_map_update_elem(map, &cgroup_id, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(map, &cgroup_id);
+}
+
+/* Records one latency in a histogram. */
+static __always_inline void hs_hist_record(struct hs_hist *h, __u64 delta_ns)
+{
 	__u32 slot = hs_log2(delta_ns);
 
 	if (slot >= HS_SLOTS)
@@ -113,6 +121,15 @@ static __always_inline void hs_hist_add(void *map, __u64 cgroup_id, __u64 delta_
 	h->count++;
 	h->sum_ns += delta_ns;
 	h->slots[slot]++;
+}
+
+/* Adds one latency to the histogram of a cgroup in a per-CPU hash map of struct hs_hist. */
+static __always_inline void hs_hist_add(void *map, __u64 cgroup_id, __u64 delta_ns)
+{
+	struct hs_hist *h = hs_hist_get(map, cgroup_id);
+
+	if (h)
+		hs_hist_record(h, delta_ns);
 }
 
 /* Adds to a u64 counter of a cgroup in a per-CPU hash map. */

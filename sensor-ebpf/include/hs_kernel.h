@@ -27,12 +27,25 @@ struct css_set {
 	struct cgroup *dfl_cgrp; /* the task's cgroup in the v2 (default) hierarchy */
 } __hs_core;
 
+struct sched_entity {
+	__u64 exec_start;       /* the run queue's task clock when last brought up to date */
+	__u64 sum_exec_runtime; /* ns on a CPU, brought up to date before sched_switch fires */
+} __hs_core;
+
+/* CONFIG_SCHED_INFO: the scheduler's own run-queue accounting (/proc/<pid>/schedstat). */
+struct sched_info {
+	unsigned long long run_delay; /* ns spent waiting on a run queue, summed; a wait is
+				       * added when the task switches in, after sched_switch */
+} __hs_core;
+
 struct task_struct {
 	int pid;
 	int tgid;
 	int exit_code; /* (status << 8) | terminating signal, set before sched_process_exit */
 	char comm[16];
 	struct css_set *cgroups;
+	struct sched_entity se;
+	struct sched_info sched_info;
 } __hs_core;
 
 struct sock_cgroup_data {

@@ -42,11 +42,14 @@ int hs_exit(__u64 *ctx)
 {
 	struct task_struct *p = (struct task_struct *)ctx[0];
 
-	if (BPF_CORE_READ(p, pid) != BPF_CORE_READ(p, tgid) || !hs_enabled(HS_PROBE_EXIT))
+	/* tp_btf task pointers are trusted: plain loads, no probe-reads. */
+	int tgid = p->tgid;
+
+	if (p->pid != tgid || !hs_enabled(HS_PROBE_EXIT))
 		return 0;
 
-	__u32 code = (__u32)BPF_CORE_READ(p, exit_code);
-	__u64 cgroup_id = bpf_get_current_cgroup_id();
+	__u32 code = (__u32)p->exit_code;
+	__u64 cgroup_id = hs_task_cgroup(p);
 	struct hs_exit_counts zero = {};
 	struct hs_exit_counts *c = hs_lookup_or_zero(&hs_exit_counts, &cgroup_id, &zero);
 
@@ -69,7 +72,7 @@ int hs_exit(__u64 *ctx)
 	}
 	e->cgroup_id = cgroup_id;
 	e->time_ns = bpf_ktime_get_ns();
-	e->pid = (__u32)BPF_CORE_READ(p, tgid);
+	e->pid = (__u32)tgid;
 	e->exit_code = code;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	bpf_ringbuf_submit(e, 0);

@@ -49,7 +49,7 @@ int hs_oom_victim(__u64 *ctx)
 	}
 	e->cgroup_id = cgroup_id;
 	e->time_ns = bpf_ktime_get_ns();
-	e->pid = (__u32)BPF_CORE_READ(victim, tgid);
+	e->pid = (__u32)victim->tgid;
 	e->_pad = 0;
 	BPF_CORE_READ_STR_INTO(&e->comm, victim, comm);
 	bpf_ringbuf_submit(e, 0);

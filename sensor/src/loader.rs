@@ -25,6 +25,26 @@ const LATENCY_SIGNALS: [(&str, Probe); 3] = [
     (signal::BLOCK_IO_LATENCY, Probe::BlockIo),
 ];
 
+/// What one attached program has cost so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProgramStats {
+    /// The program (`hs_…`).
+    pub name: &'static str,
+    /// Time spent running it, summed over CPUs.
+    pub run_time: Duration,
+    /// How many times it ran.
+    pub run_count: u64,
+}
+
+impl ProgramStats {
+    /// Mean cost of one run over the runs since `earlier` (`None` if it did not run).
+    pub fn ns_per_run_since(&self, earlier: Option<&ProgramStats>) -> Option<f64> {
+        let (t0, n0) = earlier.map_or((Duration::ZERO, 0), |e| (e.run_time, e.run_count));
+        let runs = self.run_count.checked_sub(n0).filter(|&n| n > 0)?;
+        Some(self.run_time.saturating_sub(t0).as_nanos() as f64 / runs as f64)
+    }
+}
+
 /// A loaded probe family: its object, and its ring buffer if it has one.
 struct Loaded {
     family: Family,
@@ -57,8 +77,10 @@ pub struct Sensor {
     sample_every: HashMap<&'static str, u32>,
     /// Events read while taking the baseline, handed out with the first snapshot.
     pending: Vec<Event>,
-    // Keeps kernel.bpf_stats_enabled on while the sensor runs, for its own overhead.
-    _stats: Option<OwnedFd>,
+    /// Holds kernel.bpf_stats_enabled on while the sensor measures its own cost, and since
+    /// when. Off by default: the statistics cost every BPF program run two clock reads, which
+    /// on a context-switch-heavy load is more than the probes themselves (see the README).
+    stats: Option<(OwnedFd, Instant)>,
 }
 
 impl Sensor {
@@ -94,9 +116,6 @@ impl Sensor {
             cgroup2 = %cgroups.root().display(),
             "probes attached"
         );
-        let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime)
-            .map_err(|e| tracing::debug!(error = %e, "BPF run-time statistics unavailable"))
-            .ok();
         let mut sensor = Sensor {
             loaded,
             failed,
@@ -108,7 +127,7 @@ impl Sensor {
                 .map(|(s, p)| (s, config.probe(p).sample_every.max(1)))
                 .collect(),
             pending: Vec::new(),
-            _stats: stats,
+            stats: None,
         };
         // The families attached one after another over a few hundred milliseconds: take the
         // totals now as the baseline, so the first snapshot covers exactly its interval.
@@ -141,6 +160,41 @@ impl Sensor {
         self.loaded
             .iter()
             .flat_map(|l| l.family.programs().iter().map(|(p, _)| *p))
+            .collect()
+    }
+
+    /// Turns the measurement of the probes' own cost (BPF run-time statistics) on or off.
+    /// While on, each [`Snapshot::overhead`] of an interval it covered (most of) is the
+    /// probes' CPU time over it; turn it on for one interval in several to keep its own cost down.
+    /// Returns whether it is on (the kernel may refuse: then the overhead stays unknown).
+    pub fn measure_cost(&mut self, on: bool) -> bool {
+        match (on, self.stats.is_some()) {
+            (true, false) => match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
+                Ok(fd) => self.stats = Some((fd, Instant::now())),
+                Err(e) => tracing::warn!(error = %e, "BPF run-time statistics unavailable"),
+            },
+            (false, true) => self.stats = None,
+            _ => {}
+        }
+        self.stats.is_some()
+    }
+
+    /// Each attached program's run time and run count so far, from BPF run-time statistics
+    /// (they grow only while statistics are on: [`Sensor::measure_cost`], or
+    /// `sysctl kernel.bpf_stats_enabled=1`).
+    pub fn program_stats(&self) -> Vec<ProgramStats> {
+        self.loaded
+            .iter()
+            .flat_map(|l| {
+                l.family.programs().iter().filter_map(|(name, _)| {
+                    let info = l.ebpf.program(name)?.info().ok()?;
+                    Some(ProgramStats {
+                        name,
+                        run_time: info.run_time(),
+                        run_count: info.run_count(),
+                    })
+                })
+            })
             .collect()
     }
 
@@ -258,13 +312,21 @@ impl Sensor {
             })
         }));
 
-        let overhead = (self._stats.is_some() && !interval.is_zero()).then(|| {
-            current
-                .run_time
-                .saturating_sub(self.totals.run_time)
-                .as_secs_f64()
-                / interval.as_secs_f64()
-        });
+        // Run times grow only while statistics are on: divide by that part of the interval,
+        // if it is most of it (switched on just after the last read is the usual case).
+        let measured_for = self
+            .stats
+            .as_ref()
+            .map(|(_, since)| now.saturating_duration_since((*since).max(now - interval)));
+        let overhead = measured_for
+            .filter(|d| !d.is_zero() && *d >= interval / 2)
+            .map(|d| {
+                current
+                    .run_time
+                    .saturating_sub(self.totals.run_time)
+                    .as_secs_f64()
+                    / d.as_secs_f64()
+            });
         let snapshot = Snapshot {
             interval,
             readings,

@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
+    AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
     ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
-use homeostat_core::signal;
+use homeostat_core::{semconv, signal};
 
 use crate::cgroup::Owner;
 use crate::histogram::{Log2Histogram, SLOTS};
@@ -25,11 +25,30 @@ pub type ResourceOf<'a> = dyn FnMut(&Owner) -> Option<Vec<(String, String)>> + '
 type Attributes = Vec<(String, String)>;
 type BySignal<'a> = BTreeMap<&'a str, Vec<&'a Reading>>;
 
-/// An OTLP export request for `snapshot`, whose interval ended at `end_unix_nano`.
+/// The namespace and DaemonSet the sensor runs as, unless told otherwise: the brain sees the
+/// sensor's own cost as the workload `homeostat-system/homeostat-sensor`.
+pub const SENSOR_NAMESPACE: &str = "homeostat-system";
+/// See [`SENSOR_NAMESPACE`].
+pub const SENSOR_DAEMONSET: &str = "homeostat-sensor";
+
+/// The sensor's own resource attributes, for `homeostat.sensor.overhead`.
+pub fn sensor_resource(namespace: &str, pod: &str, node: &str) -> Vec<(String, String)> {
+    vec![
+        (semconv::K8S_NAMESPACE_NAME.into(), namespace.into()),
+        (semconv::K8S_DAEMONSET_NAME.into(), SENSOR_DAEMONSET.into()),
+        (semconv::K8S_POD_NAME.into(), pod.into()),
+        (semconv::K8S_NODE_NAME.into(), node.into()),
+    ]
+}
+
+/// An OTLP export request for `snapshot`, whose interval ended at `end_unix_nano`; with
+/// `sensor` (the sensor's own resource, [`sensor_resource`]) it also carries the probes' cost
+/// as the gauge `homeostat.sensor.overhead`.
 pub fn export_request(
     snapshot: &Snapshot,
     end_unix_nano: u64,
     resource_of: &mut ResourceOf<'_>,
+    sensor: Option<&[(String, String)]>,
 ) -> ExportMetricsServiceRequest {
     let start = end_unix_nano.saturating_sub(snapshot.interval.as_nanos() as u64);
     // Group readings by resource, and within it by signal, so each metric appears once.
@@ -54,11 +73,7 @@ pub fn export_request(
                 ..Default::default()
             }),
             scope_metrics: vec![ScopeMetrics {
-                scope: Some(InstrumentationScope {
-                    name: "homeostat-sensor".into(),
-                    version: env!("CARGO_PKG_VERSION").into(),
-                    ..Default::default()
-                }),
+                scope: scope(),
                 metrics: signals
                     .into_iter()
                     .map(|(name, readings)| metric(name, &readings, start, end_unix_nano))
@@ -67,8 +82,50 @@ pub fn export_request(
             }],
             ..Default::default()
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let mut resource_metrics = resource_metrics;
+    if let (Some(attrs), Some(overhead)) = (sensor, snapshot.overhead) {
+        resource_metrics.push(overhead_metrics(attrs, overhead, end_unix_nano));
+    }
     ExportMetricsServiceRequest { resource_metrics }
+}
+
+fn scope() -> Option<InstrumentationScope> {
+    Some(InstrumentationScope {
+        name: "homeostat-sensor".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
+    })
+}
+
+/// `homeostat.sensor.overhead`: a gauge, fraction of one CPU, under the sensor's resource.
+fn overhead_metrics(attrs: &[(String, String)], overhead: f64, end: u64) -> ResourceMetrics {
+    let mut attrs = attrs.to_vec();
+    attrs.sort();
+    ResourceMetrics {
+        resource: Some(Resource {
+            attributes: attrs.iter().map(|(k, v)| kv(k, v)).collect(),
+            ..Default::default()
+        }),
+        scope_metrics: vec![ScopeMetrics {
+            scope: scope(),
+            metrics: vec![Metric {
+                name: signal::SENSOR_OVERHEAD.into(),
+                unit: "1".into(),
+                description: "CPU used by the sensor's eBPF programs, fraction of one CPU".into(),
+                data: Some(metric::Data::Gauge(Gauge {
+                    data_points: vec![NumberDataPoint {
+                        time_unix_nano: end,
+                        value: Some(number_data_point::Value::AsDouble(overhead)),
+                        ..Default::default()
+                    }],
+                })),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
 }
 
 fn kv(key: &str, value: &str) -> KeyValue {
@@ -209,12 +266,14 @@ mod tests {
                     ..reading(signal::CPU_TIME, None, Value::Increase(0.5))
                 },
             ],
+            overhead: Some(0.004),
             ..Default::default()
         };
-        let req = export_request(&snap, 2_000_000_000, &mut |o| match o {
+        let mut pods = |o: &Owner| match o {
             Owner::Pod { uid, .. } => Some(vec![("k8s.pod.uid".into(), uid.clone())]),
             _ => None,
-        });
+        };
+        let req = export_request(&snap, 2_000_000_000, &mut pods, None);
         assert_eq!(req.resource_metrics.len(), 1, "the unit is left out");
         let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
         assert_eq!(metrics.len(), 2);
@@ -229,5 +288,22 @@ mod tests {
         let p = &runq.data_points[0];
         assert_eq!(p.bucket_counts.len(), p.explicit_bounds.len() + 1);
         assert_eq!((p.count, p.sum), (4, Some(6e-6)));
+
+        // With the sensor's own resource, its overhead comes along as a gauge.
+        let me = sensor_resource(SENSOR_NAMESPACE, "homeostat-sensor-x7k2p", "node-1");
+        let req = export_request(&snap, 2_000_000_000, &mut pods, Some(&me));
+        assert_eq!(req.resource_metrics.len(), 2);
+        let own = &req.resource_metrics[1];
+        let attrs: Vec<_> = own.resource.as_ref().unwrap().attributes.iter().collect();
+        assert!(attrs.iter().any(|a| a.key == "k8s.daemonset.name"));
+        let m = &own.scope_metrics[0].metrics[0];
+        assert_eq!(m.name, signal::SENSOR_OVERHEAD);
+        let Some(metric::Data::Gauge(g)) = &m.data else {
+            panic!("{m:?}")
+        };
+        assert_eq!(
+            g.data_points[0].value,
+            Some(number_data_point::Value::AsDouble(0.004))
+        );
     }
 }

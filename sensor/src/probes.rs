@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 /// One measurement the kernel side makes; the index is its slot in `hs_config`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Probe {
-    /// Run-queue latency, wakeup to switch-in.
+    /// Run-queue latency, runnable (woken, new or preempted) to switch-in.
     RunQueue,
     /// CPU time, switch-in to switch-out.
     CpuTime,
@@ -54,6 +54,11 @@ impl Probe {
             Probe::TcpConnect => "tcp-connect",
             Probe::BlockIo => "block-io",
         }
+    }
+
+    /// The probe with this [`Probe::name`].
+    pub fn from_name(name: &str) -> Option<Probe> {
+        Probe::ALL.into_iter().find(|p| p.name() == name)
     }
 
     /// Whether the probe measures latencies, so that sampling applies to it. Counters always
@@ -181,11 +186,7 @@ impl Family {
     /// `bpftool prog show` tells them apart (the kernel keeps 15 characters).
     pub fn programs(self) -> &'static [(&'static str, &'static str)] {
         match self {
-            Family::Sched => &[
-                ("hs_runq_wake", "sched_wakeup"),
-                ("hs_runq_wake_nw", "sched_wakeup_new"),
-                ("hs_sched_switch", "sched_switch"),
-            ],
+            Family::Sched => &[("hs_sched_switch", "sched_switch")],
             Family::Exit => &[("hs_exit", "sched_process_exit")],
             Family::Oom => &[("hs_oom_victim", "mark_victim")],
             Family::Tcp => &[

@@ -100,7 +100,8 @@ pub struct Snapshot {
     /// Ring-buffer records the kernel had to drop since the last read (reader too slow).
     pub dropped_events: u64,
     /// The probes' own CPU cost over the interval, as a fraction of one CPU
-    /// (`homeostat.sensor.overhead`); `None` if BPF run-time statistics are off.
+    /// (`homeostat.sensor.overhead`); `None` unless BPF run-time statistics were on for most
+    /// of the interval ([`crate::Sensor::measure_cost`]).
     pub overhead: Option<f64>,
 }
 

@@ -1,0 +1,259 @@
+//! What the probes cost the workloads they watch: `perf bench sched messaging` and
+//! `perf bench sched pipe` (a context switch is the scheduler probes' worst case), each run
+//! with and without the sensor attached, interleaved over several rounds (noise on shared
+//! VMs is ±20 % run to run), reported as medians and the median slowdown; plus each
+//! program's mean cost per run from BPF run-time statistics. Both wall time and the CPU
+//! time of the benchmark's tasks are compared; on a loaded machine trust the CPU time.
+//!
+//! ```text
+//! sudo cargo bench -p homeostat-sensor --bench overhead -- [--rounds 7] [--pipe-loops 100000]
+//!     [--messaging-loops 100] [--sample-every 1]
+//! ```
+
+use std::collections::BTreeMap;
+use std::process::{Command, ExitCode};
+
+use homeostat_sensor::{Probe, ProbeConfig, ProgramStats, Sensor, SensorConfig, preflight};
+
+struct Options {
+    rounds: usize,
+    pipe_loops: u32,
+    messaging_loops: u32,
+    sample_every: u32,
+}
+
+fn options() -> Result<Options, String> {
+    let mut o = Options {
+        rounds: 7,
+        pipe_loops: 100_000,
+        messaging_loops: 100,
+        sample_every: 1,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = |name: &str| -> Result<u32, String> {
+            args.next()
+                .and_then(|v| v.parse().ok())
+                .filter(|&v| v > 0)
+                .ok_or_else(|| format!("{name} needs a positive number"))
+        };
+        match a.as_str() {
+            "--rounds" => o.rounds = value("--rounds")? as usize,
+            "--pipe-loops" => o.pipe_loops = value("--pipe-loops")?,
+            "--messaging-loops" => o.messaging_loops = value("--messaging-loops")?,
+            "--sample-every" => o.sample_every = value("--sample-every")?,
+            // cargo bench passes --bench to every bench binary.
+            "--bench" => {}
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(o)
+}
+
+/// One benchmark run: wall time (what perf bench reports) and the CPU time its tasks used
+/// (perf stat's task-clock), both in seconds. CPU time is the steadier figure on a machine
+/// shared with others: waiting for someone else's task to get off the CPU is not in it, and
+/// the probes' cost is (a program runs in the context of the task switching out).
+#[derive(Clone, Copy)]
+struct Run {
+    wall: f64,
+    cpu: f64,
+}
+
+/// Runs one `perf bench sched …` under `perf stat -e task-clock`.
+fn perf(bench: &str, loops: u32) -> Result<Run, String> {
+    let loops = loops.to_string();
+    let out = Command::new("perf")
+        .args([
+            "stat",
+            "-x,",
+            "-e",
+            "task-clock",
+            "--",
+            "perf",
+            "bench",
+            "-f",
+            "simple",
+        ])
+        .args(["sched", bench, "-l", &loops])
+        .output()
+        .map_err(|e| format!("running perf (Debian: apt-get install -y linux-perf): {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "perf bench sched {bench} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let wall = text
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().parse::<f64>().ok())
+        .ok_or_else(|| format!("no time in perf bench's output: {text:?}"))?;
+    let stats = String::from_utf8_lossy(&out.stderr);
+    let cpu_ms = stats
+        .lines()
+        .find(|l| l.contains("task-clock"))
+        .and_then(|l| l.split(',').next()?.trim().parse::<f64>().ok())
+        .ok_or_else(|| format!("no task-clock in perf stat's output: {stats:?}"))?;
+    Ok(Run {
+        wall,
+        cpu: cpu_ms / 1e3,
+    })
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn main() -> ExitCode {
+    let o = match options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(why) = preflight::unavailable() {
+        eprintln!("skipped: {why}");
+        return ExitCode::SUCCESS;
+    }
+    match run(&o) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(o: &Options) -> Result<(), String> {
+    let mut config = SensorConfig::default();
+    config.probes.insert(
+        Probe::RunQueue,
+        ProbeConfig {
+            enabled: true,
+            sample_every: o.sample_every,
+        },
+    );
+    let benches = [("messaging", o.messaging_loops), ("pipe", o.pipe_loops)];
+    // bench -> (without, with) runs.
+    let mut times: BTreeMap<&str, (Vec<Run>, Vec<Run>)> = BTreeMap::new();
+    let load_before = loadavg();
+    for round in 0..o.rounds {
+        for &(bench, loops) in &benches {
+            // Alternate which goes first, so a drift in the machine's load hits both alike.
+            for with in [round % 2 == 0, round % 2 != 0] {
+                // As deployed: the sensor measures its own cost only now and then, and BPF
+                // run-time statistics are off while it does not.
+                let sensor = with
+                    .then(|| Sensor::start(&config))
+                    .transpose()
+                    .map_err(|e| e.to_string())?;
+                let t = perf(bench, loops)?;
+                drop(sensor);
+                let entry = times.entry(bench).or_default();
+                if with { &mut entry.1 } else { &mut entry.0 }.push(t);
+                eprintln!(
+                    "round {}/{}: {bench:9} {:7} {:.3} s wall, {:.3} s CPU",
+                    round + 1,
+                    o.rounds,
+                    if with { "sensor" } else { "bare" },
+                    t.wall,
+                    t.cpu
+                );
+            }
+        }
+    }
+
+    // program -> (run time ns, runs): one more run of each benchmark, with statistics on.
+    let mut cost: BTreeMap<&str, (f64, u64)> = BTreeMap::new();
+    for &(bench, loops) in &benches {
+        let mut sensor = Sensor::start(&config).map_err(|e| e.to_string())?;
+        if !sensor.measure_cost(true) {
+            return Err("BPF run-time statistics could not be turned on".into());
+        }
+        let before = sensor.program_stats();
+        perf(bench, loops)?;
+        for after in sensor.program_stats() {
+            let earlier = before.iter().find(|b| b.name == after.name);
+            add_cost(&mut cost, &after, earlier);
+        }
+    }
+
+    println!(
+        "\nperf bench sched, {} interleaved rounds, run-queue latency sampled 1 in {}; \
+         load average {} before, {} after",
+        o.rounds,
+        o.sample_every,
+        load_before,
+        loadavg()
+    );
+    println!(
+        "{:10} {:5} {:>10} {:>10} {:>9}   (each run, bare | sensor)",
+        "BENCH", "TIME", "BARE", "SENSOR", "SLOWDOWN"
+    );
+    for (bench, (bare, with)) in &times {
+        for (what, pick) in [
+            ("wall", (|r: &Run| r.wall) as fn(&Run) -> f64),
+            ("cpu", |r| r.cpu),
+        ] {
+            let bare: Vec<f64> = bare.iter().map(pick).collect();
+            let with: Vec<f64> = with.iter().map(pick).collect();
+            let (b, w) = (median(&bare), median(&with));
+            let fmt = |v: &[f64]| {
+                v.iter()
+                    .map(|t| format!("{t:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            println!(
+                "{bench:10} {what:5} {b:>8.3} s {w:>8.3} s {:>7.1} %   {} | {}",
+                (w / b - 1.0) * 100.0,
+                fmt(&bare),
+                fmt(&with)
+            );
+        }
+    }
+    println!(
+        "\nper program, over one more run of each benchmark with BPF run-time statistics on \
+         (which add their own cost; runs include every other task's switches)"
+    );
+    println!("{:16} {:>10} {:>14}", "PROGRAM", "NS/RUN", "RUNS");
+    for (name, (ns, runs)) in &cost {
+        if *runs > 0 {
+            println!("{name:16} {:>10.0} {runs:>14}", ns / *runs as f64);
+        }
+    }
+    println!(
+        "\nreproduce: sudo cargo bench -p homeostat-sensor --bench overhead -- --rounds {} \
+         --pipe-loops {} --messaging-loops {} --sample-every {}",
+        o.rounds, o.pipe_loops, o.messaging_loops, o.sample_every
+    );
+    Ok(())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn add_cost(
+    cost: &mut BTreeMap<&'static str, (f64, u64)>,
+    after: &ProgramStats,
+    before: Option<&ProgramStats>,
+) {
+    let (t0, n0) = before.map_or((0, 0), |b| (b.run_time.as_nanos(), b.run_count));
+    let entry = cost.entry(after.name).or_default();
+    entry.0 += after.run_time.as_nanos().saturating_sub(t0) as f64;
+    entry.1 += after.run_count.saturating_sub(n0);
+}

@@ -6,8 +6,8 @@
 //! the value against a robust exponentially weighted level and spread (spikes and dips), the
 //! first difference against its own (sudden jumps, including on noisy series whose level
 //! wanders), and a two-sided CUSUM of the value's standardised residuals (small sustained
-//! shifts no single point reveals). The largest surprise, less what was already reported
-//! recently, becomes a score in [0, 1]: an incident raises one alarm rather than a hundred.
+//! shifts no single point reveals). The largest surprise, when it exceeds what was already
+//! reported recently, becomes a score in [0, 1]: an incident raises one alarm rather than a hundred.
 //!
 //! Everything is O(1) per value and a few dozen bytes per series; non-finite values are
 //! skipped and never reach the state.
@@ -26,6 +26,8 @@ pub struct UnivariateConfig {
     pub cusum_slack: f64,
     /// How quickly the memory of a reported surprise fades, per step.
     pub refractory_decay: f64,
+    /// Factor by which a surprise must exceed the last reported one to be reported again.
+    pub refractory_growth: f64,
     /// Surprise (nats) mapped to a score of 0.5.
     pub half_score_surprise: f64,
 }
@@ -34,10 +36,11 @@ impl Default for UnivariateConfig {
     fn default() -> Self {
         UnivariateConfig {
             warmup: 100,
-            alpha: 0.01,
+            alpha: 0.003,
             clip: 3.0,
             cusum_slack: 0.5,
-            refractory_decay: 0.995,
+            refractory_decay: 0.9995,
+            refractory_growth: 2.0,
             half_score_surprise: 10.0,
         }
     }
@@ -139,13 +142,19 @@ impl Univariate {
         let surprise = two_sided_surprise(z_value)
             .max(two_sided_surprise(z_diff))
             .max(cusum);
-        // Only a surprise beyond what was recently reported is news.
+        // Only a surprise beyond what was recently reported is news; once reported, it must
+        // grow by `refractory_growth` to be reported again, so a rising incident raises a
+        // handful of alarms, not one per step.
         let fresh = if surprise > self.reported {
             surprise
         } else {
             0.0
         };
-        self.reported = (self.reported * c.refractory_decay).max(surprise);
+        self.reported = if fresh > 0.0 {
+            surprise * c.refractory_growth
+        } else {
+            (self.reported * c.refractory_decay).max(surprise)
+        };
         let score = fresh / (fresh + c.half_score_surprise);
         if score.is_finite() { score } else { 0.0 }
     }

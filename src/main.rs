@@ -1,6 +1,7 @@
 //! `homeostat`: the command line of the self-healing control loop.
 
 mod brain;
+mod eval;
 mod policy;
 mod sensor;
 mod simulate;
@@ -47,6 +48,12 @@ enum Command {
     /// Work with policy files.
     #[command(subcommand)]
     Policy(policy::Command),
+    /// Score anomaly detection on a labelled benchmark in the Numenta Anomaly Benchmark's
+    /// layout: homeostat's univariate detector, or another detector's result files.
+    ///
+    /// Prints NAB's three normalised scores (standard, reward low FP, reward low FN) with the
+    /// threshold and raw score behind each.
+    Eval(eval::Args),
 }
 
 /// A mode given on the command line.
@@ -106,6 +113,10 @@ fn main() -> ExitCode {
                 sensor::run(args).await
             }
             Command::Policy(cmd) => policy::run(cmd),
+            Command::Eval(args) => {
+                init_logging("warn");
+                eval::run(args)
+            }
         }
     });
     match result {

@@ -11,6 +11,7 @@ pub mod assess;
 pub mod config;
 pub mod detect;
 pub mod engine;
+pub mod eval;
 pub mod ingest;
 pub mod journal;
 pub mod metrics;

@@ -7,7 +7,9 @@ mod baseline;
 mod events;
 mod stats;
 mod trend;
+mod univariate;
 
 pub use baseline::{BaselineConfig, Direction, RobustBaseline, Score};
 pub use events::{EventConfig, EventRate, EventScore};
 pub use trend::{Trend, TrendConfig, TrendScore};
+pub use univariate::{Univariate, UnivariateConfig};

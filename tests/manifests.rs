@@ -268,6 +268,7 @@ fn cluster_role_grants_exactly_what_the_brain_touches() {
         ("apps", "deployments", &["get"][..]),
         ("", "pods", &["get", "list"][..]),
         ("", "pods/eviction", &["create"][..]),
+        ("", "configmaps", &["get", "create", "patch"][..]),
     ]
     .into_iter()
     .map(|(g, r, v)| {

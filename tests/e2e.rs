@@ -303,6 +303,25 @@ async fn cluster_shutdown(result: RunResult) {
     }
 }
 
+/// `scenario` with homeostat enforcing the default policies, journaling into `journal`.
+async fn enforce(scenario: &Scenario, journal: &Journal, keep_cluster: bool) -> RunResult {
+    let policies = PolicySet::from_str("default.yaml", DEFAULT_POLICY).expect("default policy");
+    run(
+        scenario,
+        RunOptions {
+            journal: Some(journal.clone()),
+            keep_cluster,
+            ..RunOptions::new(Controller::Homeostat {
+                mode: Mode::Enforce,
+                policies,
+                spans: DecisionSpans::disabled(),
+            })
+        },
+    )
+    .await
+    .expect("homeostat run")
+}
+
 const MEMORY_LEAK: &str = include_str!("../simulations/scenarios/memory-leak.yaml");
 
 /// Pods of `cart` that the kernel OOM-killed at least once, read back through the API.
@@ -346,21 +365,7 @@ async fn enforce_restarts_leaking_pods_one_at_a_time_before_the_oom_killer() {
     .await
     .expect("HPA run");
     let journal = Journal::temporary().expect("journal");
-    let policies = PolicySet::from_str("default.yaml", DEFAULT_POLICY).expect("default policy");
-    let homeostat = run(
-        &scenario,
-        RunOptions {
-            journal: Some(journal.clone()),
-            keep_cluster: true,
-            ..RunOptions::new(Controller::Homeostat {
-                mode: Mode::Enforce,
-                policies,
-                spans: DecisionSpans::disabled(),
-            })
-        },
-    )
-    .await
-    .expect("homeostat run");
+    let homeostat = enforce(&scenario, &journal, true).await;
 
     // Left alone, every pod is OOM-killed and the workload has moments with no pod ready.
     assert_eq!(oom_killed_pods(&hpa).await, 4);
@@ -445,20 +450,7 @@ async fn an_overloaded_sensor_is_throttled_first_and_no_pod_is_added() {
         .await
         .expect("HPA run");
     let journal = Journal::temporary().expect("journal");
-    let policies = PolicySet::from_str("default.yaml", DEFAULT_POLICY).expect("default policy");
-    let homeostat = run(
-        &scenario,
-        RunOptions {
-            journal: Some(journal.clone()),
-            ..RunOptions::new(Controller::Homeostat {
-                mode: Mode::Enforce,
-                policies,
-                spans: DecisionSpans::disabled(),
-            })
-        },
-    )
-    .await
-    .expect("homeostat run");
+    let homeostat = enforce(&scenario, &journal, false).await;
 
     // The sensor's ConfigMap was written by server-side apply as homeostat, each change told
     // by an Event, and nothing else was written.

@@ -7,13 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use homeostat_actuators::{
-    Actuator, ActuatorError, Applied, EventRecorder, HpaScaler, HpaState, PodRestarter,
-    SamplingThrottler,
+    Actuator, ActuatorError, Applied, EventRecorder, HpaScaler, PodRestarter, SamplingThrottler,
 };
 use homeostat_core::ObjectRef;
 use homeostat_core::{
-    Action, Anomaly, AnomalyKind, Clock, Decision, DecisionId, Mode, Outcome, Proposal, Timestamp,
-    Verdict, VerdictKind, WorkloadRef,
+    Action, Anomaly, Clock, Decision, DecisionId, Mode, Outcome, Proposal, Timestamp, Verdict,
+    VerdictKind, WorkloadRef,
 };
 use homeostat_policies::PolicySet;
 use thiserror::Error;
@@ -23,6 +22,10 @@ use crate::journal::{Journal, JournalError};
 use crate::metrics::BrainMetrics;
 use crate::spans::{DecisionSpans, StepTimings};
 use crate::store::SeriesStore;
+
+mod propose;
+
+use propose::Throttle;
 
 /// Tunables of the decision engine.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,33 +65,11 @@ impl Default for EngineConfig {
     }
 }
 
-const MIB: f64 = 1024.0 * 1024.0;
-
 /// How long to wait after `failures` consecutive failures before proposing the same kind of
 /// action for the same workload again: 30 s, doubling, at most 8 minutes.
 fn failure_backoff(failures: u32) -> Duration {
     Duration::from_secs(30) * 2u32.pow(failures.saturating_sub(1).min(4))
 }
-
-/// A throttle homeostat put on a node's sensor.
-#[derive(Clone, Copy, Debug)]
-struct Throttle {
-    /// One scheduler event sampled in this many.
-    every: u32,
-    /// When it was set.
-    since: Timestamp,
-    /// Since when no sensor has been over budget.
-    calm_since: Option<Timestamp>,
-}
-
-/// The probe a throttle samples less: the scheduler's, which runs on every context switch.
-const THROTTLED_PROBE: &str = "runqueue";
-/// The first throttle: one run-queue event in four.
-const THROTTLE_FIRST: u32 = 4;
-/// The most a throttle goes: one in 64.
-const THROTTLE_MAX: u32 = 64;
-/// How long a throttle is given to take effect before it is judged (and before scaling).
-const THROTTLE_SETTLE: Duration = Duration::from_secs(120);
 
 /// Why an evaluation pass failed as a whole (a single workload's failure is a decision's
 /// `Failed` outcome instead).
@@ -256,253 +237,6 @@ impl Engine {
             .evaluation_seconds
             .observe(started.elapsed().as_secs_f64());
         Ok(report)
-    }
-
-    async fn hpa_for(&self, workload: &WorkloadRef) -> Option<HpaState> {
-        match self.scaler.find_for(workload).await {
-            Ok(hpa) => hpa,
-            Err(e) => {
-                tracing::warn!(workload = %workload, error = %e, "cannot read the workload's HPA; proposing nothing");
-                None
-            }
-        }
-    }
-
-    async fn propose(
-        &mut self,
-        workload: &WorkloadRef,
-        anomaly: Option<&Anomaly>,
-        at: Timestamp,
-        now: Timestamp,
-    ) -> Option<Proposal> {
-        if let Some(p) = self.propose_throttle(workload, anomaly, at) {
-            return Some(p);
-        }
-        let saturated = anomaly.is_some_and(|a| a.kind == AnomalyKind::Saturation)
-            && !self.throttle_settling(at);
-        let restore_due = {
-            let state = self.workloads.get(workload)?;
-            let episode = state.episode.as_ref();
-            let raised = episode.and_then(|e| e.raised_from);
-            let held = episode
-                .and_then(|e| e.last_raise)
-                .is_none_or(|t| at.since(t) >= self.config.hold_after_raise);
-            // Calm because of the added pods is not calm: while the run queue is still long
-            // the CPU pressure that caused the raise (a neighbour, the sensor) is still there,
-            // and restoring would only bring the trouble back — a flap.
-            let pressure_gone = state.cpu_pressure_gone(at);
-            raised.is_some()
-                && held
-                && pressure_gone
-                && state
-                    .normal_since
-                    .is_some_and(|since| at.since(since) >= self.config.restore_after)
-        };
-        if !saturated && !restore_due {
-            return self.propose_restart(workload, anomaly, at).await;
-        }
-        let hpa = self.hpa_for(workload).await?;
-        let state = self.workloads.get_mut(workload)?;
-        if saturated {
-            let ready = hpa.ready_replicas.unwrap_or(hpa.current_replicas);
-            let last_target = state.episode.as_ref().and_then(|e| e.last_target);
-            if last_target.is_some_and(|t| ready < t) {
-                // The last raise has not taken effect yet: judge it before raising again.
-                return None;
-            }
-            if last_target.is_some() && state.recovering() {
-                // Latency is falling: the capacity is there and the queue is draining.
-                return None;
-            }
-            let current = ready.max(hpa.min_replicas).max(1);
-            let target = ((f64::from(current) * self.config.scale_factor).ceil() as u32)
-                .min(hpa.max_replicas);
-            if target <= hpa.min_replicas {
-                return None;
-            }
-            return Some(Proposal {
-                workload: workload.clone(),
-                action: Action::ScaleHpa {
-                    hpa: hpa.hpa,
-                    min_replicas: target,
-                    previous_min_replicas: hpa.min_replicas,
-                },
-                reason: format!(
-                    "saturated: latency and run-queue delay above baseline at {current} replicas; raise minReplicas to {target}"
-                ),
-                evidence_time: at,
-                current_replicas: hpa.current_replicas,
-            });
-        }
-        let original = state.episode.as_ref().and_then(|e| e.raised_from)?;
-        if hpa.min_replicas <= original {
-            state.episode = None;
-            return None;
-        }
-        let normal_for = state.normal_since.map(|s| now.since(s)).unwrap_or_default();
-        Some(Proposal {
-            workload: workload.clone(),
-            action: Action::ScaleHpa {
-                hpa: hpa.hpa,
-                min_replicas: original,
-                previous_min_replicas: hpa.min_replicas,
-            },
-            reason: format!(
-                "normal for {}: restore minReplicas to {original}; the HPA scales down at its own pace",
-                homeostat_policies::duration::format_compact(normal_for)
-            ),
-            evidence_time: at,
-            current_replicas: hpa.current_replicas,
-        })
-    }
-
-    /// homeostat's own sensor over its CPU budget on a node: sample its scheduler probe less
-    /// (1 in 4, then halving again while it stays over budget, down to 1 in 64). The cheapest
-    /// remedy comes first: it costs no pods, and the CPU it frees may be all the node's
-    /// workloads were missing. A throttle is lifted once it has held for `hold_after_raise`
-    /// and no sensor has been over budget for `restore_after`. (Only the busiest node's cost
-    /// is seen, so whether the throttled node could afford full sampling is not known: if
-    /// the overload comes back, so does the throttle.)
-    fn propose_throttle(
-        &mut self,
-        workload: &WorkloadRef,
-        anomaly: Option<&Anomaly>,
-        at: Timestamp,
-    ) -> Option<Proposal> {
-        let state = self.workloads.get(workload)?;
-        let (hot, cost) = state.sensor_hot_node(at)?;
-        let hot = hot.to_owned();
-        let overloaded = anomaly.is_some_and(|a| a.kind == AnomalyKind::SensorOverload);
-        let budget = crate::assess::SENSOR_BUDGET;
-        for t in self.throttled.values_mut() {
-            if overloaded {
-                t.calm_since = None;
-            } else {
-                t.calm_since.get_or_insert(at);
-            }
-        }
-        let next = match (overloaded, self.throttled.get(&hot)) {
-            (true, None) => Some((THROTTLE_FIRST, "over")),
-            (true, Some(t)) if t.every < THROTTLE_MAX && at.since(t.since) >= THROTTLE_SETTLE => {
-                Some((t.every * 2, "still over"))
-            }
-            _ => None,
-        };
-        if let Some((every, how)) = next {
-            return Some(Proposal {
-                workload: workload.clone(),
-                action: Action::ThrottleSampling {
-                    node: hot.clone(),
-                    probe: THROTTLED_PROBE.into(),
-                    rate: 1.0 / f64::from(every),
-                },
-                reason: format!(
-                    "the sensor on {hot} costs {:.1} % of a CPU, {how} its budget of {:.1} %: sample 1 run-queue event in {every}",
-                    cost * 100.0,
-                    budget * 100.0
-                ),
-                evidence_time: at,
-                current_replicas: 0,
-            });
-        }
-        let (node, _) = self.throttled.iter().find(|(_, t)| {
-            at.since(t.since) >= self.config.hold_after_raise
-                && t.calm_since
-                    .is_some_and(|c| at.since(c) >= self.config.restore_after)
-        })?;
-        Some(Proposal {
-            workload: workload.clone(),
-            action: Action::ThrottleSampling {
-                node: node.clone(),
-                probe: THROTTLED_PROBE.into(),
-                rate: 1.0,
-            },
-            reason: format!(
-                "no sensor has been over its budget of {:.1} % of a CPU for a while: the one on {node} samples every event again",
-                budget * 100.0
-            ),
-            evidence_time: at,
-            current_replicas: 0,
-        })
-    }
-
-    /// Whether a throttle of a sensor is still taking effect: scaling waits for it, since the
-    /// CPU it gives back may end the saturation without a single new pod.
-    fn throttle_settling(&self, at: Timestamp) -> bool {
-        self.throttled
-            .values()
-            .any(|t| at.since(t.since) < THROTTLE_SETTLE)
-    }
-
-    /// A leaking workload: restart its oldest pod before the kernel OOM-kills it, one pod at
-    /// a time and only when all the others are ready. The projection uses the leak's rate and
-    /// the pod template's memory limit; without a limit, only OOM kills already happening
-    /// justify a restart.
-    async fn propose_restart(
-        &mut self,
-        workload: &WorkloadRef,
-        anomaly: Option<&Anomaly>,
-        at: Timestamp,
-    ) -> Option<Proposal> {
-        use homeostat_core::{Stat, signal};
-        let state = self.workloads.get(workload)?;
-        let oom = anomaly.is_some_and(|a| {
-            a.kind == AnomalyKind::MemoryLeak
-                && a.contributions
-                    .iter()
-                    .any(|c| c.signal == signal::OOM_KILLS)
-        });
-        let leak = state.leak(at, self.config.leak_memory);
-        if leak.is_none() && !oom {
-            return None;
-        }
-        let memory = state
-            .latest(signal::K8S_POD_MEMORY_WORKING_SET, Stat::Max)
-            .filter(|l| l.time == at)?;
-        let pods = match self.restarter.find_for(workload).await {
-            Ok(Some(pods)) => pods,
-            Ok(None) => return None,
-            Err(e) => {
-                tracing::warn!(workload = %workload, error = %e, "cannot read the workload's pods; proposing nothing");
-                return None;
-            }
-        };
-        if !pods.all_ready() {
-            // A pod is starting or going: one restart at a time, each seen through.
-            return None;
-        }
-        let projection = match (leak, pods.memory_limit) {
-            (Some(leak), Some(limit)) if leak.bytes_per_second > 0.0 => {
-                let seconds = ((limit - memory.value) / leak.bytes_per_second).max(0.0);
-                if seconds > self.config.restart_horizon.as_secs_f64() {
-                    return None;
-                }
-                format!(
-                    "memory {:.0} MiB of a {:.0} MiB limit, growing {:.2} MiB/min: the limit in {}",
-                    memory.value / MIB,
-                    limit / MIB,
-                    leak.bytes_per_second * 60.0 / MIB,
-                    homeostat_policies::duration::format_compact(Duration::from_secs_f64(seconds))
-                )
-            }
-            _ if oom => "the kernel is OOM-killing its pods".to_owned(),
-            _ => return None,
-        };
-        let oldest = pods.oldest()?;
-        Some(Proposal {
-            workload: workload.clone(),
-            action: Action::RestartPods {
-                workload: workload.clone(),
-                pod: oldest.name.clone(),
-                uid: oldest.uid.clone(),
-            },
-            reason: format!(
-                "memory leak: {projection}; restart the oldest pod, {}, before it is killed",
-                oldest.name
-            ),
-            evidence_time: at,
-            current_replicas: u32::try_from(pods.pods.len()).unwrap_or(u32::MAX),
-        })
     }
 
     async fn plan_for(

@@ -12,6 +12,24 @@ fn homeostat(args: &[&str]) -> Output {
         .expect("run homeostat")
 }
 
+/// `homeostat eval --nab NAB FLAG DIR`, which must succeed; its standard output.
+fn eval_ok(nab: &Path, flag: &str, dir: &Path) -> String {
+    let out = homeostat(&[
+        "eval",
+        "--nab",
+        nab.to_str().unwrap(),
+        flag,
+        dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 fn timestamp(i: usize) -> String {
     // One point every five minutes from 2014-04-01 00:00.
     let minutes = i * 5;
@@ -72,19 +90,7 @@ fn scores_result_files_as_nab_does() {
 
     // A detection on the window's first point and nothing else is perfect.
     write_results(&results, &[60]);
-    let out = homeostat(&[
-        "eval",
-        "--nab",
-        nab.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = eval_ok(&nab, "--results", &results);
     for profile in ["standard", "reward_low_FP_rate", "reward_low_FN_rate"] {
         assert!(
             (normalised(&stdout, profile) - 100.0).abs() < 1e-3,
@@ -95,14 +101,7 @@ fn scores_result_files_as_nab_does() {
     // Plus a false alarm before the window, at the same score: raw 1 − fp weight.
     // Normalised: 100 × (0.89 + 1) / 2, 100 × (0.78 + 1) / 2, 100 × (0.89 + 2) / 3.
     write_results(&results, &[20, 60]);
-    let out = homeostat(&[
-        "eval",
-        "--nab",
-        nab.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = eval_ok(&nab, "--results", &results);
     assert!(
         (normalised(&stdout, "standard") - 94.5).abs() < 1e-3,
         "{stdout}"
@@ -123,19 +122,7 @@ fn runs_the_detector_and_writes_nab_result_files() {
     let nab = tmp.path().join("nab");
     write_benchmark(&nab);
     let out_dir = tmp.path().join("out");
-    let out = homeostat(&[
-        "eval",
-        "--nab",
-        nab.to_str().unwrap(),
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = eval_ok(&nab, "--out", &out_dir);
     for profile in ["standard", "reward_low_FP_rate", "reward_low_FN_rate"] {
         let score = normalised(&stdout, profile);
         assert!((0.0..=100.0).contains(&score) || score < 0.0, "{stdout}");

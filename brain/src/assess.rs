@@ -39,10 +39,12 @@ fn event_kind(series: &str) -> Option<AnomalyKind> {
         Some(AnomalyKind::MemoryLeak)
     } else if series == signal::TCP_RETRANSMITS || series == signal::TCP_RESETS {
         Some(AnomalyKind::Network)
-    } else if ["error", "signal"]
-        .iter()
-        .any(|k| series == signal::series_name(signal::PROCESS_EXITS, &[(signal::EXIT_KIND, k)]))
-    {
+    } else if matches!(
+        series.strip_prefix(signal::PROCESS_EXITS),
+        Some("{exit.kind=error}" | "{exit.kind=signal}")
+    ) {
+        // The names `signal::series_name` gives error and signal exits; matched without
+        // building them, since this runs for every rate sample.
         Some(AnomalyKind::CrashLoop)
     } else {
         None

@@ -1,14 +1,13 @@
 //! Fault injection in the simulated API server, seen over real HTTP by `kube::Client`, as the
 //! actuators would see it.
 
-use std::sync::Arc;
+mod support;
+
 use std::time::{Duration, Instant};
+use support::server;
 
 use futures::{StreamExt, TryStreamExt};
-use homeostat_core::clock::{ManualClock, Timestamp};
-use homeostat_simulations::apiserver::{
-    ApiServer, ApiServerHandle, DEFAULT_ADDR, FaultConfig, FaultStats, ObjectStore, Verb,
-};
+use homeostat_simulations::apiserver::{FaultConfig, FaultStats, Verb};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::{Api, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
@@ -18,19 +17,6 @@ use serde_json::json;
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const HPA_PATH: &str = "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers";
-
-/// A server with `faults`, and a client that does not retry, so every answer reaches the test
-/// (kube's default client retries 429s on its own).
-async fn server(
-    faults: FaultConfig,
-) -> Result<(ApiServerHandle, Client), Box<dyn std::error::Error>> {
-    let clock = ManualClock::new(Timestamp::from_secs(1_700_000_000));
-    let store = ObjectStore::new(Arc::new(clock));
-    let handle = ApiServer::start_with_faults(store, DEFAULT_ADDR, faults).await?;
-    let mut config = kube::Config::new(handle.url().parse()?);
-    config.default_retry = false;
-    Ok((handle, Client::try_from(config)?))
-}
 
 fn hpa(name: &str) -> Result<HorizontalPodAutoscaler, serde_json::Error> {
     serde_json::from_value(json!({

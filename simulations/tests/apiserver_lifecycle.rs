@@ -3,14 +3,13 @@
 //! references, CustomResourceDefinitions that serve new kinds, and the optimistic
 //! concurrency leader election relies on.
 
-use std::sync::Arc;
+mod support;
+
 use std::time::Duration;
+use support::server;
 
 use futures::{StreamExt, TryStreamExt};
-use homeostat_core::clock::{ManualClock, Timestamp};
-use homeostat_simulations::apiserver::{
-    ApiServer, ApiServerHandle, DEFAULT_ADDR, FaultConfig, ObjectStore, Verb,
-};
+use homeostat_simulations::apiserver::{FaultConfig, Verb};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
@@ -25,19 +24,6 @@ use kube::{Client, Error, ResourceExt};
 use serde_json::{Value, json};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// A server with `faults` and a client that does not retry, so a 429 reaches the test
-/// (kube's default client retries them on its own).
-async fn server(
-    faults: FaultConfig,
-) -> Result<(ApiServerHandle, Client), Box<dyn std::error::Error>> {
-    let clock = ManualClock::new(Timestamp::from_secs(1_700_000_000));
-    let store = ObjectStore::new(Arc::new(clock));
-    let handle = ApiServer::start_with_faults(store, DEFAULT_ADDR, faults).await?;
-    let mut config = kube::Config::new(handle.url().parse()?);
-    config.default_retry = false;
-    Ok((handle, Client::try_from(config)?))
-}
 
 /// The `Status` of a refusal, or what came instead.
 fn refusal<T: std::fmt::Debug>(result: Result<T, Error>) -> Result<Box<Status>, String> {

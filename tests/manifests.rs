@@ -269,6 +269,7 @@ fn cluster_role_grants_exactly_what_the_brain_touches() {
         ("", "pods", &["get", "list"][..]),
         ("", "pods/eviction", &["create"][..]),
         ("", "configmaps", &["get", "create", "patch"][..]),
+        ("", "nodes", &["get", "list", "patch"][..]),
     ]
     .into_iter()
     .map(|(g, r, v)| {

@@ -14,6 +14,7 @@ pub mod engine;
 pub mod eval;
 pub mod ingest;
 pub mod journal;
+pub mod leader;
 pub mod metrics;
 pub mod point;
 pub mod runtime;

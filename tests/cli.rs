@@ -246,11 +246,11 @@ async fn the_brain_binary_serves_otlp_and_its_api_and_stops_on_sigterm() {
         .await
         .expect("text");
     assert!(
-        metrics.contains("homeostat_otlp_requests_total{result=\"invalid\",transport=\"http\"} 1"),
+        metrics.contains("homeostat_otlp_requests_total{result=\"invalid\",signal=\"metrics\",transport=\"http\"} 1"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("homeostat_otlp_requests_total{result=\"ok\",transport=\"http\"} 1"),
+        metrics.contains("homeostat_otlp_requests_total{result=\"ok\",signal=\"metrics\",transport=\"http\"} 1"),
         "{metrics}"
     );
     assert_eq!(

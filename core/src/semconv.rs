@@ -17,6 +17,12 @@ pub const K8S_POD_UID: &str = "k8s.pod.uid";
 pub const K8S_CONTAINER_NAME: &str = "k8s.container.name";
 /// `k8s.node.name`
 pub const K8S_NODE_NAME: &str = "k8s.node.name";
+/// `host.name`: the host a [`WorkloadKind::Cgroup`](crate::WorkloadKind::Cgroup) workload
+/// runs on.
+pub const HOST_NAME: &str = "host.name";
+/// `homeostat.cgroup.name`: a host cgroup as a workload, by its systemd unit or else its path
+/// in the v2 hierarchy. OpenTelemetry names no attribute for a cgroup as a resource.
+pub const HOMEOSTAT_CGROUP_NAME: &str = "homeostat.cgroup.name";
 /// `k8s.hpa.name`
 pub const K8S_HPA_NAME: &str = "k8s.hpa.name";
 

@@ -37,13 +37,16 @@ enum Command {
     /// minutes the latency objective was violated each way, and a scorecard. --report writes
     /// an HTML page with plots of every run.
     Simulate(simulate::Args),
-    /// Run the brain against the cluster of the current kubeconfig (or in-cluster).
+    /// Run the brain against the cluster of the current kubeconfig (or in-cluster), or with
+    /// --local on this plain Linux host, with the eBPF sensor, observing only.
     ///
-    /// Receives OTLP metrics on 4317 (gRPC) and 4318 (HTTP), serves /healthz, /readyz,
-    /// /metrics and /api/v1/decisions on 8080, and decides every evaluation interval.
+    /// Receives OTLP metrics and logs on 4317 (gRPC) and 4318 (HTTP), serves /healthz,
+    /// /readyz, /metrics, /api/v1/decisions, /api/v1/events and /api/v1/workloads on 8080,
+    /// and decides every evaluation interval.
     Brain(brain::Args),
     /// Run the eBPF sensor on this node (root, kernel BTF): per-cgroup kernel signals,
-    /// attributed to pods, printed as a table every interval.
+    /// attributed to pods, printed as a table every interval, or exported as OTLP metrics
+    /// (and crash and OOM events as OTLP logs).
     Sensor(sensor::Args),
     /// Work with policy files.
     #[command(subcommand)]

@@ -184,6 +184,11 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, BrainError> {
         .map_err(|source| BrainError::Bind { addr, source })
 }
 
+/// Completes when `shutdown` turns true (or its sender is gone).
+async fn stopped(mut shutdown: watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}
+
 /// A kube client for a brain with no cluster: it answers every request with an error naming
 /// why, without a network call. Observe mode never makes a request; the client is there
 /// because the engine is wired with its actuators whatever the mode.
@@ -264,9 +269,7 @@ pub async fn start(
     let http = bind(config.otlp.http_listen).await?;
     let api_listener = bind(config.api.listen).await?;
     let ready = Arc::new(AtomicBool::new(false));
-    let stop = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
+    let stop = stopped;
     let receivers = vec![
         tokio::spawn(ingest::serve_grpc(
             grpc,
@@ -322,6 +325,8 @@ impl Running {
     pub async fn run(mut self) -> Result<(), BrainError> {
         let mut ticks = tokio::time::interval(self.config.evaluation_interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let shutdown = stopped(self.shutdown.clone());
+        tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = ticks.tick() => {
@@ -329,7 +334,7 @@ impl Running {
                         tracing::error!(error = %e, "evaluation pass failed; nothing was acted on");
                     }
                 }
-                _ = self.shutdown.wait_for(|s| *s) => break,
+                _ = &mut shutdown => break,
             }
         }
         self.ready.store(false, Ordering::SeqCst);

@@ -8,7 +8,7 @@ use bytes::{Buf, BufMut, Bytes};
 use homeostat_brain::event::{EventSink, LogEvent};
 use homeostat_brain::ingest::{
     GrpcReceiver, HTTP_EXPORT_PATH, IngestContext, MAX_BODY_BYTES, OtlpSignal, RequestResult,
-    Transport, serve_grpc, serve_http,
+    RpcStatus, Transport, serve_grpc, serve_http,
 };
 use homeostat_brain::point::{Point, PointSink, PointValue};
 use homeostat_core::signal as semconv_signal;
@@ -529,15 +529,6 @@ async fn post_to(
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
     (status, ct, resp.bytes().await.unwrap())
-}
-
-/// `google.rpc.Status` without details, as the OTLP/HTTP error body.
-#[derive(Clone, PartialEq, Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
 }
 
 #[tokio::test]

@@ -160,11 +160,13 @@ fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, GunzipError> {
 
 /// `google.rpc.Status`, the OTLP/HTTP error body (without `details`).
 #[derive(Clone, PartialEq, Message, serde::Serialize)]
-struct RpcStatus {
+pub struct RpcStatus {
+    /// The gRPC status code (3, `INVALID_ARGUMENT`, for every refusal here).
     #[prost(int32, tag = "1")]
-    code: i32,
+    pub code: i32,
+    /// Why.
     #[prost(string, tag = "2")]
-    message: String,
+    pub message: String,
 }
 
 /// An error answer, counted and logged as a refused request.

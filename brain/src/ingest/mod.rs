@@ -35,7 +35,7 @@ use tokio::net::TcpListener;
 pub use convert::{Converted, MAX_ERROR_EXAMPLES, convert, decode_json, decode_protobuf};
 pub use error::IngestError;
 pub use grpc::{GrpcReceiver, LogsServer, MetricsServer, OtlpServer};
-pub use http::{EXPORT_PATH as HTTP_EXPORT_PATH, MAX_BODY_BYTES, http_router};
+pub use http::{EXPORT_PATH as HTTP_EXPORT_PATH, MAX_BODY_BYTES, RpcStatus, http_router};
 pub use logs::{ConvertedLogs, convert_logs};
 pub use service::{LogsExport, MetricsExport, OtlpExport};
 pub use stats::{IngestStats, OtlpSignal, RequestResult, Transport};

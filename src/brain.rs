@@ -4,7 +4,6 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use homeostat_brain::BrainConfig;
@@ -50,18 +49,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         // Say what is missing (root, BTF, kernel) before anything listens.
         homeostat_sensor::preflight::check().context("--local runs the eBPF sensor")?;
     }
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let stop = Arc::new(stop);
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    let on_signal = stop.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),
-            _ = terminate.recv() => tracing::info!("terminated; shutting down"),
-        }
-        on_signal.send_replace(true);
-    });
+    let (stop, rx) = super::stop_on_signal()?;
     let cluster = if args.local {
         Cluster::None
     } else {

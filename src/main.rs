@@ -131,6 +131,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// A stop flag that SIGINT or SIGTERM raises (as Kubernetes stops a pod); the sender too, for
+/// stopping for other reasons.
+fn stop_on_signal() -> anyhow::Result<(
+    std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    tokio::sync::watch::Receiver<bool>,
+)> {
+    use anyhow::Context;
+    use tokio::signal::unix::{SignalKind, signal};
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let stop = std::sync::Arc::new(stop);
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),
+            _ = terminate.recv() => tracing::info!("terminated; shutting down"),
+        }
+        on_signal.send_replace(true);
+    });
+    Ok((stop, rx))
+}
+
 /// Files given on the command line that must exist.
 fn existing(paths: &[PathBuf]) -> anyhow::Result<()> {
     for p in paths {

@@ -92,7 +92,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    probe(args.probing, exporter, args.once, None).await
+    let (_, stop) = super::stop_on_signal()?;
+    probe(args.probing, exporter, args.once, Some(stop)).await
 }
 
 /// The sensor of `homeostat brain --local`: every probe at its defaults, each snapshot handed

@@ -25,6 +25,24 @@ const LATENCY_SIGNALS: [(&str, Probe); 3] = [
     (signal::BLOCK_IO_LATENCY, Probe::BlockIo),
 ];
 
+/// Kernels before 5.11 charge BPF maps to the locked-memory limit, which is small by default
+/// (64 KiB in many containers): lift it, as libbpf does. Later kernels charge the memory
+/// cgroup and ignore it. Raising it needs CAP_SYS_RESOURCE; failing is logged, not fatal
+/// (loading then says what is short).
+fn lift_memlock_limit() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit only reads the rlimit it is given, which outlives the call.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
+        tracing::debug!(
+            error = %std::io::Error::last_os_error(),
+            "locked-memory limit not lifted"
+        );
+    }
+}
+
 /// Moves CLOCK_MONOTONIC nanoseconds (the probes' `bpf_ktime_get_ns()`) onto the wall clock,
 /// by the two clocks' difference now; if the monotonic clock cannot be read, every stamp
 /// becomes now.
@@ -117,6 +135,7 @@ impl Sensor {
         for problem in preflight::ensure_mounts() {
             tracing::warn!(%problem, "continuing: the probes attach by BTF and do not need it");
         }
+        lift_memlock_limit();
         let cgroups = CgroupIndex::discover()?;
         let btf = Btf::from_sys_fs()?;
         let started = Instant::now();

@@ -99,12 +99,7 @@ async fn enforce_raises_min_replicas_through_the_api_journals_and_traces_it() {
     assert!(peak_min > 4, "minReplicas was never raised above 4");
 
     // The journal holds each applied decision with intent written before the outcome.
-    let applied: Vec<_> = journal
-        .all()
-        .expect("journal")
-        .into_iter()
-        .filter(|d| matches!(d.outcome, Outcome::Applied { .. }))
-        .collect();
+    let applied = applied(&journal);
     assert_eq!(
         applied.len(),
         patches.len(),
@@ -322,6 +317,38 @@ async fn enforce(scenario: &Scenario, journal: &Journal, keep_cluster: bool) -> 
     .expect("homeostat run")
 }
 
+/// The scenario run with the HPA alone, then with homeostat enforcing (journal returned);
+/// both clusters are kept for inspection when `keep_cluster`.
+async fn hpa_then_homeostat(
+    name: &str,
+    yaml: &str,
+    keep_cluster: bool,
+) -> (RunResult, RunResult, Journal) {
+    let scenario = Scenario::parse(name, yaml).expect("scenario parses");
+    let hpa = run(
+        &scenario,
+        RunOptions {
+            keep_cluster,
+            ..RunOptions::new(Controller::HpaOnly)
+        },
+    )
+    .await
+    .expect("HPA run");
+    let journal = Journal::temporary().expect("journal");
+    let homeostat = enforce(&scenario, &journal, keep_cluster).await;
+    (hpa, homeostat, journal)
+}
+
+/// The journal's applied decisions, oldest first.
+fn applied(journal: &Journal) -> Vec<homeostat_core::Decision> {
+    journal
+        .all()
+        .expect("journal")
+        .into_iter()
+        .filter(|d| matches!(d.outcome, Outcome::Applied { .. }))
+        .collect()
+}
+
 const MEMORY_LEAK: &str = include_str!("../simulations/scenarios/memory-leak.yaml");
 
 /// Pods of `cart` that the kernel OOM-killed at least once, read back through the API.
@@ -354,18 +381,7 @@ async fn oom_killed_pods(result: &RunResult) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enforce_restarts_leaking_pods_one_at_a_time_before_the_oom_killer() {
-    let scenario = Scenario::parse("memory-leak.yaml", MEMORY_LEAK).expect("scenario parses");
-    let hpa = run(
-        &scenario,
-        RunOptions {
-            keep_cluster: true,
-            ..RunOptions::new(Controller::HpaOnly)
-        },
-    )
-    .await
-    .expect("HPA run");
-    let journal = Journal::temporary().expect("journal");
-    let homeostat = enforce(&scenario, &journal, true).await;
+    let (hpa, homeostat, journal) = hpa_then_homeostat("memory-leak.yaml", MEMORY_LEAK, true).await;
 
     // Left alone, every pod is OOM-killed and the workload has moments with no pod ready.
     assert_eq!(oom_killed_pods(&hpa).await, 4);
@@ -392,16 +408,11 @@ async fn enforce_restarts_leaking_pods_one_at_a_time_before_the_oom_killer() {
         .collect();
     assert!(evictions.len() >= 4, "{} evictions", evictions.len());
     assert!(evictions.iter().all(|r| r.status == 201), "{evictions:?}");
-    let applied: Vec<_> = journal
-        .all()
-        .expect("journal")
-        .into_iter()
-        .filter(|d| matches!(d.outcome, Outcome::Applied { .. }))
-        .collect();
+    let applied = applied(&journal);
     assert_eq!(applied.len(), evictions.len(), "one applied decision each");
     let mut pods: Vec<&str> = Vec::new();
     for d in &applied {
-        assert_eq!(d.verdict.policy.as_deref(), Some("shop-memory-leak"));
+        assert_eq!(d.verdict.policy.as_deref(), Some("shop-restart-pods"));
         let plan = d.plan.as_ref().expect("plan journaled");
         assert!(plan.patch.contains("\"preconditions\""), "{}", plan.patch);
         assert!(
@@ -444,13 +455,8 @@ const SENSOR_OVERLOAD: &str = include_str!("../simulations/scenarios/sensor-over
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overloaded_sensor_is_throttled_first_and_no_pod_is_added() {
-    let scenario =
-        Scenario::parse("sensor-overload.yaml", SENSOR_OVERLOAD).expect("scenario parses");
-    let hpa = run(&scenario, RunOptions::new(Controller::HpaOnly))
-        .await
-        .expect("HPA run");
-    let journal = Journal::temporary().expect("journal");
-    let homeostat = enforce(&scenario, &journal, false).await;
+    let (hpa, homeostat, journal) =
+        hpa_then_homeostat("sensor-overload.yaml", SENSOR_OVERLOAD, false).await;
 
     // The sensor's ConfigMap was written by server-side apply as homeostat, each change told
     // by an Event, and nothing else was written.
@@ -483,12 +489,7 @@ async fn an_overloaded_sensor_is_throttled_first_and_no_pod_is_added() {
             "{w:?}"
         );
     }
-    let applied: Vec<_> = journal
-        .all()
-        .expect("journal")
-        .into_iter()
-        .filter(|d| matches!(d.outcome, Outcome::Applied { .. }))
-        .collect();
+    let applied = applied(&journal);
     assert_eq!(applied.len(), writes.len());
     let first = applied.first().expect("a throttle");
     assert_eq!(
@@ -519,4 +520,125 @@ async fn an_overloaded_sensor_is_throttled_first_and_no_pod_is_added() {
         homeostat.slo_violation_minutes(),
         hpa.slo_violation_minutes()
     );
+}
+
+const NOISY_NEIGHBOUR: &str = include_str!("../simulations/scenarios/noisy-neighbour.yaml");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_move_off_a_contended_node_and_no_pod_is_added() {
+    let (hpa, homeostat, journal) =
+        hpa_then_homeostat("noisy-neighbour.yaml", NOISY_NEIGHBOUR, true).await;
+
+    // No replica was bought: minReplicas never moved, and the pods cost what the HPA's did.
+    let timeline = &homeostat.workloads[0].timeline;
+    assert!(timeline.iter().all(|p| p.hpa_min == 6), "minReplicas moved");
+    assert!((homeostat.pod_hours() - hpa.pod_hours()).abs() < 1e-9);
+    assert!(
+        homeostat.slo_violation_minutes() < hpa.slo_violation_minutes() / 4.0,
+        "{} vs {}",
+        homeostat.slo_violation_minutes(),
+        hpa.slo_violation_minutes()
+    );
+
+    // node-b was tainted, then untainted, by conditional merge patches as homeostat; the
+    // pods homeostat moved were evicted through the Eviction API.
+    let node_writes: Vec<_> = homeostat
+        .audit
+        .iter()
+        .filter(|r| r.is_write() && r.path == "/api/v1/nodes/node-b")
+        .collect();
+    assert_eq!(node_writes.len(), 2, "{node_writes:?}");
+    for w in &node_writes {
+        assert_eq!(w.method, "PATCH");
+        assert_eq!(
+            w.content_type.as_deref(),
+            Some("application/merge-patch+json")
+        );
+        assert!(
+            w.query
+                .as_deref()
+                .unwrap_or_default()
+                .contains("fieldManager=homeostat"),
+            "{w:?}"
+        );
+        assert_eq!(w.status, 200);
+    }
+    let evictions: Vec<_> = homeostat
+        .audit
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/eviction"))
+        .collect();
+    assert!(
+        !evictions.is_empty() && evictions.len() <= 2,
+        "{evictions:?}"
+    );
+    assert!(evictions.iter().all(|r| r.status == 201), "{evictions:?}");
+
+    let applied = applied(&journal);
+    assert_eq!(applied.len(), node_writes.len() + evictions.len());
+    let taint = &applied[0];
+    assert_eq!(taint.verdict.policy.as_deref(), Some("shop-contention"));
+    assert!(
+        taint.proposal.reason.contains("on node-b against at most"),
+        "{}",
+        taint.proposal.reason
+    );
+    for d in &applied[1..=evictions.len()] {
+        assert_eq!(d.verdict.policy.as_deref(), Some("shop-restart-pods"));
+        assert!(
+            d.proposal.reason.starts_with("CPU contention:"),
+            "{}",
+            d.proposal.reason
+        );
+    }
+    let lifted = applied.last().expect("lifted");
+    assert!(
+        matches!(
+            lifted.verdict.action,
+            homeostat_core::Action::TaintNode { remove: true, .. }
+        ),
+        "{lifted:?}"
+    );
+
+    // The cluster's end state: the moved pods run elsewhere, the node carries no taint of
+    // ours, and the story is in the Node's Events.
+    let cluster = homeostat.cluster.as_ref().expect("cluster kept");
+    let client = cluster.kube_client().expect("client");
+    let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), "shop")
+        .list(&Default::default())
+        .await
+        .expect("pods");
+    let on_b = pods
+        .items
+        .iter()
+        .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some("node-b"))
+        .count();
+    assert_eq!(on_b, 2 - evictions.len(), "pods left on node-b");
+    let node = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+        .get("node-b")
+        .await
+        .expect("node");
+    assert!(
+        node.spec
+            .and_then(|s| s.taints)
+            .unwrap_or_default()
+            .is_empty(),
+        "taint left behind"
+    );
+    let events = Api::<Event>::namespaced(client, "default")
+        .list(&Default::default())
+        .await
+        .expect("events");
+    let reasons: Vec<&str> = events
+        .items
+        .iter()
+        .filter(|e| {
+            e.involved_object.kind.as_deref() == Some("Node")
+                && e.involved_object.name.as_deref() == Some("node-b")
+        })
+        .filter_map(|e| e.reason.as_deref())
+        .collect();
+    assert_eq!(reasons, ["HomeostatTainted", "HomeostatUntainted"]);
+    cluster_shutdown(hpa).await;
+    cluster_shutdown(homeostat).await;
 }

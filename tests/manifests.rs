@@ -342,6 +342,7 @@ fn roles_grant_exactly_what_the_brain_and_the_sensor_touch() {
                 ("apps", "deployments", &[], &["get"]),
                 ("", "pods", &[], &["get", "list"]),
                 ("", "pods/eviction", &[], &["create"]),
+                ("", "nodes", &[], &["get", "list", "patch"]),
             ],
         ),
         (

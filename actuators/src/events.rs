@@ -31,17 +31,23 @@ impl EventRecorder {
         now: Timestamp,
     ) -> Result<(), ActuatorError> {
         let time = k8s_openapi::jiff::Timestamp::from_nanosecond(i128::from(now.as_nanos())).ok();
+        // A cluster-scoped object's (a Node's) events live in `default`, as the kubelet's do.
+        let (namespace, involved_namespace) = if target.namespace.is_empty() {
+            ("default", None)
+        } else {
+            (target.namespace.as_str(), Some(target.namespace.clone()))
+        };
         let event = Event {
             metadata: ObjectMeta {
                 generate_name: Some(format!("{}.", target.name)),
-                namespace: Some(target.namespace.clone()),
+                namespace: Some(namespace.to_owned()),
                 ..ObjectMeta::default()
             },
             involved_object: ObjectReference {
                 api_version: Some(target.api_version.clone()),
                 kind: Some(target.kind.clone()),
                 name: Some(target.name.clone()),
-                namespace: Some(target.namespace.clone()),
+                namespace: involved_namespace,
                 ..ObjectReference::default()
             },
             reason: Some(reason.to_owned()),
@@ -60,7 +66,7 @@ impl EventRecorder {
             }),
             ..Event::default()
         };
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &target.namespace);
+        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
         api.create(&PostParams::default(), &event)
             .await
             .map_err(|e| ActuatorError::from_kube(format!("Event on {target}"), e))?;

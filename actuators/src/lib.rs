@@ -10,6 +10,7 @@ pub mod events;
 pub mod hpa;
 pub mod quantity;
 pub mod restart;
+pub mod taint;
 #[cfg(test)]
 mod testing;
 pub mod throttle;
@@ -22,6 +23,7 @@ pub use error::ActuatorError;
 pub use events::EventRecorder;
 pub use hpa::{HpaScaler, HpaState};
 pub use restart::{PodInfo, PodRestarter, RestartState};
+pub use taint::NodeTainter;
 pub use throttle::SamplingThrottler;
 
 /// The annotation that stamps a changed object with the decision that changed it.

@@ -27,6 +27,8 @@ pub struct PodInfo {
     pub terminating: bool,
     /// Creation time (seconds since the epoch), to find the oldest.
     pub created: Option<i64>,
+    /// The node it runs on, once scheduled.
+    pub node: Option<String>,
 }
 
 /// What restarting a workload's pods needs to know about it now.
@@ -134,6 +136,7 @@ fn pod_info(p: &Pod) -> PodInfo {
             .creation_timestamp
             .as_ref()
             .map(|t| t.0.as_second()),
+        node: p.spec.as_ref().and_then(|s| s.node_name.clone()),
     }
 }
 

@@ -114,6 +114,8 @@ pub struct WorkloadState {
     leak: Option<Leak>,
     /// The node whose sensor cost the most at the last step, and what it cost.
     sensor_hot: Option<(Timestamp, String, f64)>,
+    /// The run-queue delay (p99, seconds) of the workload's pods on each node, and when.
+    runqueue_by_node: HashMap<String, (Timestamp, f64)>,
     /// The current or last episode.
     pub episode: Option<Episode>,
     /// Since when every assessed step has been normal (None while anomalous or before data).
@@ -132,6 +134,10 @@ const CONTEXT: &[(&str, Stat, Direction)] = &[(signal::CPU_TIME, Stat::Rate, Dir
 /// the HPA scales a calm night down by a pod), and the loop would add replicas nobody needs.
 pub const RUNQUEUE_SATURATED: f64 = 0.002;
 
+/// How many times longer one node's run queue must be than on every other node of the
+/// workload for the trouble to be that node's.
+pub const CONTENTION_RATIO: f64 = 4.0;
+
 /// Steps of mean latency kept to judge its trend.
 const TREND_STEPS: usize = 3;
 
@@ -148,6 +154,7 @@ impl WorkloadState {
             memory_latest: None,
             leak: None,
             sensor_hot: None,
+            runqueue_by_node: HashMap::new(),
             episode: None,
             normal_since: None,
             last_sample: None,
@@ -181,6 +188,15 @@ impl WorkloadState {
     pub fn observe(&mut self, s: &Sample) -> bool {
         let learn = !self.intervened();
         self.last_sample = Some(self.last_sample.map_or(s.time, |t| t.max(s.time)));
+        if let Some(node) = &s.node
+            && s.signal == signal::RUNQUEUE_LATENCY
+            && s.stat == Stat::P99
+        {
+            // One node's share of the workload-wide series: where, not whether.
+            self.runqueue_by_node
+                .insert(node.clone(), (s.time, s.value));
+            return false;
+        }
         if s.stat == Stat::Rate && event_kind(&s.signal).is_some() {
             let seconds = self.step.as_secs_f64();
             let series = self
@@ -280,6 +296,33 @@ impl WorkloadState {
             .as_ref()
             .filter(|(t, _, _)| *t == at)
             .map(|(_, node, cost)| (node.as_str(), *cost))
+    }
+
+    /// The one node on which the workload's run queue is long at `at` while its pods on the
+    /// other nodes wait at most a [`CONTENTION_RATIO`]th as long: something there takes the
+    /// CPU, and moving pods off it helps where more replicas would only partly. Returns the
+    /// node, its delay and the longest delay elsewhere (p99, seconds). `None` with fewer than
+    /// two nodes measured at `at`, or when the delay is spread (demand, not a node).
+    pub fn contended_node(&self, at: Timestamp) -> Option<(&str, f64, f64)> {
+        let mut now: Vec<(&str, f64)> = self
+            .runqueue_by_node
+            .iter()
+            .filter(|(_, (t, v))| *t == at && v.is_finite())
+            .map(|(n, (_, v))| (n.as_str(), *v))
+            .collect();
+        now.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+        let (&(node, worst), rest) = now.split_first()?;
+        let next = rest.first()?.1;
+        (worst >= RUNQUEUE_SATURATED && worst >= CONTENTION_RATIO * next)
+            .then_some((node, worst, next))
+    }
+
+    /// The run-queue delay (p99, seconds) of the workload's pods on `node` at `at`.
+    pub fn runqueue_on(&self, node: &str, at: Timestamp) -> Option<f64> {
+        self.runqueue_by_node
+            .get(node)
+            .filter(|(t, _)| *t == at)
+            .map(|(_, v)| *v)
     }
 
     /// The memory leak last seen, if it was seen within `within` of `at`.
@@ -651,5 +694,30 @@ mod tests {
             feed(&mut s, i * 15, 0.1, 0.0002);
         }
         assert_eq!(s.assess(Timestamp::from_secs(10_000)), None);
+    }
+
+    #[test]
+    fn one_node_with_a_long_run_queue_is_contended_a_spread_delay_is_not() {
+        let w = WorkloadRef::deployment("shop", "web");
+        let mut s = WorkloadState::new(w.clone(), STEP);
+        let at = Timestamp::from_secs(15);
+        let rq = |node: &str, v: f64| {
+            Sample::new(signal::RUNQUEUE_LATENCY, Stat::P99, w.clone(), at, v)
+                .expect("finite")
+                .on_node(Some(node.into()))
+        };
+        assert!(!s.observe(&rq("a", 0.0004)), "a node's share is not scored");
+        assert_eq!(s.contended_node(at), None, "one node says nothing");
+        s.observe(&rq("b", 0.02));
+        s.observe(&rq("c", 0.0006));
+        assert_eq!(s.contended_node(at), Some(("b", 0.02, 0.0006)));
+        assert_eq!(s.runqueue_on("c", at), Some(0.0006));
+        assert_eq!(s.runqueue_on("c", Timestamp::from_secs(30)), None, "stale");
+        assert_eq!(s.latest(signal::RUNQUEUE_LATENCY, Stat::P99), None);
+        s.observe(&rq("c", 0.01));
+        assert_eq!(s.contended_node(at), None, "two slow nodes: demand");
+        s.observe(&rq("b", 0.0015));
+        s.observe(&rq("c", 0.0001));
+        assert_eq!(s.contended_node(at), None, "below the saturation floor");
     }
 }

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use homeostat_actuators::{
-    Actuator, ActuatorError, Applied, EventRecorder, HpaScaler, PodRestarter, SamplingThrottler,
+    Actuator, ActuatorError, Applied, EventRecorder, HpaScaler, NodeTainter, PodRestarter,
+    SamplingThrottler,
 };
 use homeostat_core::ObjectRef;
 use homeostat_core::{
@@ -24,8 +25,10 @@ use crate::spans::{DecisionSpans, StepTimings};
 use crate::store::SeriesStore;
 
 mod propose;
+mod relocate;
 
 use propose::Throttle;
+use relocate::Tainted;
 
 /// Tunables of the decision engine.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +51,9 @@ pub struct EngineConfig {
     pub restart_horizon: Duration,
     /// How long a leak, once seen, is remembered without being seen again.
     pub leak_memory: Duration,
+    /// A node homeostat tainted for CPU contention is untainted once no workload has shown
+    /// it contended for this long.
+    pub taint_hold: Duration,
 }
 
 impl Default for EngineConfig {
@@ -61,6 +67,7 @@ impl Default for EngineConfig {
             history: Duration::from_secs(24 * 3600),
             restart_horizon: Duration::from_secs(10 * 60),
             leak_memory: Duration::from_secs(3600),
+            taint_hold: Duration::from_secs(45 * 60),
         }
     }
 }
@@ -98,8 +105,18 @@ pub struct Engine {
     scaler: HpaScaler,
     restarter: PodRestarter,
     throttler: SamplingThrottler,
+    tainter: NodeTainter,
     /// Nodes whose sensor homeostat throttled.
     throttled: BTreeMap<String, Throttle>,
+    /// Nodes homeostat tainted for CPU contention; `None` until read from the cluster, so a
+    /// restarted brain takes over the taints it left.
+    tainted: Option<BTreeMap<String, Tainted>>,
+    /// The relocation step proposed last, to know its decision when it comes back.
+    relocation_proposed: Option<Action>,
+    /// When a pod of the workload was last moved off a contended node.
+    relocated: BTreeMap<WorkloadRef, Timestamp>,
+    /// When relocation was last refused or failed for the workload.
+    relocation_refused: BTreeMap<WorkloadRef, Timestamp>,
     /// Consecutive failures of an action kind on a workload, and the last one's time.
     failures: BTreeMap<(WorkloadRef, homeostat_core::ActionKind), (u32, Timestamp)>,
     events: EventRecorder,
@@ -133,7 +150,12 @@ impl Engine {
                 client.clone(),
                 homeostat_actuators::throttle::SENSOR_NAMESPACE,
             ),
+            tainter: NodeTainter::new(client.clone()),
             throttled: BTreeMap::new(),
+            tainted: None,
+            relocation_proposed: None,
+            relocated: BTreeMap::new(),
+            relocation_refused: BTreeMap::new(),
             failures: BTreeMap::new(),
             events: EventRecorder::new(client),
             journal,
@@ -209,6 +231,7 @@ impl Engine {
             if self.config.mode == Mode::Observe {
                 continue;
             }
+            self.load_taints(now).await;
             let Some(proposal) = self.propose(&workload, anomaly.as_ref(), at, now).await else {
                 continue;
             };
@@ -248,6 +271,7 @@ impl Engine {
             Action::RestartPods { .. } => self.restarter.plan(action, id).await,
             Action::ThrottleSampling { .. } => self.throttler.plan(action, id).await,
             Action::ScaleHpa { .. } => self.scaler.plan(action, id).await,
+            Action::TaintNode { .. } => self.tainter.plan(action, id).await,
         }
     }
 
@@ -261,6 +285,7 @@ impl Engine {
             Action::RestartPods { .. } => self.restarter.apply(plan, now).await,
             Action::ThrottleSampling { .. } => self.throttler.apply(plan, now).await,
             Action::ScaleHpa { .. } => self.scaler.apply(plan, now).await,
+            Action::TaintNode { .. } => self.tainter.apply(plan, now).await,
         }
     }
 
@@ -349,6 +374,12 @@ impl Engine {
                                     (plan.target.clone(), "HomeostatThrottled")
                                 }
                                 Action::ScaleHpa { .. } => (plan.target.clone(), "HomeostatScaled"),
+                                Action::TaintNode { remove: false, .. } => {
+                                    (plan.target.clone(), "HomeostatTainted")
+                                }
+                                Action::TaintNode { remove: true, .. } => {
+                                    (plan.target.clone(), "HomeostatUntainted")
+                                }
                             };
                             if let Err(e) = self.events.normal(&target, reason, &message, now).await
                             {
@@ -383,6 +414,7 @@ impl Engine {
         if let Outcome::Failed { error } = &decision.outcome {
             tracing::warn!(decision = %decision.id, workload = %decision.proposal.workload, action = decision.verdict.action.kind().as_str(), %error, "action failed");
         }
+        self.note_outcome(&decision);
         if let (Outcome::Applied { .. }, Action::ThrottleSampling { node, rate, .. }) =
             (&decision.outcome, &decision.verdict.action)
         {

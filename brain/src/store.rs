@@ -73,6 +73,9 @@ struct Bucket {
     counters: HashMap<String, f64>,
     histograms: HashMap<String, HistogramDelta>,
     gauges: HashMap<String, GaugeAcc>,
+    /// The run-queue delay again, per node: contention is a node's trouble, and the workload's
+    /// pods elsewhere dilute it in the workload-wide histogram.
+    runqueue_by_node: HashMap<String, HistogramDelta>,
 }
 
 /// A gauge's values in one step, across pods: their sum and count for the mean, their max.
@@ -91,6 +94,29 @@ struct HistogramDelta {
     sum: f64,
     bounds: Vec<f64>,
     counts: Vec<u64>,
+}
+
+impl HistogramDelta {
+    fn empty(bounds: &[f64]) -> Self {
+        HistogramDelta {
+            count: 0,
+            sum: 0.0,
+            bounds: bounds.to_vec(),
+            counts: vec![0; bounds.len() + 1],
+        }
+    }
+
+    /// Adds an increase; one with other bounds cannot be added and is left out.
+    fn add(&mut self, bounds: &[f64], count: u64, sum: f64, counts: &[u64]) {
+        if self.bounds == bounds && self.counts.len() == counts.len() {
+            self.count += count;
+            self.sum += sum;
+            self.counts
+                .iter_mut()
+                .zip(counts)
+                .for_each(|(a, b)| *a += b);
+        }
+    }
 }
 
 /// Counts of what the store did with what it was given.
@@ -347,20 +373,18 @@ impl SeriesStore {
                 };
                 match delta {
                     Some((dc, ds, dk)) => {
-                        let h = bucket
+                        if let Some(node) = node.filter(|_| series == signal::RUNQUEUE_LATENCY) {
+                            bucket
+                                .runqueue_by_node
+                                .entry(node)
+                                .or_insert_with(|| HistogramDelta::empty(&bounds))
+                                .add(&bounds, dc, ds, &dk);
+                        }
+                        bucket
                             .histograms
                             .entry(series)
-                            .or_insert_with(|| HistogramDelta {
-                                count: 0,
-                                sum: 0.0,
-                                bounds: bounds.clone(),
-                                counts: vec![0; dk.len()],
-                            });
-                        if h.bounds == bounds {
-                            h.count += dc;
-                            h.sum += ds;
-                            h.counts.iter_mut().zip(&dk).for_each(|(a, b)| *a += b);
-                        }
+                            .or_insert_with(|| HistogramDelta::empty(&bounds))
+                            .add(&bounds, dc, ds, &dk);
                         self.stats.accepted += 1;
                     }
                     None => self.stats.references += 1,
@@ -403,6 +427,12 @@ impl SeriesStore {
                             quantile(&h.bounds, &h.counts, 0.99),
                             None,
                         );
+                    }
+                }
+                for (node, h) in &b.runqueue_by_node {
+                    if h.count > 0 {
+                        let p99 = quantile(&h.bounds, &h.counts, 0.99);
+                        push(signal::RUNQUEUE_LATENCY, Stat::P99, p99, Some(node));
                     }
                 }
             }
@@ -625,6 +655,46 @@ mod tests {
             .find(|s| s.stat == Stat::Max)
             .map(|s| s.node.as_deref());
         assert_eq!(max, Some(Some("node-b")), "the max says where it was");
+    }
+
+    #[test]
+    fn the_run_queue_is_also_given_per_node() {
+        let mut store = SeriesStore::new(Duration::from_secs(10));
+        let rq = |pod: &str, node: &str, t: i64, fast: u64, slow: u64| {
+            let mut e = entity(pod);
+            e.node = Some(node.into());
+            Point {
+                attributes: Vec::new(),
+                entity: e,
+                signal: signal::RUNQUEUE_LATENCY.into(),
+                time: Timestamp::from_secs(t),
+                start_time: Timestamp::EPOCH,
+                value: PointValue::Histogram {
+                    count: fast + slow,
+                    sum: 0.0,
+                    bounds: vec![0.001, 0.01],
+                    counts: vec![fast, 0, slow],
+                    cumulative: true,
+                },
+            }
+        };
+        store.ingest([
+            rq("a", "n1", 10, 100, 0),
+            rq("b", "n2", 10, 100, 0),
+            rq("a", "n1", 20, 200, 0),
+            rq("b", "n2", 20, 200, 50),
+        ]);
+        let s = store.close(Timestamp::from_secs(20));
+        let p99 = |node: Option<&str>| -> Vec<f64> {
+            s.iter()
+                .filter(|x| x.signal == signal::RUNQUEUE_LATENCY && x.stat == Stat::P99)
+                .filter(|x| x.node.as_deref() == node)
+                .map(|x| x.value)
+                .collect()
+        };
+        assert_eq!(p99(Some("n2")), [0.01], "n2's slow third shows in full");
+        assert!(p99(Some("n1"))[0] < 0.001, "{:?}", p99(Some("n1")));
+        assert_eq!(p99(None), [0.01], "the workload's as before");
     }
 
     #[test]

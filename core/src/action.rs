@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Timestamp;
 use crate::entity::WorkloadRef;
 
-/// A namespaced Kubernetes object.
+/// A Kubernetes object; cluster-scoped ones (a Node) have an empty namespace.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ObjectRef {
     /// `group/version`, or `v1` for the core group.
@@ -22,7 +22,11 @@ pub struct ObjectRef {
 
 impl fmt::Display for ObjectRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.kind, self.namespace, self.name)
+        if self.namespace.is_empty() {
+            write!(f, "{}/{}", self.kind, self.name)
+        } else {
+            write!(f, "{}/{}/{}", self.kind, self.namespace, self.name)
+        }
     }
 }
 
@@ -36,6 +40,8 @@ pub enum ActionKind {
     RestartPods,
     /// Change a node sensor's sampling.
     ThrottleSampling,
+    /// Mark a node as one new pods should avoid (a `PreferNoSchedule` taint), or unmark it.
+    TaintNode,
 }
 
 impl ActionKind {
@@ -45,6 +51,7 @@ impl ActionKind {
             ActionKind::ScaleHpa => "scale-hpa",
             ActionKind::RestartPods => "restart-pods",
             ActionKind::ThrottleSampling => "throttle-sampling",
+            ActionKind::TaintNode => "taint-node",
         }
     }
 }
@@ -82,6 +89,16 @@ pub enum Action {
         /// Fraction of events sampled, in (0, 1].
         rate: f64,
     },
+    /// Put homeostat's `PreferNoSchedule` taint on a node whose CPU something outside the
+    /// workloads takes, so the scheduler places new pods elsewhere (and pods restarted off it
+    /// do not come back); or take it off again. Soft: a pod still lands there when no other
+    /// node has room, and nothing already running is touched.
+    TaintNode {
+        /// Node name.
+        node: String,
+        /// Take the taint off rather than put it on.
+        remove: bool,
+    },
 }
 
 impl Action {
@@ -91,6 +108,7 @@ impl Action {
             Action::ScaleHpa { .. } => ActionKind::ScaleHpa,
             Action::RestartPods { .. } => ActionKind::RestartPods,
             Action::ThrottleSampling { .. } => ActionKind::ThrottleSampling,
+            Action::TaintNode { .. } => ActionKind::TaintNode,
         }
     }
 
@@ -103,7 +121,7 @@ impl Action {
                 ..
             } => min_replicas < previous_min_replicas,
             Action::RestartPods { .. } => true,
-            Action::ThrottleSampling { .. } => false,
+            Action::ThrottleSampling { .. } | Action::TaintNode { .. } => false,
         }
     }
 }

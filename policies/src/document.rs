@@ -174,10 +174,11 @@ fn nonzero<'de, D: Deserializer<'de>>(deserializer: D) -> Result<HumanDuration, 
 /// An action name from core's vocabulary, with a message listing the known ones.
 struct ActionName(ActionKind);
 
-const ACTION_KINDS: [ActionKind; 3] = [
+const ACTION_KINDS: [ActionKind; 4] = [
     ActionKind::ScaleHpa,
     ActionKind::RestartPods,
     ActionKind::ThrottleSampling,
+    ActionKind::TaintNode,
 ];
 
 impl<'de> Deserialize<'de> for ActionName {

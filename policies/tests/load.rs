@@ -23,7 +23,7 @@ fn refusal(files: &[&str]) -> String {
 #[test]
 fn the_shipped_default_policy_loads() {
     let set = PolicySet::load_dir("examples").expect("examples/default.yaml loads");
-    assert_eq!(set.len(), 3);
+    assert_eq!(set.len(), 4);
     let p = set.get("shop-saturation").expect("named shop-saturation");
     assert_eq!(p.spec.mode, Mode::Enforce);
     assert_eq!(p.spec.actions, vec![ActionKind::ScaleHpa]);
@@ -41,10 +41,14 @@ fn the_shipped_default_policy_loads() {
     assert_eq!(p.spec.max_data_age.get(), Duration::from_secs(120));
     assert_eq!(p.file, "examples/default.yaml");
     assert_eq!(p.location.line, 7);
-    let restart = set.get("shop-memory-leak").expect("named shop-memory-leak");
+    let restart = set
+        .get("shop-restart-pods")
+        .expect("named shop-restart-pods");
     assert_eq!(restart.spec.actions, vec![ActionKind::RestartPods]);
     assert_eq!(restart.spec.cooldown.get(), Duration::from_secs(180));
     assert_eq!(restart.spec.max_data_age.get(), Duration::from_secs(60));
+    let contention = set.get("shop-contention").expect("named shop-contention");
+    assert_eq!(contention.spec.actions, vec![ActionKind::TaintNode]);
     let sensor = set
         .get("sensor-self-protection")
         .expect("named sensor-self-protection");

@@ -8,6 +8,7 @@ use homeostat_actuators::HpaState;
 use homeostat_core::{Action, Anomaly, AnomalyKind, Proposal, Timestamp, WorkloadRef};
 
 use super::Engine;
+use super::relocate::Relocation;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -50,6 +51,15 @@ impl Engine {
         now: Timestamp,
     ) -> Option<Proposal> {
         if let Some(p) = self.propose_throttle(workload, anomaly, at) {
+            return Some(p);
+        }
+        self.note_contention(workload, at);
+        match self.propose_relocation(workload, anomaly, at).await {
+            Relocation::Propose(p) => return Some(*p),
+            Relocation::Wait => return None,
+            Relocation::Nothing => {}
+        }
+        if let Some(p) = self.propose_untaint(workload, at) {
             return Some(p);
         }
         let saturated = anomaly.is_some_and(|a| a.kind == AnomalyKind::Saturation)
@@ -202,7 +212,7 @@ impl Engine {
 
     /// Whether a throttle of a sensor is still taking effect: scaling waits for it, since the
     /// CPU it gives back may end the saturation without a single new pod.
-    fn throttle_settling(&self, at: Timestamp) -> bool {
+    pub(super) fn throttle_settling(&self, at: Timestamp) -> bool {
         self.throttled
             .values()
             .any(|t| at.since(t.since) < THROTTLE_SETTLE)

@@ -23,10 +23,11 @@
 //!   ends, if that comes sooner; none when that never happens before the next incident or the
 //!   end of the run.
 //! - **False actions**: actions at a time outside every incident window. An action that gives
-//!   capacity back (lowers `minReplicas`) is also allowed up to [`GRACE`] after an incident
-//!   ends, since putting things back is part of handling it; any other action is not.
-//! - **Flaps**: consecutive `minReplicas` changes (applied or planned) in opposite directions
-//!   no more than [`FLAP_WINDOW`] apart.
+//!   capacity back (lowers `minReplicas`) or lifts a node taint is also allowed up to
+//!   [`GRACE`] after an incident ends, since putting things back is part of handling it; any
+//!   other action is not.
+//! - **Flaps**: consecutive `minReplicas` changes or node taints (applied or planned) in
+//!   opposite directions no more than [`FLAP_WINDOW`] apart.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -189,6 +190,14 @@ fn taken(run: &RunResult, workload: &str) -> Vec<Taken> {
                     std::cmp::Ordering::Less => -1,
                     std::cmp::Ordering::Equal => 0,
                 },
+                // Steering pods away is a step up; lifting it gives back.
+                Action::TaintNode { remove, .. } => {
+                    if remove {
+                        -1
+                    } else {
+                        1
+                    }
+                }
                 _ => 0,
             },
         })

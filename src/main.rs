@@ -37,13 +37,16 @@ enum Command {
     /// minutes the latency objective was violated each way, and a scorecard. --report writes
     /// an HTML page with plots of every run.
     Simulate(simulate::Args),
-    /// Run the brain against the cluster of the current kubeconfig (or in-cluster).
+    /// Run the brain against the cluster of the current kubeconfig (or in-cluster), or with
+    /// --local on this plain Linux host, with the eBPF sensor, observing only.
     ///
-    /// Receives OTLP metrics on 4317 (gRPC) and 4318 (HTTP), serves /healthz, /readyz,
-    /// /metrics and /api/v1/decisions on 8080, and decides every evaluation interval.
+    /// Receives OTLP metrics and logs on 4317 (gRPC) and 4318 (HTTP), serves /healthz,
+    /// /readyz, /metrics, /api/v1/decisions, /api/v1/events and /api/v1/workloads on 8080,
+    /// and decides every evaluation interval.
     Brain(brain::Args),
     /// Run the eBPF sensor on this node (root, kernel BTF): per-cgroup kernel signals,
-    /// attributed to pods, printed as a table every interval.
+    /// attributed to pods, printed as a table every interval, or exported as OTLP metrics
+    /// (and crash and OOM events as OTLP logs).
     Sensor(sensor::Args),
     /// Work with policy files.
     #[command(subcommand)]
@@ -126,6 +129,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A stop flag that SIGINT or SIGTERM raises (as Kubernetes stops a pod); the sender too, for
+/// stopping for other reasons.
+fn stop_on_signal() -> anyhow::Result<(
+    std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    tokio::sync::watch::Receiver<bool>,
+)> {
+    use anyhow::Context;
+    use tokio::signal::unix::{SignalKind, signal};
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let stop = std::sync::Arc::new(stop);
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),
+            _ = terminate.recv() => tracing::info!("terminated; shutting down"),
+        }
+        on_signal.send_replace(true);
+    });
+    Ok((stop, rx))
 }
 
 /// Files given on the command line that must exist.

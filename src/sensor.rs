@@ -1,24 +1,24 @@
 //! `homeostat sensor`: the node agent's kernel probes, printed as a table or exported as
-//! OTLP metrics with the Kubernetes attributes of the pods they belong to.
+//! OTLP metrics (and crash and OOM events as OTLP logs) with the Kubernetes attributes of the
+//! pods they belong to; or, in `homeostat brain --local`, handed to the brain in-process.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
-use homeostat_core::semconv;
+use clap::{Args as _, FromArgMatches as _};
+use homeostat_brain::ingest::IngestContext;
 use homeostat_sensor::local_config::{self, ConfigWatcher, Reload};
-use homeostat_sensor::{
-    Owner, Probe, ProbeConfig, Sensor, SensorConfig, Snapshot, Throttle, otlp, throttle,
-};
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::ListParams;
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use homeostat_sensor::{Probe, ProbeConfig, Sensor, SensorConfig, Throttle, throttle};
 use tokio::runtime::Handle;
+use tokio::sync::watch;
 
+mod export;
 mod overrides;
 
+use export::Exporter;
+pub use export::Protocol;
 use overrides::Overrides;
 
 /// How often the brain's overrides (ConfigMap `homeostat-sensor`) are fetched.
@@ -30,13 +30,33 @@ pub struct Args {
     /// Print one snapshot after one interval, then exit.
     #[arg(long)]
     once: bool,
+    #[command(flatten)]
+    probing: Probing,
+    /// Export OTLP metrics, and crash and OOM events as OTLP logs, to this endpoint (e.g.
+    /// http://homeostat-brain.homeostat-system:4317) instead of printing. Pods are named from
+    /// the Kubernetes API (current kubeconfig or in-cluster).
+    #[arg(long, env = "HOMEOSTAT_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+    /// The OTLP transport: grpc (port 4317), or http/protobuf (port 4318; /v1/metrics and
+    /// /v1/logs are appended to the endpoint).
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_PROTOCOL",
+        value_enum,
+        default_value = "grpc"
+    )]
+    otlp_protocol: Protocol,
+    /// This node's name, for `k8s.node.name` and to list only this node's pods.
+    #[arg(long, env = "NODE_NAME")]
+    node_name: Option<String>,
+}
+
+/// How the probes sample and measure themselves.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Probing {
     /// How long each snapshot covers, e.g. 1s, 500ms, 1m.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     interval: Duration,
-    /// Export OTLP metrics (gRPC) to this endpoint, e.g. http://homeostat-brain:4317, instead
-    /// of printing. Pods are named from the Kubernetes API (current kubeconfig or in-cluster).
-    #[arg(long, env = "HOMEOSTAT_OTLP_ENDPOINT")]
-    otlp_endpoint: Option<String>,
     /// Measure 1 in N events of the latency probes (run queue, connect, block I/O); counters
     /// always count everything. The self-throttle samples more sparsely still when over budget.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
@@ -54,16 +74,47 @@ pub struct Args {
     /// reported and the last good settings kept.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// This node's name, for `k8s.node.name` and to list only this node's pods.
-    #[arg(long, env = "NODE_NAME")]
-    node_name: Option<String>,
+}
+
+impl Default for Probing {
+    /// The flags' defaults, as clap gives them.
+    fn default() -> Self {
+        let command = Probing::augment_args(clap::Command::new("sensor"));
+        Probing::from_arg_matches(&command.get_matches_from(["sensor"]))
+            .expect("the probing flags' defaults parse")
+    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let exporter = match &args.otlp_endpoint {
-        Some(endpoint) => Some(Exporter::connect(endpoint, node_name(&args)).await?),
+        Some(endpoint) => {
+            Some(Exporter::to_otlp(endpoint, args.otlp_protocol, node_name(&args)).await?)
+        }
         None => None,
     };
+    let (_, stop) = super::stop_on_signal()?;
+    probe(args.probing, exporter, args.once, Some(stop)).await
+}
+
+/// The sensor of `homeostat brain --local`: every probe at its defaults, each snapshot handed
+/// to `ingest` in this process, cgroups named as workloads of this host, until `stop`.
+pub async fn run_in_process(
+    ingest: IngestContext,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let exporter = Exporter::in_process(ingest, host_name());
+    probe(Probing::default(), Some(exporter), false, Some(stop)).await?;
+    Ok(())
+}
+
+/// The loop: load the probes, then every interval read, re-configure if asked, and print or
+/// export the snapshot; once, or until `stop` turns true.
+async fn probe(
+    probing: Probing,
+    exporter: Option<Exporter>,
+    once: bool,
+    stop: Option<watch::Receiver<bool>>,
+) -> anyhow::Result<ExitCode> {
     let handle = Handle::current();
     // Reading BPF maps is blocking syscalls; keep it off the async workers.
     tokio::task::spawn_blocking(move || {
@@ -71,21 +122,20 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         for probe in Probe::ALL.into_iter().filter(|p| p.is_latency()) {
             let sampled = ProbeConfig {
                 enabled: true,
-                sample_every: args.sample_every,
+                sample_every: probing.sample_every,
             };
             base.probes.insert(probe, sampled);
         }
-        let mut local = args
+        let mut local = probing
             .config
             .as_deref()
             .map(ConfigWatcher::open)
             .transpose()?;
-        let mut throttle = Throttle::new(args.overhead_budget);
+        let mut throttle = Throttle::new(probing.overhead_budget);
         // In a cluster, the brain's throttle action arrives as a ConfigMap.
-        let mut overrides = exporter.as_ref().map(|e| {
-            let namespace = std::env::var("POD_NAMESPACE")
-                .unwrap_or_else(|_| otlp::SENSOR_NAMESPACE.to_owned());
-            Overrides::new(e.kube.clone(), &namespace, &e.node)
+        let mut overrides = exporter.as_ref().and_then(|e| {
+            let kube = e.kube.clone()?;
+            Some(Overrides::new(kube, &export::sensor_namespace(), e.node()))
         });
         if let Some(o) = &mut overrides
             && let Err(e) = handle.block_on(o.poll())
@@ -93,7 +143,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             tracing::warn!(error = format!("{e:#}"), "sensor overrides not read; none in force");
         }
         let mut wanted = settings(&base, local.as_ref(), overrides.as_ref(), &mut throttle);
-        let poll_every = (OVERRIDES_EVERY.as_millis() / args.interval.as_millis().max(1)).max(1);
+        let poll_every = (OVERRIDES_EVERY.as_millis() / probing.interval.as_millis().max(1)).max(1);
         let mut intervals: u128 = 0;
         let mut sensor = Sensor::start(&wanted).context("starting the eBPF sensor")?;
         for (family, error) in sensor.failed() {
@@ -105,10 +155,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut exporter = exporter;
         loop {
             // The cost measurement costs too: on for one interval in --measure-every.
-            sensor
-                .measure_cost(args.once || intervals.is_multiple_of(args.measure_every.into()));
+            sensor.measure_cost(once || intervals.is_multiple_of(probing.measure_every.into()));
             let stats = sensor.program_stats();
-            std::thread::sleep(args.interval);
+            std::thread::sleep(probing.interval);
+            if stop.as_ref().is_some_and(|s| *s.borrow()) {
+                return Ok(ExitCode::SUCCESS);
+            }
             let snapshot = sensor.read().context("reading the probes")?;
             // Zero unless measured; the throttle only looks when the overhead is known.
             let costs = throttle::latency_costs(&stats, &sensor.program_stats());
@@ -160,7 +212,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
                 None => println!("{}", snapshot.table()),
             }
-            if args.once {
+            if once {
                 return Ok(ExitCode::SUCCESS);
             }
         }
@@ -230,191 +282,12 @@ fn log_change(change: &throttle::Change, throttle: &Throttle) {
 }
 
 fn node_name(args: &Args) -> String {
-    args.node_name.clone().unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_default()
-    })
+    args.node_name.clone().unwrap_or_else(host_name)
 }
 
-/// Sends snapshots to an OTLP receiver, naming pods from the API server.
-struct Exporter {
-    client: MetricsServiceClient<tonic::transport::Channel>,
-    pods: Api,
-    kube: kube::Client,
-    node: String,
-    /// The sensor's own resource, for `homeostat.sensor.overhead`.
-    own: Vec<(String, String)>,
-    by_uid: HashMap<String, Pod>,
-}
-
-type Api = kube::Api<Pod>;
-
-impl Exporter {
-    async fn connect(endpoint: &str, node: String) -> anyhow::Result<Self> {
-        let client = MetricsServiceClient::connect(endpoint.to_owned())
-            .await
-            .with_context(|| format!("connecting to the OTLP receiver at {endpoint}"))?;
-        let kube = kube::Client::try_default()
-            .await
-            .context("a Kubernetes client (kubeconfig or in-cluster) to name pods")?;
-        // POD_NAME and POD_NAMESPACE come from the DaemonSet's downward API.
-        let namespace =
-            std::env::var("POD_NAMESPACE").unwrap_or_else(|_| otlp::SENSOR_NAMESPACE.to_owned());
-        let pod = std::env::var("POD_NAME").unwrap_or_else(|_| format!("homeostat-sensor-{node}"));
-        Ok(Exporter {
-            client,
-            pods: kube::Api::all(kube.clone()),
-            kube,
-            own: otlp::sensor_resource(&namespace, &pod, &node),
-            node,
-            by_uid: HashMap::new(),
-        })
-    }
-
-    /// Lists this node's pods again when the snapshot has a pod not seen before.
-    async fn refresh(&mut self, snapshot: &Snapshot) -> anyhow::Result<()> {
-        let unknown = snapshot.readings.iter().any(|r| match &r.owner {
-            Owner::Pod { uid, .. } => !self.by_uid.contains_key(uid),
-            _ => false,
-        });
-        if !unknown {
-            return Ok(());
-        }
-        let params = ListParams::default().fields(&format!("spec.nodeName={}", self.node));
-        let list = self
-            .pods
-            .list(&params)
-            .await
-            .context("listing this node's pods")?;
-        self.by_uid = list
-            .items
-            .into_iter()
-            .filter_map(|p| Some((p.metadata.uid.clone()?, p)))
-            .collect();
-        Ok(())
-    }
-
-    async fn export(&mut self, snapshot: &Snapshot) -> anyhow::Result<()> {
-        self.refresh(snapshot).await?;
-        let end = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        let (by_uid, node, own) = (&self.by_uid, self.node.as_str(), &self.own);
-        let request = otlp::export_request(
-            snapshot,
-            end,
-            &mut |owner| match owner {
-                Owner::Pod {
-                    uid, container_id, ..
-                } => Some(pod_attributes(
-                    by_uid.get(uid)?,
-                    container_id.as_deref(),
-                    node,
-                )),
-                _ => None,
-            },
-            Some(own),
-        );
-        if request.resource_metrics.is_empty() {
-            return Ok(());
-        }
-        let response = self.client.export(request).await?.into_inner();
-        if let Some(partial) = response
-            .partial_success
-            .filter(|p| p.rejected_data_points > 0)
-        {
-            tracing::warn!(
-                rejected = partial.rejected_data_points,
-                why = partial.error_message,
-                "the receiver rejected data points"
-            );
-        }
-        Ok(())
-    }
-}
-
-/// The OpenTelemetry Kubernetes resource attributes of a pod (and one of its containers):
-/// namespace, pod, node, and the owning Deployment / StatefulSet / DaemonSet. A ReplicaSet
-/// made by a Deployment is named `<deployment>-<pod-template-hash>`.
-fn pod_attributes(pod: &Pod, container_id: Option<&str>, node: &str) -> Vec<(String, String)> {
-    let meta = &pod.metadata;
-    let mut attrs = vec![(semconv::K8S_NODE_NAME.to_owned(), node.to_owned())];
-    let mut put = |k: &str, v: Option<&String>| {
-        if let Some(v) = v {
-            attrs.push((k.to_owned(), v.clone()));
-        }
-    };
-    put(semconv::K8S_NAMESPACE_NAME, meta.namespace.as_ref());
-    put(semconv::K8S_POD_NAME, meta.name.as_ref());
-    put(semconv::K8S_POD_UID, meta.uid.as_ref());
-    let controller = meta
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.controller == Some(true));
-    if let Some(owner) = controller {
-        let hash = meta
-            .labels
-            .as_ref()
-            .and_then(|l| l.get("pod-template-hash"));
-        match owner.kind.as_str() {
-            "ReplicaSet" => {
-                let deployment = hash
-                    .and_then(|h| owner.name.strip_suffix(&format!("-{h}")))
-                    .map(str::to_owned);
-                put(semconv::K8S_DEPLOYMENT_NAME, deployment.as_ref());
-            }
-            "StatefulSet" => put(semconv::K8S_STATEFULSET_NAME, Some(&owner.name)),
-            "DaemonSet" => put(semconv::K8S_DAEMONSET_NAME, Some(&owner.name)),
-            _ => {}
-        }
-    }
-    if let Some(id) = container_id {
-        put("container.id", Some(&id.to_owned()));
-        let statuses = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.container_statuses.as_ref());
-        let name = statuses.into_iter().flatten().find(|c| {
-            c.container_id
-                .as_deref()
-                .and_then(|full| full.split_once("://"))
-                .is_some_and(|(_, cid)| cid == id)
-        });
-        put(semconv::K8S_CONTAINER_NAME, name.map(|c| &c.name));
-    }
-    attrs
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_the_deployment_and_container_of_a_pod() {
-        let pod: Pod = serde_json::from_value(serde_json::json!({
-            "metadata": {
-                "name": "web-7c9f8d6b5-x2x4q", "namespace": "shop", "uid": "u-1",
-                "labels": {"pod-template-hash": "7c9f8d6b5"},
-                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                    "name": "web-7c9f8d6b5", "uid": "rs", "controller": true}]
-            },
-            "status": {"containerStatuses": [{"name": "app", "containerID": "containerd://abc123",
-                "image": "i", "imageID": "", "ready": true, "restartCount": 0}]}
-        }))
-        .unwrap();
-        let attrs = pod_attributes(&pod, Some("abc123"), "node-1");
-        let get = |k: &str| {
-            attrs
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.as_str())
-        };
-        assert_eq!(get("k8s.deployment.name"), Some("web"));
-        assert_eq!(get("k8s.namespace.name"), Some("shop"));
-        assert_eq!(get("k8s.container.name"), Some("app"));
-        assert_eq!(get("k8s.node.name"), Some("node-1"));
-        assert_eq!(get("k8s.pod.uid"), Some("u-1"));
-    }
+/// This machine's host name (empty if it cannot be read).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
 }

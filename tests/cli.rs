@@ -3,10 +3,10 @@
 #[path = "support/process.rs"]
 mod process;
 
+use process::{free_port, wait_ready};
+
 use std::io::Write;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use homeostat_core::ManualClock;
 use homeostat_simulations::apiserver::{ApiServer, DEFAULT_ADDR, ObjectStore};
@@ -138,32 +138,11 @@ fn a_broken_brain_config_is_refused_with_its_line() {
     );
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 struct Brain(Child);
 
 impl Drop for Brain {
     fn drop(&mut self) {
         let _ = self.0.kill();
-    }
-}
-
-async fn wait_ready(http: &reqwest::Client, url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = http.get(url).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "brain not ready at {url}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -246,11 +225,13 @@ async fn the_brain_binary_serves_otlp_and_its_api_and_stops_on_sigterm() {
         .await
         .expect("text");
     assert!(
-        metrics.contains("homeostat_otlp_requests_total{result=\"invalid\",transport=\"http\"} 1"),
+        metrics.contains("homeostat_otlp_requests_total{result=\"invalid\",signal=\"metrics\",transport=\"http\"} 1"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("homeostat_otlp_requests_total{result=\"ok\",transport=\"http\"} 1"),
+        metrics.contains(
+            "homeostat_otlp_requests_total{result=\"ok\",signal=\"metrics\",transport=\"http\"} 1"
+        ),
         "{metrics}"
     );
     assert_eq!(

@@ -3,8 +3,13 @@
 //! * every file validates with `kubernetes-validate --strict` against Kubernetes 1.33 (the
 //!   API level `k8s-openapi` is built for in this workspace);
 //! * the validator really rejects an unknown field, so the first check cannot pass vacuously;
-//! * the ClusterRole grants exactly what the brain touches, nothing more;
-//! * the Deployment, ConfigMap, brain config and Service agree with one another.
+//! * the brain's and the sensor's roles grant exactly what each touches, nothing more, bound
+//!   to their own service accounts only;
+//! * the Deployment, ConfigMap, brain config and Service agree with one another;
+//! * the sensor DaemonSet has what the probes need (hostPID, the BPF capabilities and no
+//!   others, the node's cgroup, bpffs and tracefs mounts), its node name from the downward
+//!   API, and sends to the brain's Service;
+//! * the code and the manifests name one namespace, `homeostat-system`.
 //!
 //! The validator is installed by `scripts/install-tools` into `.tools/`; when it is missing
 //! these tests fail (they never skip) and say how to install it.
@@ -17,6 +22,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 const KUBERNETES_VERSION: &str = "1.33.0";
+
+/// Where every namespaced object lives.
+const NAMESPACE: &str = "homeostat-system";
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -164,13 +172,21 @@ fn manifests_pass_strict_validation() {
     // And the objects we promise are all there.
     let all = objects();
     for (kind, name) in [
-        ("Namespace", "homeostat"),
+        ("Namespace", NAMESPACE),
         ("ServiceAccount", "homeostat-brain"),
         ("ClusterRole", "homeostat-brain"),
         ("ClusterRoleBinding", "homeostat-brain"),
+        ("Role", "homeostat-brain"),
+        ("RoleBinding", "homeostat-brain"),
         ("ConfigMap", "homeostat-brain"),
         ("Deployment", "homeostat-brain"),
         ("Service", "homeostat-brain"),
+        ("ServiceAccount", "homeostat-sensor"),
+        ("ClusterRole", "homeostat-sensor"),
+        ("ClusterRoleBinding", "homeostat-sensor"),
+        ("Role", "homeostat-sensor"),
+        ("RoleBinding", "homeostat-sensor"),
+        ("DaemonSet", "homeostat-sensor"),
     ] {
         let obj = object(&all, kind, name);
         let labels = &obj["metadata"]["labels"];
@@ -182,9 +198,15 @@ fn manifests_pass_strict_validation() {
         }
         if kind != "Namespace" && kind != "ClusterRole" && kind != "ClusterRoleBinding" {
             assert_eq!(
-                obj["metadata"]["namespace"], "homeostat",
+                obj["metadata"]["namespace"], NAMESPACE,
                 "{kind}/{name} namespace"
             );
+        }
+    }
+    // And nothing is left in another namespace.
+    for ((kind, name), obj) in &all {
+        if let Some(ns) = obj["metadata"]["namespace"].as_str() {
+            assert_eq!(ns, NAMESPACE, "{kind}/{name} is in namespace {ns}");
         }
     }
 }
@@ -229,13 +251,12 @@ fn validator_rejects_an_unknown_field() {
     );
 }
 
-#[test]
-fn cluster_role_grants_exactly_what_the_brain_touches() {
-    let all = objects();
-    let role = object(&all, "ClusterRole", "homeostat-brain");
+/// What a role grants: (apiGroup, resource, resourceNames) -> verbs; resourceNames empty
+/// for a rule that names no object.
+type Grants = BTreeMap<(String, String, Vec<String>), BTreeSet<String>>;
 
-    // (apiGroup, resource) -> verbs
-    let mut granted: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+fn grants(role: &Value) -> Grants {
+    let mut granted = Grants::new();
     for rule in role["rules"].as_array().expect("rules") {
         let keys: BTreeSet<&str> = rule
             .as_object()
@@ -243,56 +264,250 @@ fn cluster_role_grants_exactly_what_the_brain_touches() {
             .keys()
             .map(String::as_str)
             .collect();
-        assert_eq!(
-            keys,
-            BTreeSet::from(["apiGroups", "resources", "verbs"]),
-            "unexpected rule shape (resourceNames/nonResourceURLs?): {rule}"
+        let allowed = BTreeSet::from(["apiGroups", "resources", "resourceNames", "verbs"]);
+        assert!(
+            keys.is_subset(&allowed) && keys.len() >= 3,
+            "unexpected rule shape (nonResourceURLs?): {rule}"
         );
+        let names: Vec<String> = match rule.get("resourceNames") {
+            Some(n) => strings(n).into_iter().map(str::to_owned).collect(),
+            None => Vec::new(),
+        };
         for group in strings(&rule["apiGroups"]) {
             for resource in strings(&rule["resources"]) {
                 let verbs = granted
-                    .entry((group.to_owned(), resource.to_owned()))
+                    .entry((group.to_owned(), resource.to_owned(), names.clone()))
                     .or_default();
                 verbs.extend(strings(&rule["verbs"]).into_iter().map(str::to_owned));
             }
         }
     }
+    granted
+}
 
-    let expected: BTreeMap<(String, String), BTreeSet<String>> = [
+/// One expected rule: apiGroup, resource, resourceNames, verbs.
+type Rule<'a> = (&'a str, &'a str, &'a [&'a str], &'a [&'a str]);
+
+fn expected(rules: &[Rule<'_>]) -> Grants {
+    rules
+        .iter()
+        .map(|(g, r, names, verbs)| {
+            (
+                (
+                    g.to_string(),
+                    r.to_string(),
+                    names.iter().map(|n| n.to_string()).collect(),
+                ),
+                verbs.iter().map(|v| v.to_string()).collect(),
+            )
+        })
+        .collect()
+}
+
+/// `kind` (`ClusterRoleBinding` or `RoleBinding`) `name` binds the role of its own name, of
+/// the matching kind, to the service account of that name in [`NAMESPACE`], and to nothing
+/// else.
+fn assert_bound_to_its_own_account(
+    all: &BTreeMap<(String, String), Value>,
+    kind: &str,
+    name: &str,
+) {
+    let binding = object(all, kind, name);
+    let role_kind = kind.trim_end_matches("Binding");
+    assert_eq!(binding["roleRef"]["kind"], role_kind, "{kind}/{name}");
+    assert_eq!(binding["roleRef"]["name"], name, "{kind}/{name}");
+    let subjects = binding["subjects"].as_array().expect("subjects");
+    assert_eq!(subjects.len(), 1, "{kind}/{name}: {subjects:?}");
+    assert_eq!(subjects[0]["kind"], "ServiceAccount");
+    assert_eq!(subjects[0]["name"], name);
+    assert_eq!(subjects[0]["namespace"], NAMESPACE);
+}
+
+#[test]
+fn roles_grant_exactly_what_the_brain_and_the_sensor_touch() {
+    let all = objects();
+    let configmap = homeostat_actuators::throttle::SENSOR_CONFIGMAP;
+    let cases: [(&str, &str, &[Rule<'_>]); 4] = [
         (
-            "autoscaling",
-            "horizontalpodautoscalers",
-            &["get", "list", "patch"][..],
+            "ClusterRole",
+            "homeostat-brain",
+            &[
+                (
+                    "autoscaling",
+                    "horizontalpodautoscalers",
+                    &[],
+                    &["get", "list", "patch"],
+                ),
+                ("", "events", &[], &["create"]),
+                ("apps", "deployments", &[], &["get"]),
+                ("", "pods", &[], &["get", "list"]),
+                ("", "pods/eviction", &[], &["create"]),
+                ("", "nodes", &[], &["get", "list", "patch"]),
+            ],
         ),
-        ("", "events", &["create"][..]),
-        ("apps", "deployments", &["get"][..]),
-        ("", "pods", &["get", "list"][..]),
-        ("", "pods/eviction", &["create"][..]),
-        ("", "configmaps", &["get", "create", "patch"][..]),
-        ("", "nodes", &["get", "list", "patch"][..]),
-    ]
-    .into_iter()
-    .map(|(g, r, v)| {
         (
-            (g.to_owned(), r.to_owned()),
-            v.iter().map(|s| s.to_string()).collect(),
-        )
-    })
-    .collect();
+            // The throttle's server-side apply: a patch of that one ConfigMap, which may
+            // create it.
+            "Role",
+            "homeostat-brain",
+            &[
+                ("", "configmaps", &[configmap], &["patch"]),
+                ("", "configmaps", &[], &["create"]),
+            ],
+        ),
+        (
+            "ClusterRole",
+            "homeostat-sensor",
+            &[("", "pods", &[], &["list"])],
+        ),
+        (
+            "Role",
+            "homeostat-sensor",
+            &[("", "configmaps", &[configmap], &["get"])],
+        ),
+    ];
+    for (kind, name, rules) in cases {
+        assert_eq!(
+            grants(object(&all, kind, name)),
+            expected(rules),
+            "{kind} {name} grants something else"
+        );
+        assert_bound_to_its_own_account(&all, &format!("{kind}Binding"), name);
+    }
+}
+
+/// The namespace and object names the code uses are the manifests'.
+#[test]
+fn the_code_and_the_manifests_name_one_namespace() {
+    let all = objects();
+    for (what, namespace) in [
+        (
+            "actuators::throttle",
+            homeostat_actuators::throttle::SENSOR_NAMESPACE,
+        ),
+        ("sensor::otlp", homeostat_sensor::otlp::SENSOR_NAMESPACE),
+        (
+            "simulations::telemetry",
+            homeostat_simulations::telemetry::SENSOR_NAMESPACE,
+        ),
+    ] {
+        assert_eq!(namespace, NAMESPACE, "{what}::SENSOR_NAMESPACE");
+    }
+    object(&all, "Namespace", NAMESPACE);
+    object(&all, "DaemonSet", homeostat_sensor::otlp::SENSOR_DAEMONSET);
+}
+
+#[test]
+fn the_sensor_daemonset_has_what_the_probes_need() {
+    let all = objects();
+    let daemonset = object(&all, "DaemonSet", "homeostat-sensor");
+    let brain = object(&all, "Deployment", "homeostat-brain");
+    let service = object(&all, "Service", "homeostat-brain");
+    let pod = &daemonset["spec"]["template"]["spec"];
+    let containers = pod["containers"].as_array().expect("containers");
+    assert_eq!(containers.len(), 1);
+    let sensor = &containers[0];
+
+    assert_eq!(pod["serviceAccountName"], "homeostat-sensor");
+    assert_eq!(pod["automountServiceAccountToken"], true);
+    assert_eq!(pod["hostPID"], true, "crash events carry the node's pids");
     assert_eq!(
-        granted, expected,
-        "ClusterRole homeostat-brain grants something else"
+        pod["hostNetwork"],
+        Value::Null,
+        "no need for the node's network"
+    );
+    assert_eq!(
+        pod["tolerations"],
+        serde_json::json!([{"operator": "Exists"}]),
+        "one sensor on every node, tainted ones too"
+    );
+    assert_eq!(
+        sensor["image"],
+        brain["spec"]["template"]["spec"]["containers"][0]["image"]
+    );
+    assert_eq!(strings(&sensor["args"]), ["sensor"]);
+    let selector = &daemonset["spec"]["selector"]["matchLabels"];
+    for (label, value) in selector.as_object().expect("matchLabels") {
+        assert_eq!(
+            &daemonset["spec"]["template"]["metadata"]["labels"][label], value,
+            "selector {label} does not match the pod"
+        );
+    }
+
+    // Root with exactly the capabilities the probes use; not privileged.
+    let sc = &sensor["securityContext"];
+    assert_eq!(sc["runAsUser"], 0);
+    assert_eq!(sc["privileged"], false);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(strings(&sc["capabilities"]["drop"]), ["ALL"]);
+    let added: BTreeSet<&str> = strings(&sc["capabilities"]["add"]).into_iter().collect();
+    assert_eq!(
+        added,
+        BTreeSet::from(["BPF", "PERFMON", "SYS_ADMIN", "SYS_RESOURCE"])
     );
 
-    // Bound to the brain's ServiceAccount, and only to it.
-    let binding = object(&all, "ClusterRoleBinding", "homeostat-brain");
-    assert_eq!(binding["roleRef"]["kind"], "ClusterRole");
-    assert_eq!(binding["roleRef"]["name"], "homeostat-brain");
-    let subjects = binding["subjects"].as_array().expect("subjects");
-    assert_eq!(subjects.len(), 1, "{subjects:?}");
-    assert_eq!(subjects[0]["kind"], "ServiceAccount");
-    assert_eq!(subjects[0]["name"], "homeostat-brain");
-    assert_eq!(subjects[0]["namespace"], "homeostat");
+    // The node's cgroup hierarchy, bpffs and tracefs, each at its own path, read-only.
+    let mut host_paths = BTreeMap::new();
+    for v in pod["volumes"].as_array().expect("volumes") {
+        let path = v["hostPath"]["path"]
+            .as_str()
+            .expect("only hostPath volumes");
+        assert_eq!(v["hostPath"]["type"], "Directory", "{v}");
+        host_paths.insert(v["name"].as_str().unwrap(), path);
+    }
+    let mut mounted = BTreeMap::new();
+    for m in sensor["volumeMounts"].as_array().expect("volumeMounts") {
+        let from = host_paths[m["name"].as_str().unwrap()];
+        let at = m["mountPath"].as_str().unwrap();
+        assert_eq!(from, at, "{m}: the node's path, at the same path");
+        assert_eq!(m["readOnly"], true, "{m}");
+        mounted.insert(at, from);
+    }
+    assert_eq!(
+        mounted.keys().copied().collect::<Vec<_>>(),
+        ["/sys/fs/bpf", "/sys/fs/cgroup", "/sys/kernel/tracing"]
+    );
+
+    // Who it is (downward API), and where it sends: the brain Service's OTLP/gRPC port.
+    let mut env = BTreeMap::new();
+    for e in sensor["env"].as_array().expect("env") {
+        env.insert(e["name"].as_str().unwrap(), e);
+    }
+    for (name, field) in [
+        ("NODE_NAME", "spec.nodeName"),
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+    ] {
+        assert_eq!(
+            env[name]["valueFrom"]["fieldRef"]["fieldPath"], field,
+            "{name}"
+        );
+    }
+    let grpc_port = service["spec"]["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .find(|p| p["name"] == "otlp-grpc")
+        .and_then(|p| p["port"].as_u64())
+        .expect("the Service's otlp-grpc port");
+    assert_eq!(
+        env["HOMEOSTAT_OTLP_ENDPOINT"]["value"],
+        format!(
+            "http://{}.{}.svc:{grpc_port}",
+            service["metadata"]["name"].as_str().unwrap(),
+            service["metadata"]["namespace"].as_str().unwrap()
+        )
+    );
+    assert_eq!(env["OTEL_EXPORTER_OTLP_PROTOCOL"]["value"], "grpc");
+
+    // Requests and limits for both CPU and memory.
+    let resources = &sensor["resources"];
+    for kind in ["requests", "limits"] {
+        for r in ["cpu", "memory"] {
+            assert!(resources[kind][r].is_string(), "resources.{kind}.{r}");
+        }
+    }
 }
 
 #[test]

@@ -1,10 +1,26 @@
-//! The sensor's OTLP metrics are what the brain's receiver accepts: every data point of a
-//! real snapshot (kernel probes, when BPF can run here) passes the brain's validation.
+//! The sensor's OTLP is what the brain's receivers accept: every data point of a real
+//! snapshot (kernel probes, when BPF can run here) passes the brain's validation; and, with
+//! both binaries running, a process crashing in a pod's container cgroup reaches the brain
+//! as an OTLP log record over gRPC and over HTTP, named after its pod by the (simulated)
+//! Kubernetes API.
+//!
+//! Both tests load the probes: run them apart from the sensor's kernel tests.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+#[path = "support/process.rs"]
+mod process;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use homeostat_brain::ingest::convert;
+use homeostat_core::SystemClock;
 use homeostat_sensor::{Owner, Sensor, SensorConfig, Snapshot, otlp, preflight};
+use homeostat_simulations::apiserver::discovery::{NAMESPACES, PODS, REPLICA_SETS};
+use homeostat_simulations::apiserver::{ApiServer, ApiServerHandle, DEFAULT_ADDR, ObjectStore};
+use process::{Proc, free_port, metric, wait_ready};
+use serde_json::{Value, json};
 
 fn now_ns() -> u64 {
     SystemTime::now()
@@ -77,4 +93,244 @@ fn a_live_snapshot_is_accepted_by_the_brain() {
     );
     assert!(kinds.contains("homeostat.process.exits") && kinds.contains("homeostat.cpu.time"));
     assert!(points >= snapshot.readings.len());
+}
+
+/// A pod's container cgroup as the kubelet's systemd driver and containerd lay it out,
+/// removed (with anything left in it, and the parents made for it) on drop.
+struct ContainerCgroup {
+    /// The directories made, outermost first.
+    made: Vec<PathBuf>,
+    /// The container's directory.
+    dir: PathBuf,
+    /// Its path in the v2 hierarchy.
+    path: String,
+}
+
+impl ContainerCgroup {
+    fn new(root: &Path, pod_uid: &str, container_id: &str) -> Self {
+        let uid = pod_uid.replace('-', "_");
+        let path = format!(
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid}.slice/\
+             cri-containerd-{container_id}.scope"
+        );
+        let mut made = Vec::new();
+        let mut dir = root.to_path_buf();
+        for segment in path.split('/').filter(|s| !s.is_empty()) {
+            dir.push(segment);
+            if !dir.exists() {
+                std::fs::create_dir(&dir).expect("create a cgroup");
+                made.push(dir.clone());
+            }
+        }
+        ContainerCgroup { made, dir, path }
+    }
+
+    /// Runs `script` with sh moved into the container's cgroup first; its pid.
+    fn run(&self, script: &str) -> u32 {
+        let procs = self.dir.join("cgroup.procs");
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("echo $$ > {} && {script}", procs.display()))
+            .spawn()
+            .expect("sh");
+        let pid = child.id();
+        let status = child.wait().expect("wait");
+        assert!(!status.success(), "{script}: {status}");
+        pid
+    }
+}
+
+impl Drop for ContainerCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.dir.join("cgroup.kill"), "1");
+        for dir in self.made.iter().rev() {
+            for _ in 0..50 {
+                if std::fs::remove_dir(dir).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// Deployment `shop/web`'s pod on `node`, its container `app` with `container_id`, in the
+/// simulated API server's store; its uid.
+fn make_pod(server: &ApiServerHandle, node: &str, container_id: &str) -> String {
+    let store = server.store();
+    let ns = Some("shop");
+    store
+        .create(&NAMESPACES, None, json!({"metadata": {"name": "shop"}}))
+        .expect("namespace");
+    let rs = store
+        .create(
+            &REPLICA_SETS,
+            ns,
+            json!({"metadata": {"name": "web-5d8f7c9b4"},
+                   "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}}}),
+        )
+        .expect("replica set");
+    let pod = store
+        .create(
+            &PODS,
+            ns,
+            json!({
+                "metadata": {"name": "web-5d8f7c9b4-x7k2p",
+                    "labels": {"app": "web", "pod-template-hash": "5d8f7c9b4"},
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                        "name": "web-5d8f7c9b4", "uid": rs["metadata"]["uid"], "controller": true}]},
+                "spec": {"nodeName": node, "containers": [{"name": "app", "image": "nginx"}]},
+                "status": {"phase": "Running", "containerStatuses": [{"name": "app",
+                    "containerID": format!("containerd://{container_id}"), "image": "nginx",
+                    "imageID": "", "ready": true, "restartCount": 0}]},
+            }),
+        )
+        .expect("pod");
+    pod["metadata"]["uid"].as_str().expect("uid").to_owned()
+}
+
+/// Polls the brain's events of shop/web until one of `pid` is there.
+async fn event_of(brain: &Proc, http: &reqwest::Client, api: &str, pid: u32) -> Value {
+    let url = format!("{api}/api/v1/events?workload=shop/web");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(resp) = http.get(&url).send().await
+            && let Ok(body) = resp.json::<Value>().await
+            && let Some(found) = body["items"]
+                .as_array()
+                .and_then(|items| items.iter().find(|e| e["attributes"]["process.pid"] == pid))
+        {
+            return found.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no event of pid {pid} in the brain; it said:\n{}",
+            brain.output()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_in_a_pod_reaches_the_brain_as_a_log_record_over_grpc_and_http() {
+    let test = "a_crash_in_a_pod_reaches_the_brain_as_a_log_record_over_grpc_and_http";
+    if let Some(why) = preflight::unavailable() {
+        eprintln!("SKIP {test}: {why}");
+        return;
+    }
+    let server = ApiServer::start(ObjectStore::new(Arc::new(SystemClock)), DEFAULT_ADDR)
+        .await
+        .expect("api server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let node = "node-test";
+    let container_id = format!("{:016x}{:048x}", std::process::id(), now_ns());
+    let uid = make_pod(&server, node, &container_id);
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let root = homeostat_sensor::cgroup::cgroup2_mount(&mountinfo).expect("a cgroup2 mount");
+    let cgroup = ContainerCgroup::new(&root, &uid, &container_id);
+
+    let (grpc, otlp_http, api) = (free_port(), free_port(), free_port());
+    let config = dir.path().join("brain.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "mode: observe\notlp:\n  grpcListen: 127.0.0.1:{grpc}\n  httpListen: 127.0.0.1:{otlp_http}\n\
+             api:\n  listen: 127.0.0.1:{api}\njournal:\n  path: {}\n",
+            dir.path().join("journal").display()
+        ),
+    )
+    .expect("config");
+    let mut brain = Command::new(env!("CARGO_BIN_EXE_homeostat"));
+    brain
+        .args(["brain", "--config"])
+        .arg(&config)
+        .env("KUBECONFIG", &kubeconfig);
+    let mut brain = Proc::spawn("homeostat brain", brain);
+    let http = reqwest::Client::new();
+    let api = format!("http://127.0.0.1:{api}");
+    wait_ready(&http, &format!("{api}/readyz")).await;
+
+    for (protocol, port, status) in [("grpc", grpc, 7), ("http/protobuf", otlp_http, 9)] {
+        let mut sensor = Command::new(env!("CARGO_BIN_EXE_homeostat"));
+        sensor
+            .args(["sensor", "--interval", "500ms", "--node-name", node])
+            .args(["--otlp-protocol", protocol, "--otlp-endpoint"])
+            .arg(format!("http://127.0.0.1:{port}"))
+            .env("KUBECONFIG", &kubeconfig)
+            .env("HOMEOSTAT_LOG", "info");
+        let mut sensor = Proc::spawn("homeostat sensor", sensor);
+        let attached = Instant::now() + Duration::from_secs(30);
+        while !sensor.output().contains("probes attached") {
+            assert!(sensor.running(), "the sensor stopped:\n{}", sensor.output());
+            assert!(Instant::now() < attached, "no probes:\n{}", sensor.output());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let exited = cgroup.run(&format!("exit {status}"));
+        let killed = cgroup.run("kill -TERM $$");
+
+        let e = event_of(&brain, &http, &api, exited).await;
+        assert_eq!(e["name"], "homeostat.process.crash", "{e}");
+        assert_eq!(
+            e["attributes"]["process.exit.code"], status,
+            "{protocol}: {e}"
+        );
+        assert_eq!(e["attributes"]["process.executable.name"], "sh", "{e}");
+        assert_eq!(
+            e["attributes"]["process.linux.cgroup"],
+            format!("0::{}", cgroup.path),
+            "{e}"
+        );
+        let entity = &e["entity"];
+        assert_eq!(entity["workload"]["namespace"], "shop", "{e}");
+        assert_eq!(entity["workload"]["kind"], "Deployment", "{e}");
+        assert_eq!(entity["workload"]["name"], "web", "{e}");
+        assert_eq!(entity["pod"], "web-5d8f7c9b4-x7k2p", "{e}");
+        assert_eq!(entity["pod_uid"], uid.as_str(), "{e}");
+        assert_eq!(entity["container"], "app", "{e}");
+        assert_eq!(entity["node"], node, "{e}");
+        let e = event_of(&brain, &http, &api, killed).await;
+        assert_eq!(
+            e["attributes"]["homeostat.process.signal"], 15,
+            "{protocol}: {e}"
+        );
+        assert_eq!(e["attributes"]["process.exit.code"], Value::Null, "{e}");
+        assert_eq!(e["severity"], "ERROR", "{e}");
+
+        let stopped = sensor.terminate().await;
+        assert!(stopped.success(), "{stopped}\n{}", sensor.output());
+    }
+
+    let metrics = http
+        .get(format!("{api}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for transport in ["grpc", "http"] {
+        let labels = [
+            r#"signal="logs""#,
+            &format!(r#"transport="{transport}""#),
+            r#"result="ok""#,
+        ];
+        assert!(
+            metric(&metrics, "homeostat_otlp_requests_total", &labels) >= 1.0,
+            "{transport}:\n{metrics}"
+        );
+    }
+    assert!(
+        metric(
+            &metrics,
+            "homeostat_otlp_log_records_total",
+            &[r#"result="accepted""#]
+        ) >= 4.0,
+        "{metrics}"
+    );
+    let status = brain.terminate().await;
+    assert!(status.success(), "{status}\n{}", brain.output());
+    drop(cgroup);
+    server.shutdown().await.expect("api server stops");
 }

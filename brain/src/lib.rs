@@ -4,6 +4,8 @@
 //! The data flow reads top to bottom: [`ingest`] receives OTLP points, [`store`] folds them
 //! into per-workload samples, [`assess`] scores them with [`detect`]ors, [`engine`] proposes,
 //! asks policy, and acts, [`journal`] and [`spans`] record every decision, [`api`] serves them.
+//! Discrete events (crashes, OOM kills, as OTLP logs) go to [`recent`], which the API serves
+//! too, as it does [`heard`]: who sends what.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -12,11 +14,14 @@ pub mod config;
 pub mod detect;
 pub mod engine;
 pub mod eval;
+pub mod event;
+pub mod heard;
 pub mod ingest;
 pub mod journal;
 pub mod leader;
 pub mod metrics;
 pub mod point;
+pub mod recent;
 pub mod runtime;
 pub mod spans;
 pub mod store;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use homeostat_core::{Clock, SystemClock};
+use homeostat_core::{Clock, Mode, SystemClock};
 use homeostat_policies::{PolicyError, PolicySet};
 use prometheus::Registry;
 use thiserror::Error;
@@ -17,9 +17,11 @@ use crate::StoreSink;
 use crate::api::{self, ApiState};
 use crate::config::{BrainConfig, ConfigError};
 use crate::engine::{Engine, EngineConfig, EngineError};
+use crate::heard::{HeardSink, WorkloadsHeard};
 use crate::ingest::{self, IngestContext, IngestError};
 use crate::journal::{Journal, JournalError};
 use crate::metrics::BrainMetrics;
+use crate::recent::RecentEvents;
 use crate::spans::{DecisionSpans, SpanError};
 use crate::store::SeriesStore;
 
@@ -68,6 +70,22 @@ pub enum BrainError {
     /// A receiver failed.
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    /// A mode that proposes actions was asked for where there is nothing to act on.
+    #[error(
+        "mode {0} needs a Kubernetes cluster to plan and apply actions; without one the brain \
+         runs in observe mode only"
+    )]
+    NoCluster(Mode),
+}
+
+/// What the brain acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cluster {
+    /// The cluster of the current kubeconfig, or the in-cluster service account's.
+    Kubernetes,
+    /// None: a plain host (`homeostat brain --local`). Only observe mode runs; no kubeconfig
+    /// is read and no API server is ever called.
+    None,
 }
 
 /// A brain's parts, wired but not yet serving: the simulator drives them tick by tick, and
@@ -83,8 +101,12 @@ pub struct Brain {
     pub registry: Registry,
     /// Decision span export.
     pub spans: DecisionSpans,
-    /// What the OTLP receivers hand points to.
+    /// What the OTLP receivers hand points and log records to.
     pub ingest: IngestContext,
+    /// The newest events of each workload (OTLP log records).
+    pub events: Arc<RecentEvents>,
+    /// What each workload has sent.
+    pub heard: Arc<WorkloadsHeard>,
 }
 
 impl Brain {
@@ -101,13 +123,16 @@ impl Brain {
         let registry = Registry::new();
         let metrics = BrainMetrics::register(&registry)?;
         let store = Arc::new(Mutex::new(SeriesStore::new(step)));
-        let ingest = IngestContext::new(
-            Arc::new(StoreSink {
+        let events = Arc::new(RecentEvents::new());
+        let heard = Arc::new(WorkloadsHeard::default());
+        let sink = HeardSink {
+            inner: Arc::new(StoreSink {
                 store: store.clone(),
                 clock: clock.clone(),
             }),
-            &registry,
-        )?;
+            heard: heard.clone(),
+        };
+        let ingest = IngestContext::new(Arc::new(sink), &registry)?.with_events(events.clone());
         let engine = Engine::new(
             config,
             clock,
@@ -125,6 +150,8 @@ impl Brain {
             registry,
             spans,
             ingest,
+            events,
+            heard,
         })
     }
 }
@@ -157,14 +184,57 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, BrainError> {
         .map_err(|source| BrainError::Bind { addr, source })
 }
 
+/// Completes when `shutdown` turns true (or its sender is gone).
+async fn stopped(mut shutdown: watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}
+
+/// A kube client for a brain with no cluster: it answers every request with an error naming
+/// why, without a network call. Observe mode never makes a request; the client is there
+/// because the engine is wired with its actuators whatever the mode.
+fn no_cluster_client() -> kube::Client {
+    let refuse = |req: http::Request<kube::client::Body>| async move {
+        Err::<http::Response<kube::client::Body>, _>(format!(
+            "{} {}: there is no Kubernetes cluster (homeostat brain --local observes only)",
+            req.method(),
+            req.uri()
+        ))
+    };
+    kube::Client::new(tower::service_fn(refuse), "default")
+}
+
 /// Runs the brain against the cluster of the current kubeconfig (or the in-cluster
 /// service account) until `shutdown` turns true.
-pub async fn run(
+pub async fn run(config: BrainConfig, shutdown: watch::Receiver<bool>) -> Result<(), BrainError> {
+    start(config, Cluster::Kubernetes, shutdown)
+        .await?
+        .run()
+        .await
+}
+
+/// A brain serving its receivers and API, before its evaluation loop ([`Running::run`]):
+/// a source in the same process can be handed [`Running::ingest`] in between.
+pub struct Running {
+    brain: Brain,
     config: BrainConfig,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<(), BrainError> {
+    shutdown: watch::Receiver<bool>,
+    ready: Arc<AtomicBool>,
+    receivers: Vec<tokio::task::JoinHandle<Result<(), IngestError>>>,
+    api: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Assembles a brain acting on `cluster` and starts its receivers and API, which stop when
+/// `shutdown` turns true. Without a cluster the mode must be observe.
+pub async fn start(
+    config: BrainConfig,
+    cluster: Cluster,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Running, BrainError> {
+    if cluster == Cluster::None && config.mode != Mode::Observe {
+        return Err(BrainError::NoCluster(config.mode));
+    }
     let policies = load_policies(&config.policies)?;
-    if policies.is_empty() {
+    if policies.is_empty() && config.mode != Mode::Observe {
         tracing::warn!("no policies loaded: every proposal will be denied");
     }
     let journal = Journal::open(&config.journal.path)?;
@@ -176,13 +246,16 @@ pub async fn run(
         Some(endpoint) => DecisionSpans::otlp(endpoint, "homeostat-brain")?,
         None => DecisionSpans::disabled(),
     };
-    let client = kube::Client::try_default().await?;
+    let client = match cluster {
+        Cluster::Kubernetes => kube::Client::try_default().await?,
+        Cluster::None => no_cluster_client(),
+    };
     let engine_config = EngineConfig {
         mode: config.mode,
         ..EngineConfig::default()
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let mut brain = Brain::assemble(
+    let brain = Brain::assemble(
         engine_config,
         config.evaluation_interval,
         clock,
@@ -196,26 +269,28 @@ pub async fn run(
     let http = bind(config.otlp.http_listen).await?;
     let api_listener = bind(config.api.listen).await?;
     let ready = Arc::new(AtomicBool::new(false));
-    let stop = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let grpc_task = tokio::spawn(ingest::serve_grpc(
-        grpc,
-        brain.ingest.clone(),
-        stop(shutdown.clone()),
-    ));
-    let http_task = tokio::spawn(ingest::serve_http(
-        http,
-        brain.ingest.clone(),
-        stop(shutdown.clone()),
-    ));
+    let stop = stopped;
+    let receivers = vec![
+        tokio::spawn(ingest::serve_grpc(
+            grpc,
+            brain.ingest.clone(),
+            stop(shutdown.clone()),
+        )),
+        tokio::spawn(ingest::serve_http(
+            http,
+            brain.ingest.clone(),
+            stop(shutdown.clone()),
+        )),
+    ];
     let api_state = ApiState {
         journal: brain.journal.clone(),
+        events: brain.events.clone(),
+        heard: brain.heard.clone(),
         registry: brain.registry.clone(),
         ready: ready.clone(),
     };
     let api_stop = stop(shutdown.clone());
-    let api_task = tokio::spawn(async move {
+    let api = tokio::spawn(async move {
         axum::serve(api_listener, api::router(api_state))
             .with_graceful_shutdown(api_stop)
             .await
@@ -223,33 +298,55 @@ pub async fn run(
     ready.store(true, Ordering::SeqCst);
     tracing::info!(
         mode = %config.mode,
+        cluster = ?cluster,
         otlp_grpc = %config.otlp.grpc_listen,
         otlp_http = %config.otlp.http_listen,
         api = %config.api.listen,
         "brain running"
     );
+    Ok(Running {
+        brain,
+        config,
+        shutdown,
+        ready,
+        receivers,
+        api,
+    })
+}
 
-    let mut ticks = tokio::time::interval(config.evaluation_interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {
-                if let Err(e) = brain.engine.evaluate().await {
-                    tracing::error!(error = %e, "evaluation pass failed; nothing was acted on");
+impl Running {
+    /// What the receivers hand points and log records to: an in-process source feeds it
+    /// directly (counted as transport `in-process`).
+    pub fn ingest(&self) -> &IngestContext {
+        &self.brain.ingest
+    }
+
+    /// Evaluates every interval until shutdown, then stops the receivers and the API.
+    pub async fn run(mut self) -> Result<(), BrainError> {
+        let mut ticks = tokio::time::interval(self.config.evaluation_interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let shutdown = stopped(self.shutdown.clone());
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {
+                    if let Err(e) = self.brain.engine.evaluate().await {
+                        tracing::error!(error = %e, "evaluation pass failed; nothing was acted on");
+                    }
                 }
+                _ = &mut shutdown => break,
             }
-            _ = shutdown.wait_for(|s| *s) => break,
         }
-    }
-    ready.store(false, Ordering::SeqCst);
-    for task in [grpc_task, http_task] {
-        if let Ok(Err(e)) = task.await {
-            tracing::warn!(error = %e, "receiver stopped with an error");
+        self.ready.store(false, Ordering::SeqCst);
+        for task in self.receivers {
+            if let Ok(Err(e)) = task.await {
+                tracing::warn!(error = %e, "receiver stopped with an error");
+            }
         }
+        if let Ok(Err(e)) = self.api.await {
+            tracing::warn!(error = %e, "API server stopped with an error");
+        }
+        self.brain.spans.shutdown().await?;
+        Ok(())
     }
-    if let Ok(Err(e)) = api_task.await {
-        tracing::warn!(error = %e, "API server stopped with an error");
-    }
-    brain.spans.shutdown().await?;
-    Ok(())
 }

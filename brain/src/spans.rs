@@ -165,13 +165,14 @@ impl DecisionSpans {
 
 fn decide_attributes(d: &Decision) -> Vec<KeyValue> {
     let w = &d.proposal.workload;
-    let workload_key = match w.kind {
-        WorkloadKind::Deployment => semconv::K8S_DEPLOYMENT_NAME,
-        WorkloadKind::StatefulSet => semconv::K8S_STATEFULSET_NAME,
-        WorkloadKind::DaemonSet => semconv::K8S_DAEMONSET_NAME,
+    let (namespace_key, workload_key) = match w.kind {
+        WorkloadKind::Deployment => (semconv::K8S_NAMESPACE_NAME, semconv::K8S_DEPLOYMENT_NAME),
+        WorkloadKind::StatefulSet => (semconv::K8S_NAMESPACE_NAME, semconv::K8S_STATEFULSET_NAME),
+        WorkloadKind::DaemonSet => (semconv::K8S_NAMESPACE_NAME, semconv::K8S_DAEMONSET_NAME),
+        WorkloadKind::Cgroup => (semconv::HOST_NAME, semconv::HOMEOSTAT_CGROUP_NAME),
     };
     let mut attrs = vec![
-        KeyValue::new(semconv::K8S_NAMESPACE_NAME, w.namespace.clone()),
+        KeyValue::new(namespace_key, w.namespace.clone()),
         KeyValue::new(workload_key, w.name.clone()),
         KeyValue::new(semconv::HOMEOSTAT_DECISION_ID, d.id.0.clone()),
         KeyValue::new(semconv::HOMEOSTAT_MODE, d.mode.as_str()),

@@ -5,19 +5,25 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, BufMut, Bytes};
+use homeostat_brain::event::{EventSink, LogEvent};
 use homeostat_brain::ingest::{
-    GrpcReceiver, HTTP_EXPORT_PATH, IngestContext, MAX_BODY_BYTES, RequestResult, Transport,
-    serve_grpc, serve_http,
+    GrpcReceiver, HTTP_EXPORT_PATH, IngestContext, MAX_BODY_BYTES, OtlpSignal, RequestResult,
+    RpcStatus, Transport, serve_grpc, serve_http,
 };
 use homeostat_brain::point::{Point, PointSink, PointValue};
 use homeostat_core::signal as semconv_signal;
 use homeostat_core::{Entity, Timestamp, WorkloadRef, semconv};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::MetricsServiceServer;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
     ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
@@ -51,10 +57,26 @@ impl CollectSink {
     }
 }
 
+#[derive(Default)]
+struct CollectEvents(Mutex<Vec<LogEvent>>);
+
+impl EventSink for CollectEvents {
+    fn accept(&self, events: Vec<LogEvent>) {
+        self.0.lock().unwrap().extend(events);
+    }
+}
+
+impl CollectEvents {
+    fn take(&self) -> Vec<LogEvent> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
 /// A receiver on an ephemeral port; stops when dropped.
 struct Server {
     addr: SocketAddr,
     sink: Arc<CollectSink>,
+    events: Arc<CollectEvents>,
     ctx: IngestContext,
     registry: Registry,
     _stop: oneshot::Sender<()>,
@@ -66,7 +88,10 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let sink = Arc::new(CollectSink::default());
         let registry = Registry::new();
-        let ctx = IngestContext::new(sink.clone(), &registry).unwrap();
+        let events = Arc::new(CollectEvents::default());
+        let ctx = IngestContext::new(sink.clone(), &registry)
+            .unwrap()
+            .with_events(events.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async {
             let _ = stopped.await;
@@ -76,11 +101,13 @@ impl Server {
             match transport {
                 Transport::Grpc => serve_grpc(listener, serving, shutdown).await.unwrap(),
                 Transport::Http => serve_http(listener, serving, shutdown).await.unwrap(),
+                Transport::InProcess => unreachable!("no wire to serve"),
             }
         });
         Server {
             addr,
             sink,
+            events,
             ctx,
             registry,
             _stop: stop,
@@ -270,10 +297,19 @@ impl Decoder for RawBytes {
 const GARBAGE: &[u8] = &[0x0a, 0x05, 0x01];
 
 async fn send_raw(channel: Channel, body: &'static [u8]) -> Result<Bytes, Status> {
+    send_raw_to(channel, EXPORT, body).await
+}
+
+/// Sends raw bytes to the gRPC method at `path`.
+async fn send_raw_to(
+    channel: Channel,
+    path: &'static str,
+    body: &'static [u8],
+) -> Result<Bytes, Status> {
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
     let req = tonic::Request::new(Bytes::from_static(body));
-    grpc.unary(req, PathAndQuery::from_static(EXPORT), RawBytes)
+    grpc.unary(req, PathAndQuery::from_static(path), RawBytes)
         .await
         .map(tonic::Response::into_inner)
 }
@@ -307,7 +343,10 @@ async fn grpc_export_delivers_points_with_their_entity() {
     assert_eq!(resp.partial_success, None);
     assert_eq!(server.sink.take(), expected_points());
     let stats = server.ctx.stats();
-    assert_eq!(stats.requests(Transport::Grpc, RequestResult::Ok), 1);
+    assert_eq!(
+        stats.requests(OtlpSignal::Metrics, Transport::Grpc, RequestResult::Ok),
+        1
+    );
     assert_eq!(stats.points(), (3, 0));
 
     // No resource metrics at all is a valid, empty export.
@@ -339,7 +378,10 @@ async fn grpc_nan_point_is_partial_success_and_good_points_are_delivered() {
     );
     assert_eq!(server.sink.take(), expected_points());
     let stats = server.ctx.stats();
-    assert_eq!(stats.requests(Transport::Grpc, RequestResult::Partial), 1);
+    assert_eq!(
+        stats.requests(OtlpSignal::Metrics, Transport::Grpc, RequestResult::Partial),
+        1
+    );
     assert_eq!(stats.points(), (3, 1));
 }
 
@@ -364,8 +406,8 @@ async fn grpc_garbage_is_invalid_argument_and_the_server_keeps_serving() {
 
     let text = server.metrics_text();
     for line in [
-        r#"homeostat_otlp_requests_total{result="invalid",transport="grpc"} 1"#,
-        r#"homeostat_otlp_requests_total{result="ok",transport="grpc"} 2"#,
+        r#"homeostat_otlp_requests_total{result="invalid",signal="metrics",transport="grpc"} 1"#,
+        r#"homeostat_otlp_requests_total{result="ok",signal="metrics",transport="grpc"} 2"#,
         r#"homeostat_otlp_points_total{result="accepted"} 3"#,
     ] {
         assert!(text.contains(line), "{line} not in\n{text}");
@@ -397,7 +439,10 @@ async fn grpc_gzip_export_delivers_points_and_is_answered_in_gzip() {
     assert_eq!(resp.metadata().get("grpc-encoding"), None);
     assert_eq!(server.sink.take(), expected_points());
     let stats = server.ctx.stats();
-    assert_eq!(stats.requests(Transport::Grpc, RequestResult::Ok), 2);
+    assert_eq!(
+        stats.requests(OtlpSignal::Metrics, Transport::Grpc, RequestResult::Ok),
+        2
+    );
 }
 
 /// tonic inflates into a buffer capped at the decoding limit: exactly the limit gets through
@@ -460,8 +505,18 @@ async fn post_encoded(
     encoding: Option<&str>,
     body: Vec<u8>,
 ) -> (u16, String, Bytes) {
+    post_to(&server.url(), content_type, encoding, body).await
+}
+
+/// A POST of `body` to `url`.
+async fn post_to(
+    url: &str,
+    content_type: &str,
+    encoding: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, String, Bytes) {
     let mut req = reqwest::Client::new()
-        .post(server.url())
+        .post(url)
         .header("content-type", content_type);
     if let Some(encoding) = encoding {
         req = req.header("content-encoding", encoding);
@@ -474,15 +529,6 @@ async fn post_encoded(
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
     (status, ct, resp.bytes().await.unwrap())
-}
-
-/// `google.rpc.Status` without details, as the OTLP/HTTP error body.
-#[derive(Clone, PartialEq, Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
 }
 
 #[tokio::test]
@@ -530,8 +576,14 @@ async fn http_protobuf_export_and_errors() {
     .await;
     assert_eq!(status, 200);
     let stats = server.ctx.stats();
-    assert_eq!(stats.requests(Transport::Http, RequestResult::Ok), 2);
-    assert_eq!(stats.requests(Transport::Http, RequestResult::Invalid), 3);
+    assert_eq!(
+        stats.requests(OtlpSignal::Metrics, Transport::Http, RequestResult::Ok),
+        2
+    );
+    assert_eq!(
+        stats.requests(OtlpSignal::Metrics, Transport::Http, RequestResult::Invalid),
+        3
+    );
 }
 
 #[tokio::test]
@@ -640,7 +692,10 @@ async fn http_gzip_export_delivers_points() {
     assert!(resp["partialSuccess"].is_null(), "{resp}");
     assert_eq!(server.sink.take(), expected_points());
     let stats = server.ctx.stats();
-    assert_eq!(stats.requests(Transport::Http, RequestResult::Ok), 6);
+    assert_eq!(
+        stats.requests(OtlpSignal::Metrics, Transport::Http, RequestResult::Ok),
+        6
+    );
 }
 
 #[tokio::test]
@@ -714,6 +769,183 @@ async fn http_gzip_errors_and_the_server_keeps_serving() {
     assert_eq!(status, 200);
     assert_eq!(server.sink.take(), expected_points());
     let stats = server.ctx.stats();
-    assert_eq!(stats.requests(Transport::Http, RequestResult::Ok), 1);
-    assert_eq!(stats.requests(Transport::Http, RequestResult::Invalid), 8);
+    assert_eq!(
+        stats.requests(OtlpSignal::Metrics, Transport::Http, RequestResult::Ok),
+        1
+    );
+    assert_eq!(
+        stats.requests(OtlpSignal::Metrics, Transport::Http, RequestResult::Invalid),
+        8
+    );
+}
+
+const LOGS_EXPORT: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+
+/// A crash of `sh` in shop/cart's pod, and a record from a resource with no workload.
+fn logs_request() -> ExportLogsServiceRequest {
+    let e = entity();
+    let crash = LogRecord {
+        time_unix_nano: T,
+        observed_time_unix_nano: T + 1_000,
+        severity_number: SeverityNumber::Warn as i32,
+        event_name: "homeostat.process.crash".into(),
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(
+                "sh (pid 4242) exited with status 3".into(),
+            )),
+        }),
+        attributes: vec![
+            KeyValue {
+                key: "process.pid".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::IntValue(4242)),
+                }),
+                ..Default::default()
+            },
+            kv("process.executable.name", "sh"),
+        ],
+        ..Default::default()
+    };
+    let resource = |attributes| {
+        Some(Resource {
+            attributes,
+            ..Default::default()
+        })
+    };
+    ExportLogsServiceRequest {
+        resource_logs: vec![
+            ResourceLogs {
+                resource: resource(vec![
+                    kv(semconv::K8S_NAMESPACE_NAME, &e.workload.namespace),
+                    kv(semconv::K8S_DEPLOYMENT_NAME, &e.workload.name),
+                    kv(semconv::K8S_POD_NAME, e.pod.as_deref().unwrap()),
+                ]),
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![crash.clone()],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            ResourceLogs {
+                resource: resource(vec![kv("service.name", "batch")]),
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![crash],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        ],
+    }
+}
+
+/// The one record `logs_request()` delivers.
+fn assert_the_crash_arrived(events: &[LogEvent]) {
+    assert_eq!(events.len(), 1, "{events:?}");
+    let e = &events[0];
+    assert_eq!(e.entity.workload, WorkloadRef::deployment("shop", "cart"));
+    assert_eq!(e.entity.pod.as_deref(), Some("cart-7d9f-abcde"));
+    assert_eq!(e.name.as_deref(), Some("homeostat.process.crash"));
+    assert_eq!(e.severity.as_deref(), Some("WARN"));
+    assert_eq!(e.time, Timestamp::from_nanos(T as i64));
+    assert_eq!(e.attributes["process.pid"], 4242);
+    assert_eq!(e.attributes["process.executable.name"], "sh");
+}
+
+#[tokio::test]
+async fn grpc_logs_reach_the_event_sink_and_are_counted() {
+    let server = Server::start(Transport::Grpc).await;
+    let channel = server.channel().await;
+    let mut client = LogsServiceClient::new(channel.clone());
+    let resp = client.export(logs_request()).await.unwrap().into_inner();
+    let partial = resp
+        .partial_success
+        .expect("the anonymous record is rejected");
+    assert_eq!(partial.rejected_log_records, 1);
+    assert!(
+        partial.error_message.contains("(service.name=batch)"),
+        "{}",
+        partial.error_message
+    );
+    assert_the_crash_arrived(&server.events.take());
+    assert!(server.sink.take().is_empty(), "logs are no metric points");
+
+    let err = send_raw_to(channel, LOGS_EXPORT, GARBAGE)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("invalid OTLP protobuf"), "{err:?}");
+
+    let stats = server.ctx.stats();
+    assert_eq!(stats.log_records(), (1, 1));
+    assert_eq!(
+        stats.requests(OtlpSignal::Logs, Transport::Grpc, RequestResult::Partial),
+        1
+    );
+    let text = server.metrics_text();
+    for line in [
+        r#"homeostat_otlp_requests_total{result="invalid",signal="logs",transport="grpc"} 1"#,
+        r#"homeostat_otlp_requests_total{result="ok",signal="metrics",transport="grpc"} 0"#,
+        r#"homeostat_otlp_log_records_total{result="accepted"} 1"#,
+        r#"homeostat_otlp_log_records_total{result="rejected"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line} not in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn http_logs_in_protobuf_and_json_and_clear_errors() {
+    let server = Server::start(Transport::Http).await;
+    let url = format!("http://{}/v1/logs", server.addr);
+    let (status, ct, body) = post_to(
+        &url,
+        "application/x-protobuf",
+        None,
+        logs_request().encode_to_vec(),
+    )
+    .await;
+    assert_eq!((status, ct.as_str()), (200, "application/x-protobuf"));
+    let resp = ExportLogsServiceResponse::decode(body).unwrap();
+    assert_eq!(
+        resp.partial_success.map(|p| p.rejected_log_records),
+        Some(1)
+    );
+    assert_the_crash_arrived(&server.events.take());
+
+    let json = serde_json::to_vec(&logs_request()).unwrap();
+    let (status, ct, body) = post_to(&url, "application/json", Some("gzip"), gzip(&json)).await;
+    assert_eq!((status, ct.as_str()), (200, "application/json"));
+    let resp: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(resp["partialSuccess"]["rejectedLogRecords"], 1, "{resp}");
+    assert_the_crash_arrived(&server.events.take());
+
+    let (status, ct, body) = post_to(&url, "application/x-protobuf", None, GARBAGE.to_vec()).await;
+    assert_eq!((status, ct.as_str()), (400, "application/x-protobuf"));
+    let st = RpcStatus::decode(body).unwrap();
+    assert_eq!(st.code, Code::InvalidArgument as i32);
+    assert!(st.message.starts_with("invalid OTLP protobuf"), "{st:?}");
+    let (status, _, body) = post_to(&url, "application/json", None, b"[1,2".to_vec()).await;
+    assert_eq!(status, 400);
+    let st: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid OTLP JSON"),
+        "{st}"
+    );
+    let (status, _, _) = post_to(&url, "text/plain", None, b"crash".to_vec()).await;
+    assert_eq!(status, 415);
+
+    let stats = server.ctx.stats();
+    assert_eq!(stats.log_records(), (2, 2));
+    assert_eq!(
+        stats.requests(OtlpSignal::Logs, Transport::Http, RequestResult::Invalid),
+        3
+    );
+    assert_eq!(
+        stats.requests(OtlpSignal::Metrics, Transport::Http, RequestResult::Invalid),
+        0,
+        "logs are counted as logs"
+    );
+    assert!(server.sink.take().is_empty());
 }

@@ -4,7 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The kind of controller that owns a workload's pods.
+/// What owns a workload's processes: the Kubernetes controller of its pods, or, on a plain
+/// Linux host (`homeostat brain --local`), a cgroup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum WorkloadKind {
     /// `apps/v1` Deployment.
@@ -13,6 +14,9 @@ pub enum WorkloadKind {
     StatefulSet,
     /// `apps/v1` DaemonSet.
     DaemonSet,
+    /// A cgroup of a host without Kubernetes, named by its systemd unit (`nginx.service`) or
+    /// else its path; the namespace is the host's name. Nothing acts on it.
+    Cgroup,
 }
 
 impl WorkloadKind {
@@ -22,14 +26,27 @@ impl WorkloadKind {
             WorkloadKind::Deployment => "Deployment",
             WorkloadKind::StatefulSet => "StatefulSet",
             WorkloadKind::DaemonSet => "DaemonSet",
+            WorkloadKind::Cgroup => "Cgroup",
         }
+    }
+
+    /// The kind [`as_str`](Self::as_str) spells `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            WorkloadKind::Deployment,
+            WorkloadKind::StatefulSet,
+            WorkloadKind::DaemonSet,
+            WorkloadKind::Cgroup,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
     }
 }
 
 /// A workload: the unit the brain learns about and acts on.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct WorkloadRef {
-    /// Kubernetes namespace.
+    /// Kubernetes namespace; for a [`WorkloadKind::Cgroup`], the host's name.
     pub namespace: String,
     /// Owning controller kind.
     pub kind: WorkloadKind,
@@ -43,6 +60,15 @@ impl WorkloadRef {
         WorkloadRef {
             namespace: namespace.into(),
             kind: WorkloadKind::Deployment,
+            name: name.into(),
+        }
+    }
+
+    /// A cgroup (systemd unit or path) on a host without Kubernetes.
+    pub fn cgroup(host: impl Into<String>, name: impl Into<String>) -> Self {
+        WorkloadRef {
+            namespace: host.into(),
+            kind: WorkloadKind::Cgroup,
             name: name.into(),
         }
     }
@@ -79,5 +105,27 @@ impl Entity {
             container: None,
             node: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_read_back_as_they_are_spelled() {
+        for kind in [
+            WorkloadKind::Deployment,
+            WorkloadKind::StatefulSet,
+            WorkloadKind::DaemonSet,
+            WorkloadKind::Cgroup,
+        ] {
+            assert_eq!(WorkloadKind::from_name(kind.as_str()), Some(kind));
+        }
+        assert_eq!(WorkloadKind::from_name("deployment"), None);
+        assert_eq!(
+            WorkloadRef::cgroup("vm1", "nginx.service").to_string(),
+            "vm1/Cgroup/nginx.service"
+        );
     }
 }

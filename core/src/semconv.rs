@@ -17,6 +17,25 @@ pub const K8S_POD_UID: &str = "k8s.pod.uid";
 pub const K8S_CONTAINER_NAME: &str = "k8s.container.name";
 /// `k8s.node.name`
 pub const K8S_NODE_NAME: &str = "k8s.node.name";
+/// `host.name`: the host a [`WorkloadKind::Cgroup`](crate::WorkloadKind::Cgroup) workload
+/// runs on.
+pub const HOST_NAME: &str = "host.name";
+/// `homeostat.cgroup.name`: a host cgroup as a workload, by its systemd unit or else its path
+/// in the v2 hierarchy. OpenTelemetry names no attribute for a cgroup as a resource.
+pub const HOMEOSTAT_CGROUP_NAME: &str = "homeostat.cgroup.name";
+/// `process.pid` (int), OpenTelemetry process attribute.
+pub const PROCESS_PID: &str = "process.pid";
+/// `process.executable.name`: the kernel's command name (`comm`, 15 characters at most).
+pub const PROCESS_EXECUTABLE_NAME: &str = "process.executable.name";
+/// `process.exit.code` (int): the status a process exited with.
+pub const PROCESS_EXIT_CODE: &str = "process.exit.code";
+/// `process.linux.cgroup`: the process's cgroup as `/proc/<pid>/cgroup` shows it (`0::/path`).
+pub const PROCESS_LINUX_CGROUP: &str = "process.linux.cgroup";
+/// `homeostat.process.signal` (int): the signal that killed a process. OpenTelemetry has no
+/// attribute for it.
+pub const HOMEOSTAT_PROCESS_SIGNAL: &str = "homeostat.process.signal";
+/// `homeostat.process.core_dumped` (bool): whether a process killed by a signal dumped core.
+pub const HOMEOSTAT_PROCESS_CORE_DUMPED: &str = "homeostat.process.core_dumped";
 /// `k8s.hpa.name`
 pub const K8S_HPA_NAME: &str = "k8s.hpa.name";
 

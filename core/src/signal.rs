@@ -25,6 +25,12 @@ pub const K8S_POD_MEMORY_WORKING_SET: &str = "k8s.pod.memory.working_set";
 /// Its count is the request rate.
 pub const HTTP_SERVER_REQUEST_DURATION: &str = "http.server.request.duration";
 
+/// Event (OTLP log record `event_name`): a process exited with an error status or was killed
+/// by a signal.
+pub const PROCESS_CRASH_EVENT: &str = "homeostat.process.crash";
+/// Event (OTLP log record `event_name`): the kernel's OOM killer chose a process.
+pub const OOM_KILL_EVENT: &str = "homeostat.memory.oom_kill";
+
 /// Data-point attribute of [`PROCESS_EXITS`]: `ok`, `error` or `signal`.
 pub const EXIT_KIND: &str = "exit.kind";
 

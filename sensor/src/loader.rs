@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::OwnedFd;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aya::maps::{MapData, RingBuf};
 use aya::programs::BtfTracePoint;
@@ -24,6 +24,49 @@ const LATENCY_SIGNALS: [(&str, Probe); 3] = [
     (signal::TCP_CONNECT_LATENCY, Probe::TcpConnect),
     (signal::BLOCK_IO_LATENCY, Probe::BlockIo),
 ];
+
+/// Kernels before 5.11 charge BPF maps to the locked-memory limit, which is small by default
+/// (64 KiB in many containers): lift it, as libbpf does. Later kernels charge the memory
+/// cgroup and ignore it. Raising it needs CAP_SYS_RESOURCE; failing is logged, not fatal
+/// (loading then says what is short).
+fn lift_memlock_limit() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit only reads the rlimit it is given, which outlives the call.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
+        tracing::debug!(
+            error = %std::io::Error::last_os_error(),
+            "locked-memory limit not lifted"
+        );
+    }
+}
+
+/// Moves CLOCK_MONOTONIC nanoseconds (the probes' `bpf_ktime_get_ns()`) onto the wall clock,
+/// by the two clocks' difference now; if the monotonic clock cannot be read, every stamp
+/// becomes now.
+fn monotonic_to_unix() -> impl Fn(u64) -> u64 {
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given, which outlives the call.
+    let read = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } == 0;
+    let monotonic = (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64);
+    move |stamp| {
+        if read {
+            wall.saturating_sub(monotonic.saturating_sub(stamp))
+        } else {
+            wall
+        }
+    }
+}
 
 /// What one attached program has cost so far.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +135,7 @@ impl Sensor {
         for problem in preflight::ensure_mounts() {
             tracing::warn!(%problem, "continuing: the probes attach by BTF and do not need it");
         }
+        lift_memlock_limit();
         let cgroups = CgroupIndex::discover()?;
         let btf = Btf::from_sys_fs()?;
         let started = Instant::now();
@@ -297,6 +341,7 @@ impl Sensor {
             r.owner = owner(r.cgroup_id);
         }
         let mut events = std::mem::take(&mut self.pending);
+        let to_unix = monotonic_to_unix();
         events.extend(raw_events.into_iter().filter_map(|(f, e)| {
             let kind = if f == Family::Oom {
                 EventKind::OomKilled
@@ -305,7 +350,9 @@ impl Sensor {
             };
             Some(Event {
                 cgroup_id: e.cgroup_id,
+                path: paths.get(&e.cgroup_id).cloned().flatten(),
                 owner: owner(e.cgroup_id),
+                unix_nanos: to_unix(e.time_ns),
                 pid: e.pid,
                 comm: e.comm,
                 kind,

@@ -222,6 +222,8 @@ fn comm_at(bytes: &[u8], at: usize) -> Option<String> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RawEvent {
     pub cgroup_id: u64,
+    /// CLOCK_MONOTONIC, as `bpf_ktime_get_ns()` reads it.
+    pub time_ns: u64,
     pub pid: u32,
     pub code: u32,
     pub comm: String,
@@ -232,6 +234,7 @@ impl RawEvent {
     pub fn parse(bytes: &[u8]) -> Option<Self> {
         Some(RawEvent {
             cgroup_id: u64_at(bytes, 0)?,
+            time_ns: u64_at(bytes, 8)?,
             pid: u32_at(bytes, 16)?,
             code: u32_at(bytes, 20)?,
             comm: comm_at(bytes, 24)?,
@@ -253,8 +256,8 @@ mod tests {
         b.extend_from_slice(b"sh\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
         let e = RawEvent::parse(&b).unwrap();
         assert_eq!(
-            (e.cgroup_id, e.pid, e.code, e.comm.as_str()),
-            (42, 1234, 768, "sh")
+            (e.cgroup_id, e.time_ns, e.pid, e.code, e.comm.as_str()),
+            (42, 7, 1234, 768, "sh")
         );
         assert!(RawEvent::parse(&b[..30]).is_none());
     }

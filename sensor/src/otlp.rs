@@ -1,11 +1,14 @@
-//! Snapshots as OTLP metrics: one resource per pod or container (the Kubernetes attributes
+//! Snapshots as OTLP: metrics, one resource per pod or container (the Kubernetes attributes
 //! the brain keys workloads by), delta sums for counters, explicit-bucket delta histograms
-//! for latencies with the kernel's power-of-two bounds.
+//! for latencies with the kernel's power-of-two bounds; and each crash or OOM kill as a log
+//! record (an event, by `event_name`) under the same resource.
 
 use std::collections::BTreeMap;
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
     ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
@@ -16,7 +19,7 @@ use homeostat_core::{semconv, signal};
 
 use crate::cgroup::Owner;
 use crate::histogram::{Log2Histogram, SLOTS};
-use crate::snapshot::{Reading, Snapshot, Value};
+use crate::snapshot::{Event, EventKind, Reading, Snapshot, Value};
 
 /// Resource attributes (`k8s.namespace.name`, `k8s.deployment.name`, `k8s.pod.uid`, …) of
 /// an owner, or `None` to leave its readings out (a systemd unit is no workload).
@@ -88,6 +91,101 @@ pub fn export_request(
         resource_metrics.push(overhead_metrics(attrs, overhead, end_unix_nano));
     }
     ExportMetricsServiceRequest { resource_metrics }
+}
+
+/// An OTLP logs export request with one record per event, observed at `observed_unix_nano`,
+/// under the resource `resource_of` names for its cgroup's owner (events of owners it cannot
+/// name are left out, as their readings are). Empty when there is nothing to send.
+pub fn logs_request(
+    events: &[Event],
+    observed_unix_nano: u64,
+    resource_of: &mut ResourceOf<'_>,
+) -> ExportLogsServiceRequest {
+    let mut by_resource: BTreeMap<Attributes, Vec<LogRecord>> = BTreeMap::new();
+    for e in events {
+        let Some(mut attrs) = resource_of(&e.owner) else {
+            continue;
+        };
+        attrs.sort();
+        by_resource
+            .entry(attrs)
+            .or_default()
+            .push(log_record(e, observed_unix_nano));
+    }
+    ExportLogsServiceRequest {
+        resource_logs: by_resource
+            .into_iter()
+            .map(|(attrs, log_records)| ResourceLogs {
+                resource: Some(Resource {
+                    attributes: attrs.iter().map(|(k, v)| kv(k, v)).collect(),
+                    ..Default::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    scope: scope(),
+                    log_records,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect(),
+    }
+}
+
+/// One event as a log record: `homeostat.process.crash` (WARN for an error status, ERROR for
+/// a signal) or `homeostat.memory.oom_kill` (ERROR), with the OpenTelemetry process
+/// attributes and a one-line body.
+fn log_record(e: &Event, observed_unix_nano: u64) -> LogRecord {
+    let int = |key: &str, v: i64| KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::IntValue(v)),
+        }),
+        ..Default::default()
+    };
+    let mut attributes = vec![
+        int(semconv::PROCESS_PID, i64::from(e.pid)),
+        kv(semconv::PROCESS_EXECUTABLE_NAME, &e.comm),
+    ];
+    if let Some(path) = &e.path {
+        attributes.push(kv(semconv::PROCESS_LINUX_CGROUP, &format!("0::{path}")));
+    }
+    let (name, severity) = match e.kind {
+        EventKind::ExitError { status } => {
+            attributes.push(int(semconv::PROCESS_EXIT_CODE, i64::from(status)));
+            (signal::PROCESS_CRASH_EVENT, SeverityNumber::Warn)
+        }
+        EventKind::Signal {
+            signal: number,
+            core_dumped,
+        } => {
+            attributes.push(int(semconv::HOMEOSTAT_PROCESS_SIGNAL, i64::from(number)));
+            attributes.push(KeyValue {
+                key: semconv::HOMEOSTAT_PROCESS_CORE_DUMPED.to_owned(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::BoolValue(core_dumped)),
+                }),
+                ..Default::default()
+            });
+            (signal::PROCESS_CRASH_EVENT, SeverityNumber::Error)
+        }
+        EventKind::OomKilled => (signal::OOM_KILL_EVENT, SeverityNumber::Error),
+    };
+    let severity_text = match severity {
+        SeverityNumber::Warn => "WARN",
+        _ => "ERROR",
+    };
+    LogRecord {
+        time_unix_nano: e.unix_nanos,
+        observed_time_unix_nano: observed_unix_nano,
+        severity_number: severity as i32,
+        severity_text: severity_text.to_owned(),
+        event_name: name.to_owned(),
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(e.describe())),
+        }),
+        attributes,
+        ..Default::default()
+    }
 }
 
 fn scope() -> Option<InstrumentationScope> {
@@ -223,6 +321,82 @@ fn histogram_point(
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn crashes_and_oom_kills_become_log_records_under_their_pod() {
+        let pod = Owner::Pod {
+            uid: "u1".into(),
+            qos: "burstable",
+            container_id: Some("c1".into()),
+        };
+        let event = |owner: &Owner, pid, kind| Event {
+            cgroup_id: 9,
+            path: Some("/kubepods.slice/x.scope".into()),
+            owner: owner.clone(),
+            unix_nanos: 1_000,
+            pid,
+            comm: "java".into(),
+            kind,
+        };
+        let events = [
+            event(&pod, 1, EventKind::ExitError { status: 3 }),
+            event(
+                &pod,
+                2,
+                EventKind::Signal {
+                    signal: 9,
+                    core_dumped: false,
+                },
+            ),
+            event(&pod, 3, EventKind::OomKilled),
+            event(&Owner::Unit("cron.service".into()), 4, EventKind::OomKilled),
+        ];
+        let mut pods = |o: &Owner| match o {
+            Owner::Pod { uid, .. } => Some(vec![("k8s.pod.uid".into(), uid.clone())]),
+            _ => None,
+        };
+        let req = logs_request(&events, 2_000, &mut pods);
+        assert_eq!(req.resource_logs.len(), 1, "the unit is left out");
+        let records = &req.resource_logs[0].scope_logs[0].log_records;
+        assert_eq!(records.len(), 3);
+        let attr = |r: &LogRecord, key: &str| {
+            r.attributes
+                .iter()
+                .find(|a| a.key == key)
+                .and_then(|a| a.value.clone()?.value)
+        };
+        let int = |v: i64| Some(any_value::Value::IntValue(v));
+        let [exit, killed, oom] = [&records[0], &records[1], &records[2]];
+        assert_eq!(exit.event_name, "homeostat.process.crash");
+        assert_eq!(
+            (exit.time_unix_nano, exit.observed_time_unix_nano),
+            (1_000, 2_000)
+        );
+        assert_eq!(attr(exit, "process.exit.code"), int(3));
+        assert_eq!(attr(exit, "process.pid"), int(1));
+        assert_eq!(
+            attr(exit, "process.executable.name"),
+            Some(any_value::Value::StringValue("java".into()))
+        );
+        assert_eq!(
+            attr(exit, "process.linux.cgroup"),
+            Some(any_value::Value::StringValue(
+                "0::/kubepods.slice/x.scope".into()
+            ))
+        );
+        assert_eq!(exit.severity_text, "WARN");
+        assert_eq!(attr(killed, "homeostat.process.signal"), int(9));
+        assert_eq!(attr(killed, "process.exit.code"), None);
+        assert_eq!(killed.severity_number, SeverityNumber::Error as i32);
+        assert_eq!(oom.event_name, "homeostat.memory.oom_kill");
+        assert_eq!(
+            oom.body.clone().and_then(|b| b.value),
+            Some(any_value::Value::StringValue(
+                "java (pid 3) killed by the OOM killer".into()
+            ))
+        );
+        assert!(logs_request(&[], 2_000, &mut pods).resource_logs.is_empty());
+    }
 
     #[test]
     fn readings_become_sums_and_histograms_per_resource() {

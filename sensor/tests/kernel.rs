@@ -64,6 +64,13 @@ impl Drop for TestCgroup {
     }
 }
 
+fn unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
 fn start(probes: &[Probe]) -> Sensor {
     let sensor = Sensor::start(&SensorConfig::only(probes)).expect("sensor starts");
     assert!(sensor.failed().is_empty(), "{:?}", sensor.failed());
@@ -101,6 +108,7 @@ fn exits_are_counted_by_kind_and_crashes_recorded() {
     };
     let mut sensor = start(&[Probe::Exits]);
     let cg = TestCgroup::new(sensor.cgroup_root(), "exits");
+    let began = unix_nanos();
     for _ in 0..3 {
         assert_eq!(cg.run("exit 0").code(), Some(0));
     }
@@ -129,6 +137,21 @@ fn exits_are_counted_by_kind_and_crashes_recorded() {
         .collect();
     assert_eq!(events.len(), 5, "{events:?}");
     assert!(events.iter().all(|e| e.comm == "sh" && e.pid > 0));
+    // Stamped by the kernel's monotonic clock, moved onto the wall clock, in order; and the
+    // cgroup named by its path.
+    let ended = unix_nanos();
+    let times: Vec<u64> = events.iter().map(|e| e.unix_nanos).collect();
+    assert!(
+        times.is_sorted() && times[0] >= began && times[4] <= ended,
+        "{times:?} not within [{began}, {ended}]"
+    );
+    let dir = cg.dir.file_name().unwrap().to_str().unwrap();
+    assert!(
+        events
+            .iter()
+            .all(|e| e.path.as_deref() == Some(&format!("/{dir}"))),
+        "{events:?}"
+    );
     let signals: Vec<u8> = events
         .iter()
         .filter_map(|e| match e.kind {

@@ -1,6 +1,12 @@
-//! Stopping a child process as Kubernetes stops a pod: SIGTERM, then a bounded wait.
+//! Child processes in end-to-end tests: started with their output kept for failure
+//! messages, stopped as Kubernetes stops a pod (SIGTERM, then a bounded wait); and the ports
+//! and metrics they are reached and read by. Each test crate uses part of it.
+#![allow(dead_code)]
 
-use std::process::{Child, Command, ExitStatus};
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Sends SIGTERM to `child` and waits up to 15 s for it to exit; fails the test naming `what`
@@ -24,6 +30,105 @@ pub async fn terminate(child: &mut Child, what: &str, output: impl Fn() -> Strin
             "{what} did not stop on SIGTERM:\n{}",
             output()
         );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A port free on 127.0.0.1 a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A child process, its output collected for failure messages, killed if the test fails.
+pub struct Proc {
+    name: &'static str,
+    pub child: Child,
+    output: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    pub fn spawn(name: &'static str, mut command: Command) -> Proc {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let output = Arc::new(Mutex::new(String::new()));
+        let pipes: [Box<dyn Read + Send>; 2] = [
+            Box::new(child.stdout.take().expect("stdout")),
+            Box::new(child.stderr.take().expect("stderr")),
+        ];
+        for pipe in pipes {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let mut o = output.lock().unwrap_or_else(|p| p.into_inner());
+                    o.push_str(&line);
+                    o.push('\n');
+                }
+            });
+        }
+        Proc {
+            name,
+            child,
+            output,
+        }
+    }
+
+    pub fn output(&self) -> String {
+        self.output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    pub async fn terminate(&mut self) -> ExitStatus {
+        let output = self.output.clone();
+        terminate(&mut self.child, self.name, move || {
+            output.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        })
+        .await
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The sum of the samples of `name` whose labels contain every one of `labels`.
+pub fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| {
+            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+            n == name && labels.iter().all(|want| rest.contains(want))
+        })
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        .fold(0.0, |sum, v| sum + v)
+}
+
+/// Waits up to 30 s for `url` to answer 2xx.
+pub async fn wait_ready(http: &reqwest::Client, url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(url).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "brain not ready at {url}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -37,15 +37,7 @@ impl Converted {
     /// The OTLP `error_message`: the count and a few examples, or `None` if nothing was
     /// rejected.
     pub fn error_message(&self) -> Option<String> {
-        if self.rejected == 0 {
-            return None;
-        }
-        let mut msg = format!("{} data point(s) rejected", self.rejected);
-        if !self.errors.is_empty() {
-            msg.push_str(": ");
-            msg.push_str(&self.errors.join("; "));
-        }
-        Some(msg)
+        rejection_message(self.rejected, &self.errors, "data point(s)")
     }
 
     /// The OTLP answer: empty on full success, `partial_success` otherwise.
@@ -62,13 +54,36 @@ impl Converted {
 
     /// Counts `n` rejected points under one message (built only if it will be kept).
     fn reject(&mut self, n: usize, msg: impl FnOnce() -> String) {
-        if n == 0 {
-            return;
-        }
-        self.rejected = self.rejected.saturating_add(n as u64);
-        if self.errors.len() < MAX_ERROR_EXAMPLES {
-            self.errors.push(msg());
-        }
+        note_rejection(&mut self.rejected, &mut self.errors, n, msg);
+    }
+}
+
+/// The OTLP `error_message` for `rejected` items of `what` with a few example `errors`.
+pub(super) fn rejection_message(rejected: u64, errors: &[String], what: &str) -> Option<String> {
+    if rejected == 0 {
+        return None;
+    }
+    let mut msg = format!("{rejected} {what} rejected");
+    if !errors.is_empty() {
+        msg.push_str(": ");
+        msg.push_str(&errors.join("; "));
+    }
+    Some(msg)
+}
+
+/// Counts `n` rejections under one message, kept while fewer than [`MAX_ERROR_EXAMPLES`] are.
+pub(super) fn note_rejection(
+    rejected: &mut u64,
+    errors: &mut Vec<String>,
+    n: usize,
+    msg: impl FnOnce() -> String,
+) {
+    if n == 0 {
+        return;
+    }
+    *rejected = rejected.saturating_add(n as u64);
+    if errors.len() < MAX_ERROR_EXAMPLES {
+        errors.push(msg());
     }
 }
 
@@ -109,14 +124,32 @@ pub fn convert(req: &ExportMetricsServiceRequest) -> Converted {
     out
 }
 
-/// The workload identity carried by a resource, or what is missing from it.
-fn entity_of(resource: Option<&Resource>) -> Result<Entity, String> {
+/// The workload identity carried by a resource, or what is missing from it: a Kubernetes
+/// workload, or a host's cgroup (`host.name` and `homeostat.cgroup.name`, from a sensor on a
+/// plain host).
+pub(super) fn entity_of(resource: Option<&Resource>) -> Result<Entity, String> {
     let attrs = resource
         .map(|r| r.attributes.as_slice())
         .unwrap_or_default();
     let get = |key: &str| string_attr(attrs, key);
-    let namespace = get(semconv::K8S_NAMESPACE_NAME)
-        .ok_or_else(|| format!("has no {}{}", semconv::K8S_NAMESPACE_NAME, describe(attrs)))?;
+    if get(semconv::K8S_NAMESPACE_NAME).is_none()
+        && let (Some(host), Some(cgroup)) =
+            (get(semconv::HOST_NAME), get(semconv::HOMEOSTAT_CGROUP_NAME))
+    {
+        return Ok(Entity {
+            node: Some(host.to_owned()),
+            ..Entity::workload(WorkloadRef::cgroup(host, cgroup))
+        });
+    }
+    let namespace = get(semconv::K8S_NAMESPACE_NAME).ok_or_else(|| {
+        format!(
+            "has no {} (nor {} and {}){}",
+            semconv::K8S_NAMESPACE_NAME,
+            semconv::HOST_NAME,
+            semconv::HOMEOSTAT_CGROUP_NAME,
+            describe(attrs)
+        )
+    })?;
     let (kind, name) = [
         (WorkloadKind::Deployment, semconv::K8S_DEPLOYMENT_NAME),
         (WorkloadKind::StatefulSet, semconv::K8S_STATEFULSET_NAME),
@@ -147,7 +180,7 @@ fn entity_of(resource: Option<&Resource>) -> Result<Entity, String> {
 }
 
 /// A non-empty string attribute.
-fn string_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
+pub(super) fn string_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
     attrs.iter().find(|kv| kv.key == key).and_then(|kv| {
         match kv.value.as_ref()?.value.as_ref()? {
             any_value::Value::StringValue(s) if !s.is_empty() => Some(s.as_str()),
@@ -286,7 +319,7 @@ fn no_recorded_value(flags: u32) -> bool {
 }
 
 /// `time_unix_nano` and `start_time_unix_nano` as timestamps; the former must be set.
-fn times(time: u64, start: u64) -> Result<(Timestamp, Timestamp), String> {
+pub(super) fn times(time: u64, start: u64) -> Result<(Timestamp, Timestamp), String> {
     if time == 0 {
         return Err("time_unix_nano is 0".into());
     }
@@ -518,6 +551,30 @@ mod tests {
     }
 
     #[test]
+    fn a_host_cgroup_is_a_workload_of_its_host() {
+        let attrs = vec![
+            kv(semconv::HOST_NAME, "vm1"),
+            kv(semconv::HOMEOSTAT_CGROUP_NAME, "nginx.service"),
+        ];
+        let c = convert(&request(attrs.clone(), vec![gauge(1.0)]));
+        let e = &c.points[0].entity;
+        assert_eq!(e.workload, WorkloadRef::cgroup("vm1", "nginx.service"));
+        assert_eq!(e.node.as_deref(), Some("vm1"));
+        // Kubernetes attributes win when both are there; the host alone names nothing.
+        let both = [attrs.clone(), k8s_attrs()].concat();
+        let c = convert(&request(both, vec![gauge(1.0)]));
+        assert_eq!(
+            c.points[0].entity.workload,
+            WorkloadRef::deployment("shop", "cart")
+        );
+        let c = convert(&request(attrs[..1].to_vec(), vec![gauge(1.0)]));
+        rejected_with(
+            &c,
+            "has no k8s.namespace.name (nor host.name and homeostat.cgroup.name)",
+        );
+    }
+
+    #[test]
     fn string_data_point_attributes_are_kept_sorted_and_others_ignored() {
         let mut m = sum(true, CUMULATIVE, number_data_point::Value::AsInt(3));
         if let Some(metric::Data::Sum(s)) = m.data.as_mut() {
@@ -636,7 +693,9 @@ mod tests {
         let c = convert(&request(attrs, vec![gauge(1.0), gauge(2.0)]));
         assert_eq!(c.rejected, 2);
         assert!(
-            c.errors[0].contains("no k8s.namespace.name (service.name=cart)"),
+            c.errors[0].contains(
+                "no k8s.namespace.name (nor host.name and homeostat.cgroup.name) (service.name=cart)"
+            ),
             "{c:?}"
         );
         let attrs = vec![kv(semconv::K8S_NAMESPACE_NAME, "shop")];

@@ -6,10 +6,10 @@
 /// `partial_success` (see [`Converted`](super::Converted)).
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    /// The body is not an OTLP `ExportMetricsServiceRequest` in protobuf.
+    /// The body is not an OTLP export request in protobuf.
     #[error("invalid OTLP protobuf: {0}")]
     Protobuf(#[from] prost::DecodeError),
-    /// The body is not an OTLP `ExportMetricsServiceRequest` in OTLP/JSON.
+    /// The body is not an OTLP export request in OTLP/JSON.
     #[error("invalid OTLP JSON: {0}")]
     Json(#[from] serde_json::Error),
     /// The ingest metrics could not be registered (usually: registered twice).

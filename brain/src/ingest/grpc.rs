@@ -1,15 +1,16 @@
-//! OTLP/gRPC: `opentelemetry.proto.collector.metrics.v1.MetricsService/Export`.
+//! OTLP/gRPC: `opentelemetry.proto.collector.metrics.v1.MetricsService/Export` and
+//! `opentelemetry.proto.collector.logs.v1.LogsService/Export`.
 //!
 //! Why not the generated `MetricsServiceServer`: it decodes with `tonic_prost::ProstCodec`,
 //! which turns a `prost::DecodeError` into `INTERNAL` (tonic-prost 0.14, `from_decode_error`).
 //! OTLP wants a malformed request answered `INVALID_ARGUMENT`, which exporters treat as
 //! permanent (drop the batch) where `INTERNAL` is not. A codec cannot be swapped into the
 //! generated server, and a layer rewriting `INTERNAL` would also rewrite genuine internal
-//! errors. So [`MetricsServer`] is the generated server's ~40 lines of routing with a codec
+//! errors. So [`OtlpServer`] is the generated servers' ~40 lines of routing with a codec
 //! that hands the handler the raw message bytes ([`RawRequestCodec`]); the handler decodes
 //! with prost and answers a failure with `INVALID_ARGUMENT`, and in the same place counts and
-//! logs it. The per-call logic stays in the generated [`MetricsService`] trait, implemented
-//! by [`GrpcReceiver`].
+//! logs it. The per-call logic is [`OtlpExport::export`]; [`GrpcReceiver`] also implements the
+//! generated [`MetricsService`] trait, for a comparison with the generated server in a test.
 //!
 //! Compression: gzip, the OpenTelemetry Collector exporters' default, is accepted, and
 //! responses are gzipped when the request's `grpc-accept-encoding` lists it; tonic does both
@@ -22,13 +23,11 @@
 //! `INVALID_ARGUMENT` short of rewriting tonic's status).
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::marker::PhantomData;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, SERVICE_NAME,
-};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::MetricsService;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
@@ -38,20 +37,17 @@ use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
-use super::{IngestContext, Transport, decode_protobuf};
-
-/// The one method's path.
-const EXPORT_PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+use super::service::{LogsExport, MetricsExport, OtlpExport};
+use super::{IngestContext, IngestError, Transport};
 
 /// Largest request accepted, as on the HTTP side (tonic's default is 4 MiB); for a
 /// compressed request, this bounds both the compressed and the decompressed message.
 const MAX_MESSAGE_BYTES: usize = super::MAX_BODY_BYTES;
 
-/// The OTLP metrics service: converts each export and answers with `partial_success` when
-/// points were rejected.
+/// The OTLP metrics service as the generated trait wants it: converts each export and
+/// answers with `partial_success` when points were rejected.
 ///
-/// Also usable with the generated `MetricsServiceServer` or in-process, but serve it through
-/// [`MetricsServer`] so malformed requests get `INVALID_ARGUMENT`.
+/// Serve [`MetricsServer`] instead, so malformed requests get `INVALID_ARGUMENT`.
 #[derive(Clone, Debug)]
 pub struct GrpcReceiver {
     ctx: IngestContext,
@@ -76,28 +72,41 @@ impl MetricsService for GrpcReceiver {
     }
 }
 
-/// The tonic service to add to a `tonic::transport::Server` (see the module docs for why it
-/// is not the generated one).
-#[derive(Clone, Debug)]
-pub struct MetricsServer {
-    receiver: Arc<GrpcReceiver>,
+/// The tonic service of one OTLP export method, to add to a `tonic::transport::Server` (see
+/// the module docs for why it is not the generated one).
+pub struct OtlpServer<E> {
+    ctx: IngestContext,
+    export: PhantomData<fn() -> E>,
 }
 
-impl MetricsServer {
+/// `MetricsService/Export`.
+pub type MetricsServer = OtlpServer<MetricsExport>;
+/// `LogsService/Export`.
+pub type LogsServer = OtlpServer<LogsExport>;
+
+impl<E> OtlpServer<E> {
     /// A server for `ctx`.
     pub fn new(ctx: IngestContext) -> Self {
-        MetricsServer {
-            receiver: Arc::new(GrpcReceiver::new(ctx)),
+        OtlpServer {
+            ctx,
+            export: PhantomData,
         }
     }
 }
 
-impl NamedService for MetricsServer {
-    const NAME: &'static str = SERVICE_NAME;
+impl<E> Clone for OtlpServer<E> {
+    fn clone(&self) -> Self {
+        OtlpServer::new(self.ctx.clone())
+    }
 }
 
-impl<B> Service<http::Request<B>> for MetricsServer
+impl<E: OtlpExport> NamedService for OtlpServer<E> {
+    const NAME: &'static str = E::SERVICE;
+}
+
+impl<E, B> Service<http::Request<B>> for OtlpServer<E>
 where
+    E: OtlpExport,
     B: Body + Send + 'static,
     B::Error: Into<StdError> + Send + 'static,
 {
@@ -110,12 +119,12 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if req.uri().path() != EXPORT_PATH {
+        if req.uri().path() != E::GRPC_PATH {
             return Box::pin(async { Ok(Status::unimplemented("").into_http()) });
         }
-        let export = Export(Arc::clone(&self.receiver));
+        let export = Export::<E>(self.ctx.clone(), PhantomData);
         Box::pin(async move {
-            let mut grpc = Grpc::new(RawRequestCodec)
+            let mut grpc = Grpc::new(RawRequestCodec::<E::Response>::default())
                 .accept_compressed(CompressionEncoding::Gzip)
                 .send_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES);
@@ -124,50 +133,53 @@ where
     }
 }
 
-/// One export call: decode the raw message, then the [`MetricsService`] logic.
-struct Export(Arc<GrpcReceiver>);
+/// One export call: decode the raw message, then [`OtlpExport::export`].
+struct Export<E>(IngestContext, PhantomData<fn() -> E>);
 
-impl UnaryService<Bytes> for Export {
-    type Response = ExportMetricsServiceResponse;
-    type Future = BoxFuture<Response<ExportMetricsServiceResponse>, Status>;
+impl<E: OtlpExport> UnaryService<Bytes> for Export<E> {
+    type Response = E::Response;
+    type Future = BoxFuture<Response<E::Response>, Status>;
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
-        let receiver = Arc::clone(&self.0);
+        let ctx = self.0.clone();
         Box::pin(async move {
-            let (metadata, extensions, body) = request.into_parts();
-            let decoded = decode_protobuf(&body).map_err(|e| {
-                receiver.ctx.refuse(Transport::Grpc, &e);
+            let decoded = E::Request::decode(request.into_inner()).map_err(|e| {
+                let e = IngestError::from(e);
+                ctx.refuse(E::SIGNAL, Transport::Grpc, &e);
                 Status::invalid_argument(e.to_string())
             })?;
-            receiver
-                .export(Request::from_parts(metadata, extensions, decoded))
-                .await
+            Ok(Response::new(E::export(&ctx, Transport::Grpc, &decoded)))
         })
     }
 }
 
 /// Decodes to the raw message bytes, so decoding errors reach the handler; encodes responses
-/// with prost.
-#[derive(Clone, Copy, Debug, Default)]
-struct RawRequestCodec;
+/// (`R`) with prost.
+struct RawRequestCodec<R>(PhantomData<fn() -> R>);
 
-impl Codec for RawRequestCodec {
-    type Encode = ExportMetricsServiceResponse;
-    type Decode = Bytes;
-    type Encoder = RawRequestCodec;
-    type Decoder = RawRequestCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RawRequestCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RawRequestCodec
+impl<R> Default for RawRequestCodec<R> {
+    fn default() -> Self {
+        RawRequestCodec(PhantomData)
     }
 }
 
-impl Encoder for RawRequestCodec {
-    type Item = ExportMetricsServiceResponse;
+impl<R: Message + Send + 'static> Codec for RawRequestCodec<R> {
+    type Encode = R;
+    type Decode = Bytes;
+    type Encoder = RawRequestCodec<R>;
+    type Decoder = RawRequestCodec<R>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawRequestCodec::default()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawRequestCodec::default()
+    }
+}
+
+impl<R: Message> Encoder for RawRequestCodec<R> {
+    type Item = R;
     type Error = Status;
 
     fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
@@ -176,7 +188,7 @@ impl Encoder for RawRequestCodec {
     }
 }
 
-impl Decoder for RawRequestCodec {
+impl<R> Decoder for RawRequestCodec<R> {
     type Item = Bytes;
     type Error = Status;
 

@@ -1,7 +1,8 @@
-//! OTLP/HTTP: `POST /v1/metrics`, binary protobuf or JSON.
+//! OTLP/HTTP: `POST /v1/metrics` and `POST /v1/logs`, binary protobuf or JSON.
 //!
 //! Answers follow the OTLP/HTTP spec, in the request's own encoding: 200 with an
-//! `ExportMetricsServiceResponse` (carrying `partial_success` if points were rejected), or an
+//! `ExportMetricsServiceResponse` or `ExportLogsServiceResponse` (carrying `partial_success`
+//! if points or records were rejected), or an
 //! error status with a `google.rpc.Status` body (`code` 3 = INVALID_ARGUMENT, `message`):
 //! 400 for an undecodable body, 413 for one over [`MAX_BODY_BYTES`], 415 for a content type
 //! other than `application/x-protobuf` / `application/json` (the body then is JSON, since the
@@ -23,13 +24,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
 use flate2::read::MultiGzDecoder;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use prost::Message;
+use serde::de::DeserializeOwned;
 
-use super::{IngestContext, IngestError, Transport, decode_json, decode_protobuf};
+use super::service::{LogsExport, MetricsExport, OtlpExport};
+use super::{IngestContext, IngestError, OtlpSignal, Transport};
 
 /// Where OTLP/HTTP exporters send metrics.
-pub const EXPORT_PATH: &str = "/v1/metrics";
+pub const EXPORT_PATH: &str = MetricsExport::HTTP_PATH;
 
 /// Largest request body accepted (16 MiB), on both transports.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
@@ -37,11 +39,12 @@ pub const MAX_BODY_BYTES: usize = 16 << 20;
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
 
-/// The OTLP/HTTP receiver as a router, to serve alone ([`serve_http`](super::serve_http)) or
-/// merge into the API's.
+/// The OTLP/HTTP receiver (metrics and logs) as a router, to serve alone
+/// ([`serve_http`](super::serve_http)) or merge into the API's.
 pub fn http_router(ctx: IngestContext) -> Router {
     Router::new()
-        .route(EXPORT_PATH, post(export))
+        .route(MetricsExport::HTTP_PATH, post(export::<MetricsExport>))
+        .route(LogsExport::HTTP_PATH, post(export::<LogsExport>))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(ctx)
 }
@@ -74,11 +77,14 @@ impl Format {
         })
     }
 
-    fn decode(self, body: &[u8]) -> Result<ExportMetricsServiceRequest, IngestError> {
-        match self {
-            Format::Protobuf => decode_protobuf(body),
-            Format::Json => decode_json(body),
-        }
+    fn decode<T: Message + Default + DeserializeOwned>(
+        self,
+        body: &[u8],
+    ) -> Result<T, IngestError> {
+        Ok(match self {
+            Format::Protobuf => T::decode(body)?,
+            Format::Json => serde_json::from_slice(body)?,
+        })
     }
 
     /// A body in this encoding; JSON encoding of these types cannot fail in practice, and
@@ -154,16 +160,24 @@ fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, GunzipError> {
 
 /// `google.rpc.Status`, the OTLP/HTTP error body (without `details`).
 #[derive(Clone, PartialEq, Message, serde::Serialize)]
-struct RpcStatus {
+pub struct RpcStatus {
+    /// The gRPC status code (3, `INVALID_ARGUMENT`, for every refusal here).
     #[prost(int32, tag = "1")]
-    code: i32,
+    pub code: i32,
+    /// Why.
     #[prost(string, tag = "2")]
-    message: String,
+    pub message: String,
 }
 
 /// An error answer, counted and logged as a refused request.
-fn refuse(ctx: &IngestContext, format: Format, status: StatusCode, why: String) -> Response {
-    ctx.refuse(Transport::Http, &why);
+fn refuse(
+    ctx: &IngestContext,
+    signal: OtlpSignal,
+    format: Format,
+    status: StatusCode,
+    why: String,
+) -> Response {
+    ctx.refuse(signal, Transport::Http, &why);
     let body = RpcStatus {
         code: tonic::Code::InvalidArgument as i32,
         message: why,
@@ -171,7 +185,7 @@ fn refuse(ctx: &IngestContext, format: Format, status: StatusCode, why: String) 
     format.encode(status, &body)
 }
 
-async fn export(
+async fn export<E: OtlpExport>(
     State(ctx): State<IngestContext>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -183,19 +197,37 @@ async fn export(
                 String::from_utf8_lossy(v.as_bytes()).into_owned()
             });
         let why = format!("unsupported content type {got}; use {PROTOBUF} or {JSON}");
-        return refuse(&ctx, Format::Json, StatusCode::UNSUPPORTED_MEDIA_TYPE, why);
+        return refuse(
+            &ctx,
+            E::SIGNAL,
+            Format::Json,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            why,
+        );
     };
     let encoding = match Encoding::of(&headers) {
         Ok(encoding) => encoding,
         Err(got) => {
             let why = format!("unsupported content encoding {got}; use gzip or identity");
-            return refuse(&ctx, format, StatusCode::UNSUPPORTED_MEDIA_TYPE, why);
+            return refuse(
+                &ctx,
+                E::SIGNAL,
+                format,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                why,
+            );
         }
     };
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
-            return refuse(&ctx, format, rejection.status(), rejection.body_text());
+            return refuse(
+                &ctx,
+                E::SIGNAL,
+                format,
+                rejection.status(),
+                rejection.body_text(),
+            );
         }
     };
     let body = match encoding {
@@ -204,16 +236,22 @@ async fn export(
             Ok(inflated) => Bytes::from(inflated),
             Err(GunzipError::TooLarge) => {
                 let why = format!("gzip body inflates to more than {MAX_BODY_BYTES} bytes");
-                return refuse(&ctx, format, StatusCode::PAYLOAD_TOO_LARGE, why);
+                return refuse(&ctx, E::SIGNAL, format, StatusCode::PAYLOAD_TOO_LARGE, why);
             }
             Err(GunzipError::Corrupt(e)) => {
                 let why = format!("invalid gzip body: {e}");
-                return refuse(&ctx, format, StatusCode::BAD_REQUEST, why);
+                return refuse(&ctx, E::SIGNAL, format, StatusCode::BAD_REQUEST, why);
             }
         },
     };
-    match format.decode(&body) {
-        Ok(req) => format.encode(StatusCode::OK, &ctx.ingest(Transport::Http, &req)),
-        Err(e) => refuse(&ctx, format, StatusCode::BAD_REQUEST, e.to_string()),
+    match format.decode::<E::Request>(&body) {
+        Ok(req) => format.encode(StatusCode::OK, &E::export(&ctx, Transport::Http, &req)),
+        Err(e) => refuse(
+            &ctx,
+            E::SIGNAL,
+            format,
+            StatusCode::BAD_REQUEST,
+            e.to_string(),
+        ),
     }
 }

@@ -1,10 +1,12 @@
-//! OTLP metrics receivers (gRPC and HTTP).
+//! OTLP receivers (gRPC and HTTP) for metrics and logs.
 //!
 //! Anything that speaks OTLP with the Kubernetes resource attributes can feed the brain
 //! (DESIGN.md, "Signals"): the sensor, the simulator, an OpenTelemetry Collector. Both
-//! transports decode, then share one path ([`IngestContext::ingest`]): convert, hand the
-//! accepted [`Point`](crate::point::Point)s to the [`PointSink`], count, and answer with
-//! `partial_success` when points were rejected. Only an unreadable request is refused whole.
+//! transports decode, then share one path per signal ([`IngestContext::ingest`] for metrics,
+//! [`IngestContext::ingest_logs`] for logs): convert, hand the accepted
+//! [`Point`](crate::point::Point)s to the [`PointSink`] (or the
+//! [`LogEvent`](crate::event::LogEvent)s to the [`EventSink`]), count, and answer with
+//! `partial_success` when some were rejected. Only an unreadable request is refused whole.
 //!
 //! The functions take listeners, not addresses; the conventional ports are 4317 (gRPC) and
 //! 4318 (HTTP).
@@ -13,12 +15,17 @@ mod convert;
 mod error;
 mod grpc;
 mod http;
+mod logs;
+mod service;
 mod stats;
 
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
@@ -27,16 +34,20 @@ use tokio::net::TcpListener;
 
 pub use convert::{Converted, MAX_ERROR_EXAMPLES, convert, decode_json, decode_protobuf};
 pub use error::IngestError;
-pub use grpc::{GrpcReceiver, MetricsServer};
-pub use http::{EXPORT_PATH as HTTP_EXPORT_PATH, MAX_BODY_BYTES, http_router};
-pub use stats::{IngestStats, RequestResult, Transport};
+pub use grpc::{GrpcReceiver, LogsServer, MetricsServer, OtlpServer};
+pub use http::{EXPORT_PATH as HTTP_EXPORT_PATH, MAX_BODY_BYTES, RpcStatus, http_router};
+pub use logs::{ConvertedLogs, convert_logs};
+pub use service::{LogsExport, MetricsExport, OtlpExport};
+pub use stats::{IngestStats, OtlpSignal, RequestResult, Transport};
 
+use crate::event::EventSink;
 use crate::point::PointSink;
 
-/// What both receivers share: where accepted points go, and the counters.
+/// What both receivers share: where accepted points and log records go, and the counters.
 #[derive(Clone)]
 pub struct IngestContext {
     sink: Arc<dyn PointSink>,
+    events: Option<Arc<dyn EventSink>>,
     stats: IngestStats,
 }
 
@@ -53,8 +64,18 @@ impl IngestContext {
     pub fn new(sink: Arc<dyn PointSink>, registry: &Registry) -> Result<Self, IngestError> {
         Ok(IngestContext {
             sink,
+            events: None,
             stats: IngestStats::register(registry)?,
         })
+    }
+
+    /// The same, handing accepted log records to `events`; without, they are counted and
+    /// dropped.
+    pub fn with_events(self, events: Arc<dyn EventSink>) -> Self {
+        IngestContext {
+            events: Some(events),
+            ..self
+        }
     }
 
     /// The counters.
@@ -64,8 +85,8 @@ impl IngestContext {
 
     /// Converts a decoded request, delivers what passed, counts, and returns the OTLP answer.
     ///
-    /// Public so an in-process source (the simulator) can skip the wire yet get the same
-    /// validation and accounting.
+    /// Public so an in-process source (the sensor of `homeostat brain --local`) can skip the
+    /// wire yet get the same validation and accounting.
     pub fn ingest(
         &self,
         transport: Transport,
@@ -79,29 +100,82 @@ impl IngestContext {
             self.sink.accept(points);
         }
         self.stats.record_points(accepted, rejected);
-        if let Some(ps) = &response.partial_success {
-            tracing::debug!(
-                transport = transport.as_str(),
-                accepted,
-                rejected,
-                "OTLP export partially accepted: {}",
-                ps.error_message
-            );
-            self.stats.record_request(transport, RequestResult::Partial);
-        } else {
-            self.stats.record_request(transport, RequestResult::Ok);
-        }
+        self.answered(
+            OtlpSignal::Metrics,
+            transport,
+            response.partial_success.as_ref().map(|p| &p.error_message),
+            accepted,
+            rejected,
+        );
         response
     }
 
+    /// Converts a decoded logs request, delivers what passed, counts, and returns the OTLP
+    /// answer; public for in-process sources, like [`ingest`](Self::ingest).
+    pub fn ingest_logs(
+        &self,
+        transport: Transport,
+        req: &ExportLogsServiceRequest,
+    ) -> ExportLogsServiceResponse {
+        let mut converted = convert_logs(req);
+        let response = converted.response();
+        let events = std::mem::take(&mut converted.events);
+        let (accepted, rejected) = (events.len() as u64, converted.rejected);
+        if let Some(sink) = &self.events
+            && !events.is_empty()
+        {
+            sink.accept(events);
+        }
+        self.stats.record_log_records(accepted, rejected);
+        self.answered(
+            OtlpSignal::Logs,
+            transport,
+            response.partial_success.as_ref().map(|p| &p.error_message),
+            accepted,
+            rejected,
+        );
+        response
+    }
+
+    /// Counts (and, for a partial success, logs) one readable request.
+    fn answered(
+        &self,
+        signal: OtlpSignal,
+        transport: Transport,
+        partial: Option<&String>,
+        accepted: u64,
+        rejected: u64,
+    ) {
+        let result = match partial {
+            Some(why) => {
+                tracing::debug!(
+                    signal = signal.as_str(),
+                    transport = transport.as_str(),
+                    accepted,
+                    rejected,
+                    "OTLP export partially accepted: {why}"
+                );
+                RequestResult::Partial
+            }
+            None => RequestResult::Ok,
+        };
+        self.stats.record_request(signal, transport, result);
+    }
+
     /// Counts and logs a request refused whole.
-    fn refuse(&self, transport: Transport, why: &dyn fmt::Display) {
-        tracing::warn!(transport = transport.as_str(), "OTLP export refused: {why}");
-        self.stats.record_request(transport, RequestResult::Invalid);
+    fn refuse(&self, signal: OtlpSignal, transport: Transport, why: &dyn fmt::Display) {
+        tracing::warn!(
+            signal = signal.as_str(),
+            transport = transport.as_str(),
+            "OTLP export refused: {why}"
+        );
+        self.stats
+            .record_request(signal, transport, RequestResult::Invalid);
     }
 }
 
-/// Serves OTLP/gRPC `MetricsService/Export` on `listener` until `shutdown` completes.
+/// Serves OTLP/gRPC `MetricsService/Export` and `LogsService/Export` on `listener` until
+/// `shutdown` completes.
 pub async fn serve_grpc(
     listener: TcpListener,
     ctx: IngestContext,
@@ -109,13 +183,15 @@ pub async fn serve_grpc(
 ) -> Result<(), IngestError> {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
-        .add_service(MetricsServer::new(ctx))
+        .add_service(MetricsServer::new(ctx.clone()))
+        .add_service(LogsServer::new(ctx))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
 }
 
-/// Serves OTLP/HTTP `POST /v1/metrics` on `listener` until `shutdown` completes.
+/// Serves OTLP/HTTP `POST /v1/metrics` and `POST /v1/logs` on `listener` until `shutdown`
+/// completes.
 ///
 /// For a shared port, merge [`http_router`] into the API's router instead.
 pub async fn serve_http(

@@ -17,7 +17,6 @@
 #[path = "support/process.rs"]
 mod process;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -26,7 +25,6 @@ use process::{Proc, free_port, metric};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::Api;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 
 /// The workload of simulations/scenarios/load-spike.yaml, with the spike at 3 minutes and 20
 /// simulated minutes in all (one wall minute at --speed 20): long enough that the simulation is
@@ -64,14 +62,6 @@ workloads:
       latencyP99: 500ms
 ";
 
-async fn kube_client(path: &Path) -> kube::Client {
-    let kubeconfig = Kubeconfig::read_from(path).expect("kubeconfig parses");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("kubeconfig is usable");
-    kube::Client::try_from(config).expect("client")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_brain_binary_runs_against_a_live_simulation_at_speed_20() {
     let began = Instant::now();
@@ -88,15 +78,7 @@ async fn the_brain_binary_runs_against_a_live_simulation_at_speed_20() {
         .arg(format!("http://127.0.0.1:{grpc}"))
         .arg(&scenario);
     let mut sim = Proc::spawn("homeostat simulate --live", sim);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Kubeconfig::read_from(&kubeconfig).is_err() {
-        assert!(
-            sim.running() && Instant::now() < deadline,
-            "no kubeconfig written:\n{}",
-            sim.output()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let client = process::live_cluster_client(&mut sim, &kubeconfig).await;
 
     let config = dir.path().join("brain.yaml");
     std::fs::write(
@@ -115,7 +97,6 @@ async fn the_brain_binary_runs_against_a_live_simulation_at_speed_20() {
         .env("KUBECONFIG", &kubeconfig);
     let mut brain = Proc::spawn("homeostat brain", brain);
 
-    let client = kube_client(&kubeconfig).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client, "shop");
     let http = reqwest::Client::new();

@@ -327,6 +327,7 @@ fn assert_bound_to_its_own_account(
 fn roles_grant_exactly_what_the_brain_and_the_sensor_touch() {
     let all = objects();
     let configmap = homeostat_actuators::throttle::SENSOR_CONFIGMAP;
+    let lease = "homeostat-brain";
     let cases: [(&str, &str, &[Rule<'_>]); 4] = [
         (
             "ClusterRole",
@@ -347,12 +348,19 @@ fn roles_grant_exactly_what_the_brain_and_the_sensor_touch() {
         ),
         (
             // The throttle's server-side apply: a patch of that one ConfigMap, which may
-            // create it.
+            // create it; and leader election on the brain's Lease.
             "Role",
             "homeostat-brain",
             &[
                 ("", "configmaps", &[configmap], &["patch"]),
                 ("", "configmaps", &[], &["create"]),
+                (
+                    "coordination.k8s.io",
+                    "leases",
+                    &[lease],
+                    &["get", "update"],
+                ),
+                ("coordination.k8s.io", "leases", &[], &["create"]),
             ],
         ),
         (

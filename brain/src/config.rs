@@ -53,6 +53,44 @@ pub struct BrainConfig {
     /// How often the decision engine runs; also the aggregation step.
     #[serde(deserialize_with = "homeostat_policies::duration::deserialize")]
     pub evaluation_interval: Duration,
+    /// Leader election among several replicas; absent, this brain acts alone.
+    pub leader_election: Option<LeaderElectionConfig>,
+}
+
+/// Leader election on a Lease: of the replicas sharing it, only the holder acts.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct LeaderElectionConfig {
+    /// Namespace of the Lease (default `homeostat-system`).
+    pub namespace: String,
+    /// Name of the Lease (default `homeostat-brain`).
+    pub lease_name: String,
+    /// This replica's identity; default the `POD_NAME` environment variable, else the host
+    /// name and process id.
+    pub identity: Option<String>,
+    /// How long an unrenewed Lease keeps its holder (default 8s): a follower takes over
+    /// within about this plus `retryPeriod` of the leader's death.
+    #[serde(deserialize_with = "homeostat_policies::duration::deserialize")]
+    pub lease_duration: Duration,
+    /// How long the leader acts without a renewal (default 5s, less than `leaseDuration`).
+    #[serde(deserialize_with = "homeostat_policies::duration::deserialize")]
+    pub renew_deadline: Duration,
+    /// How often to renew or try (default 2s).
+    #[serde(deserialize_with = "homeostat_policies::duration::deserialize")]
+    pub retry_period: Duration,
+}
+
+impl Default for LeaderElectionConfig {
+    fn default() -> Self {
+        LeaderElectionConfig {
+            namespace: "homeostat-system".into(),
+            lease_name: "homeostat-brain".into(),
+            identity: None,
+            lease_duration: Duration::from_secs(8),
+            renew_deadline: Duration::from_secs(5),
+            retry_period: Duration::from_secs(2),
+        }
+    }
 }
 
 impl Default for BrainConfig {
@@ -65,6 +103,7 @@ impl Default for BrainConfig {
             policies: Vec::new(),
             tracing: TracingConfig::default(),
             evaluation_interval: Duration::from_secs(15),
+            leader_election: None,
         }
     }
 }

@@ -218,6 +218,8 @@ impl Engine {
             .set(i64::try_from(self.workloads.len()).unwrap_or(i64::MAX));
 
         let mut report = PassReport::default();
+        let follower = self.leading.as_ref().is_some_and(|l| !*l.borrow());
+        self.metrics.leader.set(i64::from(!follower));
         for (workload, at) in steps {
             let Some(state) = self.workloads.get_mut(&workload) else {
                 continue;
@@ -237,7 +239,6 @@ impl Engine {
                 }
                 report.anomalies.push(a.clone());
             }
-            let follower = self.leading.as_ref().is_some_and(|l| !*l.borrow());
             if self.config.mode == Mode::Observe || follower {
                 continue;
             }

@@ -15,6 +15,8 @@ pub struct BrainMetrics {
     pub dropped_points: IntCounterVec,
     /// Workloads the brain currently tracks.
     pub workloads: IntGauge,
+    /// 1 while this replica leads (or acts alone), 0 while it follows.
+    pub leader: IntGauge,
     /// Time one evaluation pass took.
     pub evaluation_seconds: Histogram,
 }
@@ -52,6 +54,10 @@ impl BrainMetrics {
                 "homeostat_workloads",
                 "Workloads the brain currently tracks.",
             )?,
+            leader: IntGauge::new(
+                "homeostat_leader",
+                "1 while this brain replica may act (it holds the leader Lease, or runs alone); 0 while it follows.",
+            )?,
             evaluation_seconds: Histogram::with_opts(HistogramOpts::new(
                 "homeostat_evaluation_duration_seconds",
                 "Time one evaluation pass of the decision engine took.",
@@ -62,6 +68,7 @@ impl BrainMetrics {
         registry.register(Box::new(m.samples.clone()))?;
         registry.register(Box::new(m.dropped_points.clone()))?;
         registry.register(Box::new(m.workloads.clone()))?;
+        registry.register(Box::new(m.leader.clone()))?;
         registry.register(Box::new(m.evaluation_seconds.clone()))?;
         Ok(m)
     }

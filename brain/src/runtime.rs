@@ -15,11 +15,12 @@ use tokio::sync::watch;
 
 use crate::StoreSink;
 use crate::api::{self, ApiState};
-use crate::config::{BrainConfig, ConfigError};
+use crate::config::{BrainConfig, ConfigError, LeaderElectionConfig};
 use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::heard::{HeardSink, WorkloadsHeard};
 use crate::ingest::{self, IngestContext, IngestError};
 use crate::journal::{Journal, JournalError};
+use crate::leader::{ElectionConfig, Elector};
 use crate::metrics::BrainMetrics;
 use crate::recent::RecentEvents;
 use crate::spans::{DecisionSpans, SpanError};
@@ -221,6 +222,26 @@ pub struct Running {
     ready: Arc<AtomicBool>,
     receivers: Vec<tokio::task::JoinHandle<Result<(), IngestError>>>,
     api: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The leader election, which releases the Lease when it stops.
+    election: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The election settings of a [`LeaderElectionConfig`], with this replica's identity.
+fn election_config(le: &LeaderElectionConfig) -> ElectionConfig {
+    let identity = le.identity.clone().unwrap_or_else(|| {
+        std::env::var("POD_NAME").unwrap_or_else(|_| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "homeostat".into());
+            format!("{host}-{}", std::process::id())
+        })
+    });
+    ElectionConfig {
+        lease_duration: le.lease_duration,
+        renew_deadline: le.renew_deadline,
+        retry_period: le.retry_period,
+        ..ElectionConfig::new(&le.namespace, &le.lease_name, &identity)
+    }
 }
 
 /// Assembles a brain acting on `cluster` and starts its receivers and API, which stop when
@@ -250,12 +271,16 @@ pub async fn start(
         Cluster::Kubernetes => kube::Client::try_default().await?,
         Cluster::None => no_cluster_client(),
     };
+    let election = match (&config.leader_election, cluster) {
+        (Some(le), Cluster::Kubernetes) => Some(Elector::new(client.clone(), election_config(le))),
+        _ => None,
+    };
     let engine_config = EngineConfig {
         mode: config.mode,
         ..EngineConfig::default()
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let brain = Brain::assemble(
+    let mut brain = Brain::assemble(
         engine_config,
         config.evaluation_interval,
         clock,
@@ -264,6 +289,11 @@ pub async fn start(
         journal,
         spans,
     )?;
+    let election = election.map(|elector| {
+        let (leading_tx, leading) = watch::channel(false);
+        brain.engine.follow(leading);
+        tokio::spawn(elector.run(leading_tx, shutdown.clone()))
+    });
 
     let grpc = bind(config.otlp.grpc_listen).await?;
     let http = bind(config.otlp.http_listen).await?;
@@ -311,6 +341,7 @@ pub async fn start(
         ready,
         receivers,
         api,
+        election,
     })
 }
 
@@ -345,6 +376,10 @@ impl Running {
         }
         if let Ok(Err(e)) = self.api.await {
             tracing::warn!(error = %e, "API server stopped with an error");
+        }
+        if let Some(election) = self.election {
+            // It releases the Lease on the way out, so a follower takes over at once.
+            let _ = election.await;
         }
         self.brain.spans.shutdown().await?;
         Ok(())

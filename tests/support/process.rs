@@ -132,3 +132,25 @@ pub async fn wait_ready(http: &reqwest::Client, url: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Waits up to 20 s for `homeostat simulate --live` (`sim`) to write its kubeconfig at `path`,
+/// then returns a client for the simulated cluster.
+pub async fn live_cluster_client(sim: &mut Proc, path: &std::path::Path) -> kube::Client {
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let kubeconfig = loop {
+        if let Ok(k) = Kubeconfig::read_from(path) {
+            break k;
+        }
+        assert!(
+            sim.running() && Instant::now() < deadline,
+            "no kubeconfig written:\n{}",
+            sim.output()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig is usable");
+    kube::Client::try_from(config).expect("client")
+}

@@ -1,0 +1,212 @@
+//! Two replicas of the real `homeostat brain` against one live simulated cluster: both receive
+//! every point and learn, only the holder of the leader Lease acts, and when it is killed
+//! (SIGKILL, no goodbye) the other takes the Lease within 15 seconds.
+
+#[path = "support/process.rs"]
+mod process;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use process::{Proc, free_port, metric};
+
+/// A six-fold crowd on checkout from 10 simulated minutes (30 wall seconds at --speed 20,
+/// after the brains' detectors are warm) that holds for the rest of the test.
+const SCENARIO: &str = "\
+name: replicas-spike
+description: Six-fold flash crowd on checkout at 10 minutes, held.
+duration: 60m
+step: 15s
+seed: 7
+workloads:
+  - namespace: shop
+    name: checkout
+    replicas: 4
+    pod:
+      capacity: 50
+      cpuRequest: 0.5
+      startupDelay: 90s
+      baseLatency: 20ms
+    hpa:
+      minReplicas: 4
+      maxReplicas: 60
+      targetCpuUtilization: 70
+    load:
+      base: 120
+      noise: 0.05
+      events:
+        - kind: spike
+          at: 10m
+          rampUp: 1m
+          hold: 45m
+          rampDown: 2m
+          factor: 6
+    slo:
+      latencyP99: 500ms
+";
+
+struct Replica {
+    name: &'static str,
+    proc: Proc,
+    api: u16,
+}
+
+impl Replica {
+    fn start(name: &'static str, dir: &Path, kubeconfig: &Path, grpc: u16) -> Replica {
+        let (otlp_http, api) = (free_port(), free_port());
+        let config = dir.join(format!("{name}.yaml"));
+        std::fs::write(
+            &config,
+            format!(
+                "mode: enforce\notlp:\n  grpcListen: 127.0.0.1:{grpc}\n  httpListen: 127.0.0.1:{otlp_http}\n\
+                 api:\n  listen: 127.0.0.1:{api}\njournal:\n  path: {}\npolicies: [{}]\n\
+                 evaluationInterval: 1s\nleaderElection:\n  identity: {name}\n",
+                dir.join(format!("{name}-journal")).display(),
+                concat!(env!("CARGO_MANIFEST_DIR"), "/policies/examples")
+            ),
+        )
+        .expect("config");
+        let mut brain = Command::new(env!("CARGO_BIN_EXE_homeostat"));
+        brain
+            .args(["brain", "--config"])
+            .arg(&config)
+            .env("KUBECONFIG", kubeconfig);
+        Replica {
+            name,
+            proc: Proc::spawn(name, brain),
+            api,
+        }
+    }
+
+    async fn metrics(&self, http: &reqwest::Client) -> String {
+        match http
+            .get(format!("http://127.0.0.1:{}/metrics", self.api))
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
+            _ => String::new(),
+        }
+    }
+}
+
+async fn holder(leases: &Api<Lease>) -> Option<String> {
+    leases
+        .get_opt("homeostat-brain")
+        .await
+        .ok()
+        .flatten()
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+}
+
+fn decisions(metrics: &str) -> f64 {
+    metric(metrics, "homeostat_decisions_total", &[])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_acts_and_the_other_takes_over_within_15_seconds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = dir.path().join("replicas-spike.yaml");
+    std::fs::write(&scenario, SCENARIO).expect("scenario");
+    let kubeconfig = dir.path().join("sim.kubeconfig");
+    let (grpc_a, grpc_b) = (free_port(), free_port());
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_homeostat"));
+    sim.args(["simulate", "--live", "--speed", "20", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .args([
+            "--otlp-metrics-endpoint",
+            &format!("http://127.0.0.1:{grpc_a}"),
+        ])
+        .args([
+            "--otlp-metrics-endpoint",
+            &format!("http://127.0.0.1:{grpc_b}"),
+        ])
+        .arg(&scenario);
+    let mut sim = Proc::spawn("homeostat simulate --live", sim);
+    let client = process::live_cluster_client(&mut sim, &kubeconfig).await;
+    let leases: Api<Lease> = Api::namespaced(client, "homeostat-system");
+
+    let mut a = Replica::start("brain-a", dir.path(), &kubeconfig, grpc_a);
+    let mut b = Replica::start("brain-b", dir.path(), &kubeconfig, grpc_b);
+    let http = reqwest::Client::new();
+
+    // One of them leads; wait until the leader has acted on the crowd.
+    let deadline = Instant::now() + Duration::from_secs(75);
+    let (leader, follower) = loop {
+        let (ma, mb) = (a.metrics(&http).await, b.metrics(&http).await);
+        let acted = match holder(&leases).await.as_deref() {
+            Some("brain-a") if decisions(&ma) > 0.0 => Some((ma, mb, true)),
+            Some("brain-b") if decisions(&mb) > 0.0 => Some((mb, ma, false)),
+            _ => None,
+        };
+        if let Some((leading, following, a_leads)) = acted {
+            // The follower learned all along and decided nothing.
+            assert!(
+                metric(&following, "homeostat_samples_scored_total", &[]) > 0.0,
+                "{following}"
+            );
+            assert_eq!(decisions(&following), 0.0, "{following}");
+            assert_eq!(metric(&following, "homeostat_leader", &[]), 0.0);
+            assert_eq!(metric(&leading, "homeostat_leader", &[]), 1.0);
+            break if a_leads {
+                (&mut a, &mut b)
+            } else {
+                (&mut b, &mut a)
+            };
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no replica acted within 75 s\n--- a:\n{}\n--- b:\n{}\n--- simulate:\n{}",
+            a.proc.output(),
+            b.proc.output(),
+            sim.output()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+
+    // SIGKILL: the leader leaves its Lease held; the follower takes it when it expires.
+    leader.proc.child.kill().expect("kill");
+    let killed = Instant::now();
+    let _ = leader.proc.child.wait();
+    loop {
+        if holder(&leases).await.as_deref() == Some(follower.name) {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(15),
+            "{} did not take over within 15 s\n{}",
+            follower.name,
+            follower.proc.output()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let took = killed.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&follower.metrics(&http).await, "homeostat_leader", &[]) != 1.0 {
+        assert!(Instant::now() < deadline, "{}", follower.proc.output());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "{} took over {:.1} s after {} was killed",
+        follower.name,
+        took.as_secs_f64(),
+        leader.name
+    );
+    assert!(
+        follower
+            .proc
+            .output()
+            .contains("leading: this replica acts")
+    );
+
+    // A clean stop gives the Lease up at once.
+    let status = follower.proc.terminate().await;
+    assert!(status.success(), "{}", follower.proc.output());
+    assert_eq!(holder(&leases).await, None, "released on SIGTERM");
+    let status = sim.terminate().await;
+    assert!(status.success(), "{}", sim.output());
+}

@@ -4,7 +4,8 @@
 //!   API level `k8s-openapi` is built for in this workspace);
 //! * the validator really rejects an unknown field, so the first check cannot pass vacuously;
 //! * the brain's and the sensor's roles grant exactly what each touches, nothing more, bound
-//!   to their own service accounts only;
+//!   to their own service accounts only; and every request the brain really sends, in runs
+//!   that exercise each actuator against the simulated cluster, is granted by them;
 //! * the Deployment, ConfigMap, brain config and Service agree with one another;
 //! * the sensor DaemonSet has what the probes need (hostPID, the BPF capabilities and no
 //!   others, the node's cgroup, bpffs and tracefs mounts), its node name from the downward
@@ -662,4 +663,132 @@ fn deployment_config_and_service_agree() {
         annotations["prometheus.io/port"],
         container_ports["http"].to_string()
     );
+}
+
+/// One Kubernetes API call as RBAC sees it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Call {
+    group: String,
+    /// `pods`, or `pods/eviction` for a subresource.
+    resource: String,
+    namespace: Option<String>,
+    name: Option<String>,
+    verb: &'static str,
+}
+
+/// The RBAC view of a request the simulated API server recorded.
+fn call(r: &homeostat_simulations::apiserver::AuditRecord) -> Call {
+    let parts: Vec<&str> = r.path.trim_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", _version, rest @ ..] => (String::new(), rest),
+        ["apis", group, _version, rest @ ..] => ((*group).to_owned(), rest),
+        _ => panic!("not a resource path: {}", r.path),
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some((*ns).to_owned()), rest),
+        _ => (None, rest),
+    };
+    let (resource, name) = match rest {
+        [resource] => ((*resource).to_owned(), None),
+        [resource, name] => ((*resource).to_owned(), Some((*name).to_owned())),
+        [resource, name, sub] => (format!("{resource}/{sub}"), Some((*name).to_owned())),
+        _ => panic!("not a resource path: {}", r.path),
+    };
+    let watch = r
+        .query
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+    let verb = match (r.method.as_str(), name.is_some()) {
+        ("GET", true) => "get",
+        ("GET", false) if watch => "watch",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        (m, _) => panic!("unexpected method {m} on {}", r.path),
+    };
+    Call {
+        group,
+        resource,
+        namespace,
+        name,
+        verb,
+    }
+}
+
+/// Whether `grants` allow `call`: a rule naming no object allows the verb on all of them; a
+/// rule naming objects, only on those (and never `create`, which has no name yet).
+fn allows(grants: &Grants, call: &Call) -> bool {
+    grants.iter().any(|((group, resource, names), verbs)| {
+        *group == call.group
+            && *resource == call.resource
+            && verbs.contains(call.verb)
+            && (names.is_empty()
+                || call.verb != "create" && call.name.as_ref().is_some_and(|n| names.contains(n)))
+    })
+}
+
+/// The roles are checked against the code, not only against a list: the brain runs the
+/// scenarios that exercise every actuator (scale, restart, taint, throttle) against the
+/// simulated cluster, and every request it sent must be granted by its ClusterRole, or by
+/// its Role in its own namespace. A new API call without its RBAC rule fails here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_api_call_the_brain_makes_is_granted_by_its_roles() {
+    use homeostat_brain::DecisionSpans;
+    use homeostat_core::Mode;
+    use homeostat_policies::PolicySet;
+    use homeostat_simulations::{Controller, DEFAULT_POLICY, RunOptions, Scenario, run};
+
+    let all = objects();
+    let cluster = grants(object(&all, "ClusterRole", "homeostat-brain"));
+    let local = grants(object(&all, "Role", "homeostat-brain"));
+    let scenarios = [
+        "load-spike.yaml",
+        "memory-leak.yaml",
+        "noisy-neighbour.yaml",
+        "sensor-overload.yaml",
+    ];
+    let mut made: BTreeSet<(String, String, &str)> = BTreeSet::new();
+    for file in scenarios {
+        let path = repo_root().join("simulations/scenarios").join(file);
+        let text = std::fs::read_to_string(&path).expect("scenario");
+        let scenario = Scenario::parse(file, &text).expect("scenario parses");
+        let policies = PolicySet::from_str("default.yaml", DEFAULT_POLICY).expect("policy");
+        let result = run(
+            &scenario,
+            RunOptions::new(Controller::Homeostat {
+                mode: Mode::Enforce,
+                policies,
+                spans: DecisionSpans::disabled(),
+            }),
+        )
+        .await
+        .expect("homeostat run");
+        for record in &result.audit {
+            let c = call(record);
+            let granted = allows(&cluster, &c)
+                || c.namespace.as_deref() == Some(NAMESPACE) && allows(&local, &c);
+            assert!(
+                granted,
+                "{file}: the brain sent {} {} ({c:?}), which its roles do not grant",
+                record.method, record.path
+            );
+            made.insert((c.group, c.resource, c.verb));
+        }
+    }
+    // The runs did exercise every actuator, so the check above covered their calls.
+    for (group, resource, verb) in [
+        ("autoscaling", "horizontalpodautoscalers", "patch"),
+        ("", "pods/eviction", "create"),
+        ("", "nodes", "patch"),
+        ("", "configmaps", "patch"),
+        ("", "events", "create"),
+    ] {
+        assert!(
+            made.contains(&(group.to_owned(), resource.to_owned(), verb)),
+            "no {verb} of {group}/{resource} in the runs: {made:?}"
+        );
+    }
 }

@@ -105,16 +105,16 @@ struct LiveArgs {
     )]
     listen: std::net::SocketAddr,
     /// Push the pods' signals as OTLP metrics over gRPC to this endpoint every simulated step,
-    /// e.g. http://127.0.0.1:4317 where `homeostat brain` listens. Without it no signals are
-    /// sent. An unreachable endpoint is reported once and retried every step; the cluster
-    /// keeps running.
+    /// e.g. http://127.0.0.1:4317 where `homeostat brain` listens; repeat it to feed several
+    /// brain replicas the same points. Without it no signals are sent. An unreachable endpoint
+    /// is reported once and retried every step; the cluster keeps running.
     #[arg(
         long,
         value_name = "URL",
         requires = "live",
         help_heading = "Live mode"
     )]
-    otlp_metrics_endpoint: Option<String>,
+    otlp_metrics_endpoint: Vec<String>,
 }
 
 /// `--speed`: a positive, finite number, refused with a reason before anything starts.
@@ -156,7 +156,7 @@ async fn live(args: &Args) -> anyhow::Result<ExitCode> {
         speed: args.live.speed,
         listen: args.live.listen,
         kubeconfig: args.live.kubeconfig.clone(),
-        otlp_metrics_endpoint: args.live.otlp_metrics_endpoint.clone(),
+        otlp_metrics_endpoints: args.live.otlp_metrics_endpoint.clone(),
     };
     let live = Live::start(&scenario, options).await?;
     println!("scenario {}: {}", scenario.name, scenario.description);
@@ -166,9 +166,10 @@ async fn live(args: &Args) -> anyhow::Result<ExitCode> {
         live.kubeconfig().display(),
         live.kubeconfig().display()
     );
-    let signals = match &args.live.otlp_metrics_endpoint {
-        Some(endpoint) => format!("signals to {endpoint}"),
-        None => "no signals sent (no --otlp-metrics-endpoint)".into(),
+    let signals = if args.live.otlp_metrics_endpoint.is_empty() {
+        "no signals sent (no --otlp-metrics-endpoint)".to_owned()
+    } else {
+        format!("signals to {}", args.live.otlp_metrics_endpoint.join(", "))
     };
     println!(
         "speed {}x, {}; running for {} simulated (Ctrl-C to stop)",
@@ -182,12 +183,13 @@ async fn live(args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         "scenario over"
     };
-    let exports = match &args.live.otlp_metrics_endpoint {
-        Some(_) => format!(
+    let exports = if args.live.otlp_metrics_endpoint.is_empty() {
+        String::new()
+    } else {
+        format!(
             ", {} exports sent, {} failed",
             summary.exports_ok, summary.exports_failed
-        ),
-        None => String::new(),
+        )
     };
     println!("{how} after {} simulated{exports}", hms(summary.simulated));
     Ok(ExitCode::SUCCESS)

@@ -124,6 +124,8 @@ pub struct Engine {
     spans: DecisionSpans,
     metrics: BrainMetrics,
     workloads: BTreeMap<WorkloadRef, WorkloadState>,
+    /// Whether this replica leads, when several run: a follower learns and proposes nothing.
+    leading: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Engine {
@@ -162,7 +164,14 @@ impl Engine {
             spans,
             metrics,
             workloads: BTreeMap::new(),
+            leading: None,
         }
+    }
+
+    /// Acts only while `leading` says this replica leads (see [`crate::leader`]); until then,
+    /// and whenever it follows, it keeps learning every workload's normal but proposes nothing.
+    pub fn follow(&mut self, leading: tokio::sync::watch::Receiver<bool>) {
+        self.leading = Some(leading);
     }
 
     /// The engine's view of one workload.
@@ -228,7 +237,8 @@ impl Engine {
                 }
                 report.anomalies.push(a.clone());
             }
-            if self.config.mode == Mode::Observe {
+            let follower = self.leading.as_ref().is_some_and(|l| !*l.borrow());
+            if self.config.mode == Mode::Observe || follower {
                 continue;
             }
             self.load_taints(now).await;

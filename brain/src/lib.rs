@@ -18,6 +18,7 @@ pub mod event;
 pub mod heard;
 pub mod ingest;
 pub mod journal;
+pub mod leader;
 pub mod metrics;
 pub mod point;
 pub mod recent;

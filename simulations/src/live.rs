@@ -78,8 +78,9 @@ pub struct LiveOptions {
     pub listen: SocketAddr,
     /// Where the kubeconfig for the API server is written.
     pub kubeconfig: PathBuf,
-    /// Where the pods' signals go as OTLP/gRPC metrics; `None` sends none.
-    pub otlp_metrics_endpoint: Option<String>,
+    /// Where the pods' signals go as OTLP/gRPC metrics, each endpoint the same points (several
+    /// brain replicas); none sends none.
+    pub otlp_metrics_endpoints: Vec<String>,
 }
 
 impl Default for LiveOptions {
@@ -88,7 +89,7 @@ impl Default for LiveOptions {
             speed: 1.0,
             listen: DEFAULT_ADDR,
             kubeconfig: PathBuf::from(DEFAULT_KUBECONFIG),
-            otlp_metrics_endpoint: None,
+            otlp_metrics_endpoints: Vec::new(),
         }
     }
 }
@@ -167,7 +168,7 @@ pub struct Live {
     cluster: SimCluster,
     kubeconfig: PathBuf,
     written: String,
-    exporter: Option<Exporter>,
+    exporters: Vec<Exporter>,
 }
 
 /// Maps a simulated instant onto the wall clock: the moment it is played.
@@ -367,11 +368,11 @@ impl Live {
         if !(speed.is_finite() && speed > 0.0 && step_ok) {
             return Err(LiveError::Speed(speed));
         }
-        let exporter = options
-            .otlp_metrics_endpoint
-            .as_deref()
-            .map(Exporter::new)
-            .transpose()?;
+        let exporters = options
+            .otlp_metrics_endpoints
+            .iter()
+            .map(|e| Exporter::new(e))
+            .collect::<Result<Vec<_>, _>>()?;
         let start = SystemClock.now();
         let clock = ManualClock::new(start);
         let store = ObjectStore::new(Arc::new(clock.clone()));
@@ -395,7 +396,7 @@ impl Live {
             cluster,
             kubeconfig: options.kubeconfig,
             written,
-            exporter,
+            exporters,
         })
     }
 
@@ -470,10 +471,14 @@ impl Live {
                 note_cluster_error(w, last, r.err());
             }
             let (outcomes, _) = self.cluster.serve(t, step);
-            if let Some(exporter) = &mut self.exporter {
+            if !self.exporters.is_empty() {
                 let mut request = telemetry::request(self.cluster.telemetry(now));
                 mapping.restamp(&mut request);
-                otlp_ok = Some(exporter.export(request).await);
+                let mut all_ok = true;
+                for exporter in &mut self.exporters {
+                    all_ok &= exporter.export(request.clone()).await;
+                }
+                otlp_ok = Some(all_ok);
             }
             if t.saturating_sub(last_hpa_sync) >= HPA_SYNC {
                 last_hpa_sync = t;
@@ -505,8 +510,10 @@ impl Live {
                 }
             }
         }
-        let (exports_ok, exports_failed) =
-            self.exporter.as_ref().map_or((0, 0), |e| (e.ok, e.failed));
+        let (exports_ok, exports_failed) = self
+            .exporters
+            .iter()
+            .fold((0, 0), |(ok, failed), e| (ok + e.ok, failed + e.failed));
         remove_if_ours(&self.kubeconfig, &self.written);
         if tokio::time::timeout(SHUTDOWN_GRACE, self.server.shutdown())
             .await

@@ -3,9 +3,8 @@
 #[path = "support/process.rs"]
 mod process;
 
-use process::{free_port, wait_ready};
+use process::{BrainConfig, wait_ready};
 
-use std::io::Write;
 use std::process::{Child, Command, Stdio};
 
 use homeostat_core::ManualClock;
@@ -155,19 +154,10 @@ async fn the_brain_binary_serves_otlp_and_its_api_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
     server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    let (grpc, otlp_http, api) = (free_port(), free_port(), free_port());
-    let config = dir.path().join("brain.yaml");
-    let mut f = std::fs::File::create(&config).expect("config");
-    write!(
-        f,
-        "mode: dry-run\notlp:\n  grpcListen: 127.0.0.1:{grpc}\n  httpListen: 127.0.0.1:{otlp_http}\napi:\n  listen: 127.0.0.1:{api}\njournal:\n  path: {}\npolicies: [{}]\nevaluationInterval: 1s\n",
-        dir.path().join("journal").display(),
-        concat!(env!("CARGO_MANIFEST_DIR"), "/policies/examples")
-    )
-    .expect("write");
+    let config = BrainConfig::write(dir.path(), "dry-run");
     let child = homeostat()
         .args(["brain", "--config"])
-        .arg(&config)
+        .arg(&config.path)
         .env("KUBECONFIG", &kubeconfig)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -175,11 +165,11 @@ async fn the_brain_binary_serves_otlp_and_its_api_and_stops_on_sigterm() {
         .expect("spawn");
     let mut brain = Brain(child);
     let http = reqwest::Client::new();
-    let api_url = format!("http://127.0.0.1:{api}");
+    let api_url = config.api_url();
     wait_ready(&http, &format!("{api_url}/readyz")).await;
 
     // Malformed OTLP is refused with 400, and the brain keeps serving.
-    let otlp = format!("http://127.0.0.1:{otlp_http}/v1/metrics");
+    let otlp = format!("http://127.0.0.1:{}/v1/metrics", config.otlp_http);
     let bad = http
         .post(&otlp)
         .header("content-type", "application/x-protobuf")

@@ -20,7 +20,7 @@ mod process;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use process::{Proc, free_port, metric};
+use process::{BrainConfig, Proc, metric};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -69,38 +69,23 @@ async fn the_brain_binary_runs_against_a_live_simulation_at_speed_20() {
     let scenario = dir.path().join("live-spike.yaml");
     std::fs::write(&scenario, SCENARIO).expect("scenario");
     let kubeconfig = dir.path().join("sim.kubeconfig");
-    let (grpc, otlp_http, api) = (free_port(), free_port(), free_port());
+    let config = BrainConfig::write(dir.path(), "enforce");
 
     let mut sim = Command::new(env!("CARGO_BIN_EXE_homeostat"));
     sim.args(["simulate", "--live", "--speed", "20", "--kubeconfig"])
         .arg(&kubeconfig)
         .arg("--otlp-metrics-endpoint")
-        .arg(format!("http://127.0.0.1:{grpc}"))
+        .arg(format!("http://127.0.0.1:{}", config.grpc))
         .arg(&scenario);
     let mut sim = Proc::spawn("homeostat simulate --live", sim);
     let client = process::live_cluster_client(&mut sim, &kubeconfig).await;
 
-    let config = dir.path().join("brain.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "mode: enforce\notlp:\n  grpcListen: 127.0.0.1:{grpc}\n  httpListen: 127.0.0.1:{otlp_http}\napi:\n  listen: 127.0.0.1:{api}\njournal:\n  path: {}\npolicies: [{}]\nevaluationInterval: 1s\n",
-            dir.path().join("journal").display(),
-            concat!(env!("CARGO_MANIFEST_DIR"), "/policies/examples")
-        ),
-    )
-    .expect("config");
-    let mut brain = Command::new(env!("CARGO_BIN_EXE_homeostat"));
-    brain
-        .args(["brain", "--config"])
-        .arg(&config)
-        .env("KUBECONFIG", &kubeconfig);
-    let mut brain = Proc::spawn("homeostat brain", brain);
+    let mut brain = config.spawn_brain(&kubeconfig);
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client, "shop");
     let http = reqwest::Client::new();
-    let metrics_url = format!("http://127.0.0.1:{api}/metrics");
+    let metrics_url = format!("{}/metrics", config.api_url());
     let deadline = began + Duration::from_secs(60);
     let mut max_min_replicas = 0;
     let metrics = loop {

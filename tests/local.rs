@@ -8,98 +8,19 @@
 //! Where BPF cannot run the test says why and passes. It loads the probes: run it apart from
 //! the sensor's kernel tests (`bpftool_sees_the_programs…` counts programs).
 
+#[path = "support/cgroup.rs"]
+mod cgroup;
 #[path = "support/process.rs"]
 mod process;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use process::{Proc, free_port, metric, wait_ready};
+use cgroup::TestCgroup;
+use process::{BrainConfig, Proc, eventually, get_json, get_text, metric, wait_ready};
 use serde_json::Value;
 
 fn homeostat() -> Command {
     Command::new(env!("CARGO_BIN_EXE_homeostat"))
-}
-
-/// A v2 cgroup made for the test, emptied and removed on drop.
-struct TestCgroup {
-    dir: PathBuf,
-    /// Its path in the v2 hierarchy, as the sensor reports it.
-    path: String,
-}
-
-impl TestCgroup {
-    fn new(name: &str) -> Self {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-        let root = homeostat_sensor::cgroup::cgroup2_mount(&mountinfo).expect("a cgroup2 mount");
-        let dir = root.join(name);
-        std::fs::create_dir_all(&dir).expect("create the test cgroup");
-        TestCgroup {
-            path: format!("/{name}"),
-            dir,
-        }
-    }
-
-    /// Runs `script` with sh moved into this cgroup first; its pid and exit status.
-    fn run(&self, script: &str) -> (u32, std::process::ExitStatus) {
-        let procs = self.dir.join("cgroup.procs");
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(format!("echo $$ > {} && {script}", procs.display()))
-            .spawn()
-            .expect("sh");
-        (child.id(), child.wait().expect("wait"))
-    }
-}
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        let _ = std::fs::write(self.dir.join("cgroup.kill"), "1");
-        for _ in 0..50 {
-            if std::fs::remove_dir(&self.dir).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        eprintln!("could not remove {}", self.dir.display());
-    }
-}
-
-async fn get_json(http: &reqwest::Client, url: &str) -> Value {
-    let resp = http.get(url).send().await.expect("get");
-    assert!(resp.status().is_success(), "{url}: {}", resp.status());
-    resp.json().await.expect("json")
-}
-
-/// Polls `check` every 200 ms for up to 40 s; fails with the brain's output if it never holds.
-async fn eventually<T>(brain: &Proc, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} never happened; the brain said:\n{}",
-            brain.output()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn config(dir: &Path, grpc: u16, otlp_http: u16, api: u16) -> PathBuf {
-    let path = dir.join("brain.yaml");
-    // enforce, with a policy that allows scaling: --local must observe all the same.
-    let text = format!(
-        "mode: enforce\notlp:\n  grpcListen: 127.0.0.1:{grpc}\n  httpListen: 127.0.0.1:{otlp_http}\n\
-         api:\n  listen: 127.0.0.1:{api}\njournal:\n  path: {}\npolicies: [{}]\n\
-         evaluationInterval: 1s\n",
-        dir.join("journal").display(),
-        concat!(env!("CARGO_MANIFEST_DIR"), "/policies/examples")
-    );
-    std::fs::write(&path, text).expect("config");
-    path
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,18 +30,18 @@ async fn local_brain_sees_crashes_of_a_host_cgroup_and_never_acts() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let (grpc, otlp_http, api) = (free_port(), free_port(), free_port());
-    let config = config(dir.path(), grpc, otlp_http, api);
+    // enforce, with a policy that allows scaling: --local must observe all the same.
+    let config = BrainConfig::write(dir.path(), "enforce");
     let mut command = homeostat();
     command
         .args(["brain", "--local", "--config"])
-        .arg(&config)
+        .arg(&config.path)
         .env("KUBECONFIG", dir.path().join("no-such-kubeconfig"))
         .env("HOMEOSTAT_LOG", "info")
         .env("NO_COLOR", "1");
     let mut brain = Proc::spawn("homeostat brain --local", command);
     let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{api}");
+    let base = config.api_url();
     wait_ready(&http, &format!("{base}/readyz")).await;
     // The probes attach a moment after the listeners: crashes before would go unseen.
     eventually(&brain, "the probes attaching", async || {
@@ -129,14 +50,14 @@ async fn local_brain_sees_crashes_of_a_host_cgroup_and_never_acts() {
     .await;
 
     let unit = format!("homeostat-local-test-{}.scope", std::process::id());
-    let cgroup = TestCgroup::new(&unit);
+    let cgroup = TestCgroup::at(&TestCgroup::v2_root(), &format!("/{unit}"));
     let mut exited = Vec::new();
     for _ in 0..3 {
-        let (pid, status) = cgroup.run("exit 3");
+        let (pid, status) = cgroup.run_pid("exit 3");
         assert_eq!(status.code(), Some(3));
         exited.push(pid);
     }
-    let (segfaulted, status) = cgroup.run("kill -SEGV $$");
+    let (segfaulted, status) = cgroup.run_pid("kill -SEGV $$");
     assert!(status.code().is_none(), "{status}");
 
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
@@ -197,14 +118,7 @@ async fn local_brain_sees_crashes_of_a_host_cgroup_and_never_acts() {
     // Once the detectors are warm (20 one-second steps) the engine scores samples of the
     // host's cgroups, and still proposes nothing.
     let metrics = eventually(&brain, "samples scored", async || {
-        let text = http
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let text = get_text(&http, &format!("{base}/metrics")).await;
         (metric(&text, "homeostat_samples_scored_total", &[]) > 0.0).then_some(text)
     })
     .await;

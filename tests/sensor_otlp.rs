@@ -6,20 +6,22 @@
 //!
 //! Both tests load the probes: run them apart from the sensor's kernel tests.
 
+#[path = "support/cgroup.rs"]
+mod cgroup;
 #[path = "support/process.rs"]
 mod process;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use cgroup::TestCgroup;
 use homeostat_brain::ingest::convert;
 use homeostat_core::SystemClock;
 use homeostat_sensor::{Owner, Sensor, SensorConfig, Snapshot, otlp, preflight};
 use homeostat_simulations::apiserver::discovery::{NAMESPACES, PODS, REPLICA_SETS};
 use homeostat_simulations::apiserver::{ApiServer, ApiServerHandle, DEFAULT_ADDR, ObjectStore};
-use process::{Proc, free_port, metric, wait_ready};
+use process::{BrainConfig, Proc, eventually, get_json, get_text, metric, wait_ready};
 use serde_json::{Value, json};
 
 fn now_ns() -> u64 {
@@ -95,65 +97,6 @@ fn a_live_snapshot_is_accepted_by_the_brain() {
     assert!(points >= snapshot.readings.len());
 }
 
-/// A pod's container cgroup as the kubelet's systemd driver and containerd lay it out,
-/// removed (with anything left in it, and the parents made for it) on drop.
-struct ContainerCgroup {
-    /// The directories made, outermost first.
-    made: Vec<PathBuf>,
-    /// The container's directory.
-    dir: PathBuf,
-    /// Its path in the v2 hierarchy.
-    path: String,
-}
-
-impl ContainerCgroup {
-    fn new(root: &Path, pod_uid: &str, container_id: &str) -> Self {
-        let uid = pod_uid.replace('-', "_");
-        let path = format!(
-            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid}.slice/\
-             cri-containerd-{container_id}.scope"
-        );
-        let mut made = Vec::new();
-        let mut dir = root.to_path_buf();
-        for segment in path.split('/').filter(|s| !s.is_empty()) {
-            dir.push(segment);
-            if !dir.exists() {
-                std::fs::create_dir(&dir).expect("create a cgroup");
-                made.push(dir.clone());
-            }
-        }
-        ContainerCgroup { made, dir, path }
-    }
-
-    /// Runs `script` with sh moved into the container's cgroup first; its pid.
-    fn run(&self, script: &str) -> u32 {
-        let procs = self.dir.join("cgroup.procs");
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(format!("echo $$ > {} && {script}", procs.display()))
-            .spawn()
-            .expect("sh");
-        let pid = child.id();
-        let status = child.wait().expect("wait");
-        assert!(!status.success(), "{script}: {status}");
-        pid
-    }
-}
-
-impl Drop for ContainerCgroup {
-    fn drop(&mut self) {
-        let _ = std::fs::write(self.dir.join("cgroup.kill"), "1");
-        for dir in self.made.iter().rev() {
-            for _ in 0..50 {
-                if std::fs::remove_dir(dir).is_ok() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
-}
-
 /// Deployment `shop/web`'s pod on `node`, its container `app` with `container_id`, in the
 /// simulated API server's store; its uid.
 fn make_pod(server: &ApiServerHandle, node: &str, container_id: &str) -> String {
@@ -192,23 +135,15 @@ fn make_pod(server: &ApiServerHandle, node: &str, container_id: &str) -> String 
 /// Polls the brain's events of shop/web until one of `pid` is there.
 async fn event_of(brain: &Proc, http: &reqwest::Client, api: &str, pid: u32) -> Value {
     let url = format!("{api}/api/v1/events?workload=shop/web");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(resp) = http.get(&url).send().await
-            && let Ok(body) = resp.json::<Value>().await
-            && let Some(found) = body["items"]
-                .as_array()
-                .and_then(|items| items.iter().find(|e| e["attributes"]["process.pid"] == pid))
-        {
-            return found.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no event of pid {pid} in the brain; it said:\n{}",
-            brain.output()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(brain, &format!("an event of pid {pid}"), async || {
+        let events = get_json(http, &url).await;
+        let items = events["items"].as_array()?;
+        items
+            .iter()
+            .find(|e| e["attributes"]["process.pid"] == pid)
+            .cloned()
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,32 +162,31 @@ async fn a_crash_in_a_pod_reaches_the_brain_as_a_log_record_over_grpc_and_http()
     let node = "node-test";
     let container_id = format!("{:016x}{:048x}", std::process::id(), now_ns());
     let uid = make_pod(&server, node, &container_id);
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    let root = homeostat_sensor::cgroup::cgroup2_mount(&mountinfo).expect("a cgroup2 mount");
-    let cgroup = ContainerCgroup::new(&root, &uid, &container_id);
-
-    let (grpc, otlp_http, api) = (free_port(), free_port(), free_port());
-    let config = dir.path().join("brain.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "mode: observe\notlp:\n  grpcListen: 127.0.0.1:{grpc}\n  httpListen: 127.0.0.1:{otlp_http}\n\
-             api:\n  listen: 127.0.0.1:{api}\njournal:\n  path: {}\n",
-            dir.path().join("journal").display()
+    // The pod's container cgroup, as the kubelet's systemd driver and containerd lay it out.
+    let cgroup = TestCgroup::at(
+        &TestCgroup::v2_root(),
+        &format!(
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/\
+             cri-containerd-{container_id}.scope",
+            uid.replace('-', "_")
         ),
-    )
-    .expect("config");
-    let mut brain = Command::new(env!("CARGO_BIN_EXE_homeostat"));
-    brain
-        .args(["brain", "--config"])
-        .arg(&config)
-        .env("KUBECONFIG", &kubeconfig);
-    let mut brain = Proc::spawn("homeostat brain", brain);
+    );
+    let run = |script: &str| {
+        let (pid, status) = cgroup.run_pid(script);
+        assert!(!status.success(), "{script}: {status}");
+        pid
+    };
+    let config = BrainConfig::write(dir.path(), "observe");
+    let mut brain = config.spawn_brain(&kubeconfig);
     let http = reqwest::Client::new();
-    let api = format!("http://127.0.0.1:{api}");
+    let api = config.api_url();
     wait_ready(&http, &format!("{api}/readyz")).await;
 
-    for (protocol, port, status) in [("grpc", grpc, 7), ("http/protobuf", otlp_http, 9)] {
+    let endpoints = [
+        ("grpc", config.grpc, 7),
+        ("http/protobuf", config.otlp_http, 9),
+    ];
+    for (protocol, port, status) in endpoints {
         let mut sensor = Command::new(env!("CARGO_BIN_EXE_homeostat"));
         sensor
             .args(["sensor", "--interval", "500ms", "--node-name", node])
@@ -267,8 +201,8 @@ async fn a_crash_in_a_pod_reaches_the_brain_as_a_log_record_over_grpc_and_http()
             assert!(Instant::now() < attached, "no probes:\n{}", sensor.output());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let exited = cgroup.run(&format!("exit {status}"));
-        let killed = cgroup.run("kill -TERM $$");
+        let exited = run(&format!("exit {status}"));
+        let killed = run("kill -TERM $$");
 
         let e = event_of(&brain, &http, &api, exited).await;
         assert_eq!(e["name"], "homeostat.process.crash", "{e}");
@@ -302,14 +236,7 @@ async fn a_crash_in_a_pod_reaches_the_brain_as_a_log_record_over_grpc_and_http()
         assert!(stopped.success(), "{stopped}\n{}", sensor.output());
     }
 
-    let metrics = http
-        .get(format!("{api}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = get_text(&http, &format!("{api}/metrics")).await;
     for transport in ["grpc", "http"] {
         let labels = [
             r#"signal="logs""#,

@@ -42,35 +42,35 @@ const T: u64 = 1_700_000_000_000_000_000;
 const START: u64 = T - 60_000_000_000;
 const EXPORT: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 
-#[derive(Default)]
-struct CollectSink(Mutex<Vec<Point>>);
+/// Keeps what a receiver delivers: points or log records.
+struct Collect<T>(Mutex<Vec<T>>);
 
-impl PointSink for CollectSink {
+impl<T> Default for Collect<T> {
+    fn default() -> Self {
+        Collect(Mutex::new(Vec::new()))
+    }
+}
+
+impl<T> Collect<T> {
+    fn take(&self) -> Vec<T> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl PointSink for Collect<Point> {
     fn accept(&self, points: Vec<Point>) {
         self.0.lock().unwrap().extend(points);
     }
 }
 
-impl CollectSink {
-    fn take(&self) -> Vec<Point> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
-
-#[derive(Default)]
-struct CollectEvents(Mutex<Vec<LogEvent>>);
-
-impl EventSink for CollectEvents {
+impl EventSink for Collect<LogEvent> {
     fn accept(&self, events: Vec<LogEvent>) {
         self.0.lock().unwrap().extend(events);
     }
 }
 
-impl CollectEvents {
-    fn take(&self) -> Vec<LogEvent> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
+type CollectSink = Collect<Point>;
+type CollectEvents = Collect<LogEvent>;
 
 /// A receiver on an ephemeral port; stops when dropped.
 struct Server {

@@ -5,14 +5,18 @@
 //! take a lock so that one sensor runs at a time (the `bpftool` check needs that, and two
 //! cores do not need more contention).
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use homeostat_core::signal;
 use homeostat_sensor::{EventKind, Probe, Sensor, SensorConfig, Snapshot, preflight};
+
+#[path = "../../tests/support/cgroup.rs"]
+mod cgroup;
+
+use cgroup::TestCgroup;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -23,45 +27,6 @@ fn bpf_or_skip(test: &str) -> Option<MutexGuard<'static, ()>> {
         return None;
     }
     Some(ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()))
-}
-
-/// A v2 cgroup made for one test, removed (with anything left in it) on drop.
-struct TestCgroup {
-    dir: PathBuf,
-    id: u64,
-}
-
-impl TestCgroup {
-    fn new(root: &Path, name: &str) -> Self {
-        let dir = root.join(format!("homeostat-test-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let id = std::fs::metadata(&dir).unwrap().ino();
-        TestCgroup { dir, id }
-    }
-
-    /// Runs `script` with sh, moved into this cgroup before anything else.
-    fn run(&self, script: &str) -> ExitStatus {
-        let procs = self.dir.join("cgroup.procs");
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!("echo $$ > {} && {script}", procs.display()))
-            .stdout(Stdio::null())
-            .status()
-            .unwrap()
-    }
-}
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        let _ = std::fs::write(self.dir.join("cgroup.kill"), "1");
-        for _ in 0..50 {
-            if std::fs::remove_dir(&self.dir).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        eprintln!("could not remove {}", self.dir.display());
-    }
 }
 
 fn unix_nanos() -> u64 {

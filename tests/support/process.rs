@@ -154,3 +154,88 @@ pub async fn live_cluster_client(sim: &mut Proc, path: &std::path::Path) -> kube
         .expect("kubeconfig is usable");
     kube::Client::try_from(config).expect("client")
 }
+
+/// A brain's configuration file, listening on fresh loopback ports, its journal beside it.
+pub struct BrainConfig {
+    /// The file (`brain.yaml`).
+    pub path: std::path::PathBuf,
+    /// OTLP/gRPC port.
+    pub grpc: u16,
+    /// OTLP/HTTP port.
+    pub otlp_http: u16,
+    /// HTTP API port.
+    pub api: u16,
+}
+
+impl BrainConfig {
+    /// Writes `dir/brain.yaml`: `mode`, the example policies, an evaluation every second, the
+    /// journal in `dir/journal`.
+    pub fn write(dir: &std::path::Path, mode: &str) -> BrainConfig {
+        let (grpc, otlp_http, api) = (free_port(), free_port(), free_port());
+        let path = dir.join("brain.yaml");
+        let text = format!(
+            "mode: {mode}\notlp:\n  grpcListen: 127.0.0.1:{grpc}\n  httpListen: 127.0.0.1:{otlp_http}\n\
+             api:\n  listen: 127.0.0.1:{api}\njournal:\n  path: {}\npolicies: [{}]\n\
+             evaluationInterval: 1s\n",
+            dir.join("journal").display(),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/policies/examples")
+        );
+        std::fs::write(&path, text).expect("writing the brain's config");
+        BrainConfig {
+            path,
+            grpc,
+            otlp_http,
+            api,
+        }
+    }
+
+    /// `homeostat brain --config <this>` against the cluster of `kubeconfig`, started.
+    pub fn spawn_brain(&self, kubeconfig: &std::path::Path) -> Proc {
+        let mut brain = Command::new(env!("CARGO_BIN_EXE_homeostat"));
+        brain
+            .args(["brain", "--config"])
+            .arg(&self.path)
+            .env("KUBECONFIG", kubeconfig);
+        Proc::spawn("homeostat brain", brain)
+    }
+
+    /// The API's base URL, `http://127.0.0.1:<api>`.
+    pub fn api_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.api)
+    }
+}
+
+/// GET `url` as JSON; fails the test on an error status.
+pub async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
+    let resp = http.get(url).send().await.expect("get");
+    assert!(resp.status().is_success(), "{url}: {}", resp.status());
+    resp.json().await.expect("json")
+}
+
+/// GET `url` as text (a `/metrics` page); fails the test on an error status.
+pub async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    let resp = http.get(url).send().await.expect("get");
+    assert!(resp.status().is_success(), "{url}: {}", resp.status());
+    resp.text().await.expect("text")
+}
+
+/// Polls `check` every 200 ms for up to 40 s; fails with `process`'s output if it never holds.
+pub async fn eventually<T>(
+    process: &Proc,
+    what: &str,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} never happened; {} said:\n{}",
+            process.name,
+            process.output()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

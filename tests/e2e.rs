@@ -629,16 +629,22 @@ async fn pods_move_off_a_contended_node_and_no_pod_is_added() {
         .list(&Default::default())
         .await
         .expect("events");
-    let reasons: Vec<&str> = events
+    // Events have generated names, so the list is not in time order: sort by when.
+    let mut on_node: Vec<_> = events
         .items
         .iter()
         .filter(|e| {
             e.involved_object.kind.as_deref() == Some("Node")
                 && e.involved_object.name.as_deref() == Some("node-b")
         })
-        .filter_map(|e| e.reason.as_deref())
+        .map(|e| (e.first_timestamp.as_ref().map(|t| t.0), e.reason.as_deref()))
         .collect();
-    assert_eq!(reasons, ["HomeostatTainted", "HomeostatUntainted"]);
+    on_node.sort();
+    let reasons: Vec<_> = on_node.into_iter().map(|(_, r)| r).collect();
+    assert_eq!(
+        reasons,
+        [Some("HomeostatTainted"), Some("HomeostatUntainted")]
+    );
     cluster_shutdown(hpa).await;
     cluster_shutdown(homeostat).await;
 }

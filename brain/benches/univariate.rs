@@ -37,6 +37,17 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Something that scores a stream, one value at a time.
+trait Scorer {
+    fn score(&mut self, x: f64) -> f64;
+}
+
+impl Scorer for Univariate {
+    fn score(&mut self, x: f64) -> f64 {
+        self.observe(x)
+    }
+}
+
 /// The baseline: an exponentially weighted mean and variance, scored by z².
 struct Ewma {
     mean: f64,
@@ -44,13 +55,34 @@ struct Ewma {
 }
 
 impl Ewma {
-    fn observe(&mut self, x: f64) -> f64 {
+    fn new(first: f64) -> Self {
+        Ewma {
+            mean: first,
+            var: 1.0,
+        }
+    }
+}
+
+impl Scorer for Ewma {
+    fn score(&mut self, x: f64) -> f64 {
         let d = x - self.mean;
         let z2 = d * d / self.var.max(1e-12);
         self.mean += 0.01 * d;
         self.var += 0.01 * (d * d - self.var);
         1.0 - (-0.5 * z2).exp()
     }
+}
+
+/// Feeds step `0`, then step `1`, … of every series to its own scorer, as a store sees
+/// samples arrive: each value touches a different scorer's state.
+fn interleaved<S: Scorer>(scorers: &mut [S], data: &[Vec<f64>], steps: usize) -> f64 {
+    let mut sum = 0.0;
+    for step in 0..steps {
+        for (scorer, values) in scorers.iter_mut().zip(data) {
+            sum += scorer.score(black_box(values[step]));
+        }
+    }
+    sum
 }
 
 /// A deterministic gauge: a daily-like cycle with noise, occasional spikes and level shifts,
@@ -97,15 +129,18 @@ fn main() {
     // One long series through one detector: the detector's own cost, cache-hot.
     let long = series(1, 2_000_000);
     let single = rate(RUNS, long.len(), || {
-        let mut d = Univariate::new(config);
-        long.iter().map(|&x| d.observe(black_box(x))).sum()
+        interleaved(
+            &mut [Univariate::new(config)],
+            std::slice::from_ref(&long),
+            long.len(),
+        )
     });
     let single_base = rate(RUNS, long.len(), || {
-        let mut d = Ewma {
-            mean: long[0],
-            var: 1.0,
-        };
-        long.iter().map(|&x| d.observe(black_box(x))).sum()
+        interleaved(
+            &mut [Ewma::new(long[0])],
+            std::slice::from_ref(&long),
+            long.len(),
+        )
     });
 
     // Many series, interleaved as a store sees them: each sample touches a different
@@ -116,31 +151,13 @@ fn main() {
     let before = LIVE_BYTES.load(Ordering::Relaxed);
     let mut detectors: Vec<Univariate> = (0..SERIES).map(|_| Univariate::new(config)).collect();
     let allocated = LIVE_BYTES.load(Ordering::Relaxed) - before;
-    let interleaved = rate(RUNS, SERIES * STEPS, || {
-        let mut sum = 0.0;
-        for step in 0..STEPS {
-            for (d, values) in detectors.iter_mut().zip(&data) {
-                sum += d.observe(black_box(values[step]));
-            }
-        }
-        sum
+    let many = rate(RUNS, SERIES * STEPS, || {
+        interleaved(&mut detectors, &data, STEPS)
     });
     let grown = LIVE_BYTES.load(Ordering::Relaxed) as i64 - (before + allocated) as i64;
-    let mut baselines: Vec<Ewma> = data
-        .iter()
-        .map(|v| Ewma {
-            mean: v[0],
-            var: 1.0,
-        })
-        .collect();
-    let interleaved_base = rate(RUNS, SERIES * STEPS, || {
-        let mut sum = 0.0;
-        for step in 0..STEPS {
-            for (d, values) in baselines.iter_mut().zip(&data) {
-                sum += d.observe(black_box(values[step]));
-            }
-        }
-        sum
+    let mut baselines: Vec<Ewma> = data.iter().map(|v| Ewma::new(v[0])).collect();
+    let many_base = rate(RUNS, SERIES * STEPS, || {
+        interleaved(&mut baselines, &data, STEPS)
     });
 
     let per_series = allocated as f64 / SERIES as f64;
@@ -153,9 +170,9 @@ fn main() {
     );
     println!(
         "  {SERIES} series interleaved:      {:>12.0} samples/s   (EWMA baseline {:>12.0}; {:.1}x its cost)",
-        interleaved,
-        interleaved_base,
-        interleaved_base / interleaved
+        many,
+        many_base,
+        many_base / many
     );
     println!(
         "  memory per series: {:.0} bytes ({} inline + {} heap; EWMA baseline {} bytes); {} bytes allocated while streaming",

@@ -21,8 +21,8 @@
 //! views' mean, in nats. Averaging octaves keeps the result from hinging on where one grid's
 //! bin edges happen to fall.
 //!
-//! Memory is bounded: the contexts live in a [`ContextMemory`] of fixed size, the rest is a
-//! few dozen numbers.
+//! Memory is bounded: the contexts live in a fixed-size context memory (`context_memory.rs`),
+//! the rest is a few dozen numbers.
 
 use super::context_memory::ContextMemory;
 

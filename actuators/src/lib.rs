@@ -8,6 +8,7 @@
 pub mod error;
 pub mod events;
 pub mod hpa;
+pub mod landed;
 pub mod quantity;
 pub mod restart;
 pub mod taint;

@@ -25,6 +25,7 @@ use crate::spans::{DecisionSpans, StepTimings};
 use crate::store::SeriesStore;
 
 mod propose;
+mod recover;
 mod relocate;
 
 use propose::Throttle;
@@ -126,6 +127,10 @@ pub struct Engine {
     workloads: BTreeMap<WorkloadRef, WorkloadState>,
     /// Whether this replica leads, when several run: a follower learns and proposes nothing.
     leading: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The cluster, to ask after a crash whether an interrupted decision landed.
+    client: kube::Client,
+    /// Whether interrupted decisions and raised HPAs have been taken over from the journal.
+    recovered: bool,
 }
 
 impl Engine {
@@ -159,13 +164,23 @@ impl Engine {
             relocated: BTreeMap::new(),
             relocation_refused: BTreeMap::new(),
             failures: BTreeMap::new(),
-            events: EventRecorder::new(client),
+            events: EventRecorder::new(client.clone()),
             journal,
             spans,
             metrics,
             workloads: BTreeMap::new(),
             leading: None,
+            client,
+            recovered: false,
         }
+    }
+
+    /// The store's aggregation step.
+    fn step(&self) -> Duration {
+        self.store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .step()
     }
 
     /// Acts only while `leading` says this replica leads (see [`crate::leader`]); until then,
@@ -218,6 +233,9 @@ impl Engine {
             .set(i64::try_from(self.workloads.len()).unwrap_or(i64::MAX));
 
         let mut report = PassReport::default();
+        if self.config.mode != Mode::Observe {
+            self.recover(now).await?;
+        }
         let follower = self.leading.as_ref().is_some_and(|l| !*l.borrow());
         self.metrics.leader.set(i64::from(!follower));
         for (workload, at) in steps {

@@ -6,6 +6,7 @@
 //! time: it decides act, dry-run, observe or deny, and names the rule that decided.
 #![forbid(unsafe_code)]
 
+pub mod crd;
 pub mod document;
 pub mod duration;
 pub mod error;
@@ -13,7 +14,9 @@ pub mod evaluate;
 pub mod load;
 mod locate;
 pub mod names;
+pub mod replay;
 mod scalar;
+pub mod schema;
 
 pub use document::{PolicySpec, ReplicaCeiling, Target};
 pub use duration::HumanDuration;
@@ -21,3 +24,4 @@ pub use error::{Diagnostic, Location, PolicyError};
 pub use evaluate::{PastAction, evaluate};
 pub use load::{Policy, PolicySet};
 pub use names::ObjectName;
+pub use replay::{Proposed, Replayed, replay};

@@ -125,10 +125,7 @@ pub fn trail(d: &Decision, history: &[Outcome]) -> String {
                 );
             }
         }
-        None => line(
-            "anomaly",
-            "none: proposed without one (a restore or an untaint after calm)",
-        ),
+        None => line("anomaly", "none: proposed without a current anomaly"),
     }
     let p = &d.proposal;
     line("proposal", &describe::action(&p.action));
@@ -162,7 +159,7 @@ pub fn trail(d: &Decision, history: &[Outcome]) -> String {
             line(
                 "",
                 &format!(
-                    "{} {} ({})",
+                    "sent as {} to {} ({})",
                     plan.patch_type.content_type(),
                     plan.target,
                     plan.target.api_version

@@ -317,3 +317,113 @@ fn policy_test_refuses_a_broken_file_with_its_location() {
         "{text}"
     );
 }
+
+/// The fenced YAML blocks of a Markdown file that hold a Policy.
+fn policy_blocks(markdown: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in markdown.lines() {
+        match (&mut current, line.trim_start()) {
+            (None, "```yaml") => current = Some(String::new()),
+            (Some(block), "```") => {
+                if block.contains("kind: Policy\n") {
+                    blocks.push(block.clone());
+                }
+                current = None;
+            }
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn every_example_policy_passes_policy_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut examples: Vec<std::path::PathBuf> = std::fs::read_dir("policies/examples")
+        .expect("policies/examples")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert!(!examples.is_empty());
+    // The policy the plain manifests ship in the brain's ConfigMap.
+    let config_map: serde_json::Value = yaml_serde::from_str(
+        &std::fs::read_to_string("deploy/manifests/30-configmap.yaml").expect("ConfigMap"),
+    )
+    .expect("ConfigMap YAML");
+    let shipped = dir.path().join("configmap-policy-default.yaml");
+    std::fs::write(
+        &shipped,
+        config_map["data"]["policy-default.yaml"]
+            .as_str()
+            .expect("a policy-default.yaml key"),
+    )
+    .expect("write");
+    examples.push(shipped);
+    // The README's.
+    let readme = policy_blocks(&std::fs::read_to_string("README.md").expect("README.md"));
+    assert!(!readme.is_empty(), "the README shows a policy");
+    for (i, block) in readme.iter().enumerate() {
+        let path = dir.path().join(format!("readme-{i}.yaml"));
+        std::fs::write(&path, block).expect("write");
+        examples.push(path);
+    }
+    for example in &examples {
+        let out = homeostat()
+            .args(["policy", "check"])
+            .arg(example)
+            .output()
+            .expect("runs");
+        let text = stdout(&out);
+        let documents = std::fs::read_to_string(example)
+            .expect("read")
+            .matches("\nkind: Policy")
+            .count();
+        assert!(documents > 0, "{} holds no policy", example.display());
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("ok  ")).count(),
+            documents,
+            "{}: {text}",
+            example.display()
+        );
+    }
+}
+
+#[test]
+fn policy_check_prints_each_corpus_problem_with_its_file_line_and_column() {
+    let corpus = Path::new("policies/tests/corpus");
+    let mut cases: Vec<std::path::PathBuf> = std::fs::read_dir(corpus)
+        .expect("corpus")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .map(|p| {
+            p.strip_prefix("policies")
+                .expect("under policies")
+                .to_owned()
+        })
+        .collect();
+    cases.sort();
+    // From the crate's directory, where the expectations' file names are relative to.
+    let out = homeostat()
+        .current_dir("policies")
+        .args(["policy", "check"])
+        .args(&cases)
+        .output()
+        .expect("runs");
+    let text = refusal(&out);
+    for case in &cases {
+        let expected =
+            std::fs::read_to_string(Path::new("policies").join(case).with_extension("expected"))
+                .expect("expectation");
+        for line in expected.lines().filter(|l| !l.is_empty()) {
+            let want = format!("{}:{line}", case.display());
+            assert!(
+                text.lines().any(|l| l == want),
+                "{want:?} missing from:\n{text}"
+            );
+        }
+    }
+}

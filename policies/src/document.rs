@@ -26,7 +26,11 @@ pub const DEFAULT_MAX_DATA_AGE: Duration = Duration::from_secs(120);
 
 /// One YAML document, fully validated field by field.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a Policy: a mapping of apiVersion, kind, metadata and spec"
+)]
 pub(crate) struct PolicyDocument {
     #[allow(dead_code)] // read for validation only
     pub api_version: ApiVersion,
@@ -68,7 +72,11 @@ fn expect(got: &str, want: &str) -> Result<(), String> {
 
 /// Kubernetes object metadata; labels and annotations are accepted so manifests can carry them.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a mapping of name, labels and annotations"
+)]
 pub(crate) struct Metadata {
     pub name: ObjectName,
     #[serde(default)]
@@ -83,7 +91,11 @@ pub(crate) struct Metadata {
 // comments and its fields' are what `kubectl explain policy.spec` shows.
 /// What a policy allows, where, how often and how far.
 #[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a mapping of mode, actions, target, cooldown, maxReplicas and maxDataAge"
+)]
 pub struct PolicySpec {
     /// The most this policy lets the loop do; the global mode can only make it stricter.
     #[serde(deserialize_with = "mode")]
@@ -108,7 +120,11 @@ pub struct PolicySpec {
 
 /// Which workloads a policy covers: empty lists mean "all".
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a mapping of namespaces, workloads and exclude"
+)]
 pub struct Target {
     /// Namespaces covered; all when empty.
     #[serde(default)]

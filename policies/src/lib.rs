@@ -4,6 +4,8 @@
 //! that reports every problem with file, line and column ([`PolicyError`]). [`evaluate()`] is a
 //! pure function of a set, a proposal, the global mode, the history of past actions and the
 //! time: it decides act, dry-run, observe or deny, and names the rule that decided.
+//! [`replay()`] runs a sequence of proposals through it with the history each verdict leaves,
+//! and [`crd`] is the CustomResourceDefinition generated from the document types.
 #![forbid(unsafe_code)]
 
 pub mod crd;

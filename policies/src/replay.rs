@@ -79,3 +79,86 @@ pub fn replay(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use homeostat_core::{Action, WorkloadRef};
+
+    const T0: Timestamp = Timestamp::from_secs(1_700_000_000);
+
+    fn set(mode: &str) -> PolicySet {
+        let text = format!(
+            "apiVersion: homeostat.dev/v1alpha1\nkind: Policy\nmetadata:\n  name: p\nspec:\n  \
+             mode: {mode}\n  actions: [taint-node]\n  cooldown: 2m\n  maxDataAge: 1m\n"
+        );
+        PolicySet::from_str("p.yaml", &text).expect("loads")
+    }
+
+    /// A taint proposed `at` seconds after T0, on evidence `age` seconds old.
+    fn taint(at: u64, age: u64) -> Proposed {
+        let time = T0 + Duration::from_secs(at);
+        Proposed {
+            time,
+            proposal: Proposal {
+                workload: WorkloadRef::deployment("shop", "web"),
+                action: Action::TaintNode {
+                    node: "n1".into(),
+                    remove: false,
+                },
+                reason: "contended".into(),
+                evidence_time: time - Duration::from_secs(age),
+                current_replicas: 2,
+            },
+        }
+    }
+
+    fn rules(trail: &[Replayed]) -> Vec<String> {
+        trail
+            .iter()
+            .map(|r| format!("{} {}", r.verdict.kind.as_str(), r.verdict.rule))
+            .collect()
+    }
+
+    #[test]
+    fn each_verdict_leaves_the_history_the_journal_would() {
+        let day = Duration::from_secs(86_400);
+        // A denial counts for nothing, an action for its cooldown.
+        let proposals = [taint(0, 600), taint(30, 0), taint(90, 0), taint(150, 0)];
+        assert_eq!(
+            rules(&replay(&set("enforce"), &proposals, Mode::Enforce, day)),
+            [
+                "deny stale-data",
+                "act allowed",
+                "deny cooldown",
+                "act allowed"
+            ]
+        );
+        // Plans cool down a dry-run the way actions cool down enforce…
+        assert_eq!(
+            rules(&replay(&set("dry-run"), &proposals, Mode::Enforce, day)),
+            [
+                "deny stale-data",
+                "dry-run allowed",
+                "deny cooldown",
+                "dry-run allowed"
+            ]
+        );
+        // …and observe leaves nothing to cool down from.
+        assert_eq!(
+            rules(&replay(&set("observe"), &proposals, Mode::Enforce, day)),
+            ["observe mode"; 4]
+        );
+        // What falls out of the window is forgotten.
+        let short = Duration::from_secs(45);
+        assert_eq!(
+            rules(&replay(&set("enforce"), &proposals, Mode::Enforce, short)),
+            [
+                "deny stale-data",
+                "act allowed",
+                "act allowed",
+                "act allowed"
+            ]
+        );
+    }
+}

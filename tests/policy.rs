@@ -74,49 +74,57 @@ fn explain_shows_a_journaled_decisions_whole_trail() {
         .plan
         .as_ref()
         .expect("an applied decision has a plan");
-    for needle in [
-        format!("decision  {} at {}", applied.id, applied.time),
-        format!("workload  {}", applied.proposal.workload),
-        format!(
-            "anomaly   {}, score {:.3}, since {}",
-            anomaly.kind.as_str(),
-            anomaly.score,
-            anomaly.started
-        ),
-        format!(
-            "          {} {}",
-            anomaly.contributions[0].signal,
-            anomaly.contributions[0].stat.as_str()
-        ),
-        "proposal  scale-hpa HorizontalPodAutoscaler/shop/checkout: minReplicas".to_owned(),
-        format!("          because {}", applied.proposal.reason),
-        format!(
-            "verdict   act by policy {}, rule {}",
-            applied.verdict.policy.as_deref().expect("a policy"),
-            applied.verdict.rule
-        ),
-        format!("          because {}", applied.verdict.reason),
-        "mode      enforce".to_owned(),
-        format!("plan      {}", plan.summary),
-        format!("          {}", plan.patch),
-        "outcome   applied at".to_owned(),
-        "journal   written as pending → applied".to_owned(),
-    ] {
-        assert!(text.contains(&needle), "{needle:?} missing from:\n{text}");
-    }
+    assert_all_in(
+        &text,
+        [
+            format!("decision  {} at {}", applied.id, applied.time),
+            format!("workload  {}", applied.proposal.workload),
+            format!(
+                "anomaly   {}, score {:.3}, since {}",
+                anomaly.kind.as_str(),
+                anomaly.score,
+                anomaly.started
+            ),
+            format!(
+                "          {} {}",
+                anomaly.contributions[0].signal,
+                anomaly.contributions[0].stat.as_str()
+            ),
+            "proposal  scale-hpa HorizontalPodAutoscaler/shop/checkout: minReplicas".to_owned(),
+            format!("          because {}", applied.proposal.reason),
+            format!(
+                "verdict   act by policy {}, rule {}",
+                applied.verdict.policy.as_deref().expect("a policy"),
+                applied.verdict.rule
+            ),
+            format!("          because {}", applied.verdict.reason),
+            "mode      enforce".to_owned(),
+            format!("plan      {}", plan.summary),
+            format!("          {}", plan.patch),
+            "outcome   applied at".to_owned(),
+            "journal   written as pending → applied".to_owned(),
+        ],
+    );
 
     let text = stdout(&explain(&denied.id.0, dir.path()));
-    for needle in [
-        format!(
-            "verdict   deny by policy {}, rule {}",
-            denied.verdict.policy.as_deref().expect("a policy"),
-            denied.verdict.rule
-        ),
-        format!("          because {}", denied.verdict.reason),
-        "plan      none: nothing was planned".to_owned(),
-        format!("outcome   skipped: {}", denied.verdict.reason),
-        "journal   written as skipped\n".to_owned(),
-    ] {
+    assert_all_in(
+        &text,
+        [
+            format!(
+                "verdict   deny by policy {}, rule {}",
+                denied.verdict.policy.as_deref().expect("a policy"),
+                denied.verdict.rule
+            ),
+            format!("          because {}", denied.verdict.reason),
+            "plan      none: nothing was planned".to_owned(),
+            format!("outcome   skipped: {}", denied.verdict.reason),
+            "journal   written as skipped\n".to_owned(),
+        ],
+    );
+}
+
+fn assert_all_in(text: &str, needles: impl IntoIterator<Item = String>) {
+    for needle in needles {
         assert!(text.contains(&needle), "{needle:?} missing from:\n{text}");
     }
 }

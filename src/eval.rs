@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use homeostat_brain::detect::{Univariate, UnivariateConfig};
 use homeostat_brain::eval::nab::{
-    Corpus, CostProfile, ProfileResult, Sweep, load_corpus, load_result_scores, result_path,
-    score_series, write_results,
+    Corpus, CostProfile, ProfileResult, Series, Sweep, load_corpus, load_result_scores,
+    result_path, score_series, write_results,
 };
 
 /// The name homeostat's results are filed under, as NAB files each detector's.
@@ -21,6 +21,8 @@ const DETECTOR: &str = "homeostat";
       run homeostat's detector over every series and score it
   homeostat eval --nab ~/NAB --results ~/NAB/results/numenta
       score a detector's published result files instead
+  homeostat eval --nab ~/NAB --robustness
+      also score homeostat with thresholds set on other files, and under nearby settings
 
 Scores are NAB's: per profile, the threshold that maximises the raw score over the whole
 corpus; normalised = 100 × (raw − null) / (perfect − null), 0 for a detector that never
@@ -41,6 +43,11 @@ pub struct Args {
     /// The detector name prefixing result file names [default: RESULTS_DIR's own name].
     #[arg(long, requires = "results")]
     prefix: Option<String>,
+    /// Also print how robust the scores are: with each file's threshold set on the other
+    /// files only, and (for homeostat's own detector) with each setting moved a little from
+    /// its default.
+    #[arg(long)]
+    robustness: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -62,7 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             (prefix.clone(), read_results(dir, &prefix, &corpus)?)
         }
         None => {
-            let scores = detect(&corpus);
+            let scores = detect(&corpus, UnivariateConfig::default());
             if let Some(out) = &args.out {
                 write_results(out, DETECTOR, &corpus, &scores).context("writing results")?;
             }
@@ -70,19 +77,147 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     print_table(&name, &corpus, &scores);
+    if args.robustness {
+        print_robustness(&corpus, &scores, args.results.is_none());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Streams each series through a fresh detector, in time order.
-fn detect(corpus: &Corpus) -> Vec<Vec<f64>> {
+fn detect(corpus: &Corpus, config: UnivariateConfig) -> Vec<Vec<f64>> {
     corpus
         .series
         .iter()
         .map(|s| {
-            let mut d = Univariate::new(UnivariateConfig::default());
+            let mut d = Univariate::new(config);
             s.values.iter().map(|&x| d.observe(x)).collect()
         })
         .collect()
+}
+
+/// The whole corpus's scored points, ready for choosing thresholds.
+fn sweep(corpus: &Corpus, scores: &[Vec<f64>]) -> Sweep {
+    Sweep::new(
+        corpus
+            .series
+            .iter()
+            .map(|s| &s.labels)
+            .zip(scores.iter().map(Vec::as_slice)),
+    )
+}
+
+/// The normalised score of each profile, thresholds chosen over the whole corpus.
+fn normalised_scores(corpus: &Corpus, scores: &[Vec<f64>]) -> [f64; 3] {
+    let sweep = sweep(corpus, scores);
+    CostProfile::ALL.map(|p| sweep.best(p).normalised())
+}
+
+/// Each profile's normalised score when the series of each fold are scored at the threshold
+/// that is best over the other folds: how well the threshold, and so the detector, carries
+/// over to series it was not set on.
+fn held_out_scores(corpus: &Corpus, scores: &[Vec<f64>], fold: &[usize]) -> [f64; 3] {
+    let folds = fold.iter().copied().max().map_or(0, |m| m + 1);
+    let windows: usize = corpus.series.iter().map(|s| s.labels.windows).sum();
+    CostProfile::ALL.map(|profile| {
+        let mut raw = 0.0;
+        for f in 0..folds {
+            let others = (0..corpus.series.len()).filter(|&i| fold[i] != f);
+            let sweep =
+                Sweep::new(others.map(|i| (&corpus.series[i].labels, scores[i].as_slice())));
+            let threshold = sweep.best(profile).threshold;
+            raw += (0..corpus.series.len())
+                .filter(|&i| fold[i] == f)
+                .map(|i| {
+                    score_series(&corpus.series[i].labels, &scores[i], threshold, &profile).raw
+                })
+                .sum::<f64>();
+        }
+        let null = -(windows as f64) * profile.fn_;
+        let perfect = windows as f64 * profile.tp;
+        100.0 * (raw - null) / (perfect - null)
+    })
+}
+
+/// The defaults with one setting moved each way, by about half as much again.
+fn nearby_settings() -> Vec<(String, UnivariateConfig)> {
+    let d = UnivariateConfig::default();
+    let n = d.novelty;
+    let scaled = |v: u32, f: f64| (f64::from(v) * f).round() as u32;
+    let mut out = Vec::new();
+    for f in [2.0 / 3.0, 1.5] {
+        let mut c = d;
+        c.warmup = scaled(d.warmup, f);
+        out.push((format!("warmup {}", c.warmup), c));
+        let mut c = d;
+        c.refractory = scaled(d.refractory, f);
+        out.push((format!("refractory {}", c.refractory), c));
+        let mut c = d;
+        c.novelty.bins = (n.bins * f).round();
+        out.push((format!("bins {}", c.novelty.bins), c));
+        let mut c = d;
+        c.novelty.rate_horizon = (n.rate_horizon * f).round();
+        out.push((format!("rate horizon {}", c.novelty.rate_horizon), c));
+        let mut c = d;
+        c.novelty.scale_after = scaled(n.scale_after, f);
+        out.push((format!("scale after {}", c.novelty.scale_after), c));
+        let mut c = d;
+        c.novelty.scale_until = scaled(n.scale_until, f);
+        out.push((format!("scale until {}", c.novelty.scale_until), c));
+        let mut c = d;
+        c.novelty.memory = (n.memory as f64 * f).round() as usize;
+        out.push((format!("memory {} contexts", c.novelty.memory), c));
+    }
+    out
+}
+
+/// How much the scores owe to thresholds and settings fitted to this very corpus.
+fn print_robustness(corpus: &Corpus, scores: &[Vec<f64>], vary_settings: bool) {
+    let row = |label: &str, s: [f64; 3]| {
+        println!("  {label:<44} {:>9.2} {:>9.2} {:>9.2}", s[0], s[1], s[2]);
+    };
+    println!();
+    println!("robustness                                     standard    low FP    low FN");
+    row(
+        "thresholds set over all files",
+        normalised_scores(corpus, scores),
+    );
+    let by_file: Vec<usize> = (0..corpus.series.len()).map(|i| i % 4).collect();
+    row(
+        "threshold set on the other files (4 folds)",
+        held_out_scores(corpus, scores, &by_file),
+    );
+    // NAB's groups (artificial, ad exchange, known-cause, …): a harder split than by file.
+    fn group(s: &Series) -> &str {
+        s.name.split('/').next().unwrap_or("")
+    }
+    let mut groups: Vec<&str> = corpus.series.iter().map(group).collect();
+    groups.sort_unstable();
+    groups.dedup();
+    let by_group: Vec<usize> = corpus
+        .series
+        .iter()
+        .map(|s| groups.binary_search(&group(s)).unwrap_or(0))
+        .collect();
+    row(
+        "threshold set on the other groups",
+        held_out_scores(corpus, scores, &by_group),
+    );
+    if !vary_settings {
+        return;
+    }
+    let mut standard = Vec::new();
+    for (label, config) in nearby_settings() {
+        let s = normalised_scores(corpus, &detect(corpus, config));
+        standard.push(s[0]);
+        row(&label, s);
+    }
+    standard.sort_by(f64::total_cmp);
+    if let (Some(lo), Some(hi)) = (standard.first(), standard.last()) {
+        println!(
+            "  nearby settings, standard: min {lo:.2}, median {:.2}, max {hi:.2}",
+            standard[standard.len() / 2]
+        );
+    }
 }
 
 fn read_results(dir: &Path, prefix: &str, corpus: &Corpus) -> anyhow::Result<Vec<Vec<f64>>> {
@@ -97,13 +232,7 @@ fn read_results(dir: &Path, prefix: &str, corpus: &Corpus) -> anyhow::Result<Vec
 }
 
 fn print_table(name: &str, corpus: &Corpus, scores: &[Vec<f64>]) {
-    let sweep = Sweep::new(
-        corpus
-            .series
-            .iter()
-            .map(|s| &s.labels)
-            .zip(scores.iter().map(Vec::as_slice)),
-    );
+    let sweep = sweep(corpus, scores);
     println!(
         "NAB scores of {name}: {} series, {} windows, {} points",
         corpus.series.len(),

@@ -26,48 +26,18 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::Api;
 
-/// The workload of simulations/scenarios/load-spike.yaml, with the spike at 3 minutes and 20
-/// simulated minutes in all (one wall minute at --speed 20): long enough that the simulation is
-/// still running when the brain's detectors are warm and the test stops it.
-const SCENARIO: &str = "\
-name: live-spike
-description: Six-fold flash crowd on checkout at 3 minutes.
-duration: 20m
-step: 15s
-seed: 7
-workloads:
-  - namespace: shop
-    name: checkout
-    replicas: 4
-    pod:
-      capacity: 50
-      cpuRequest: 0.5
-      startupDelay: 90s
-      baseLatency: 20ms
-    hpa:
-      minReplicas: 4
-      maxReplicas: 60
-      targetCpuUtilization: 70
-    load:
-      base: 120
-      noise: 0.05
-      events:
-        - kind: spike
-          at: 3m
-          rampUp: 2m
-          hold: 20m
-          rampDown: 5m
-          factor: 6
-    slo:
-      latencyP99: 500ms
-";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_brain_binary_runs_against_a_live_simulation_at_speed_20() {
     let began = Instant::now();
     let dir = tempfile::tempdir().expect("tempdir");
     let scenario = dir.path().join("live-spike.yaml");
-    std::fs::write(&scenario, SCENARIO).expect("scenario");
+    // Spike at 3 minutes, 20 simulated minutes in all (one wall minute at --speed 20): the
+    // simulation is still running when the brain's detectors are warm and the test stops it.
+    std::fs::write(
+        &scenario,
+        process::crowd_scenario("live-spike", "3m", "20m", "20m"),
+    )
+    .expect("scenario");
     let kubeconfig = dir.path().join("sim.kubeconfig");
     let config = BrainConfig::write(dir.path(), "enforce");
 

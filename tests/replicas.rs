@@ -13,41 +13,6 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use process::{Proc, free_port, metric};
 
-/// A six-fold crowd on checkout from 10 simulated minutes (30 wall seconds at --speed 20,
-/// after the brains' detectors are warm) that holds for the rest of the test.
-const SCENARIO: &str = "\
-name: replicas-spike
-description: Six-fold flash crowd on checkout at 10 minutes, held.
-duration: 60m
-step: 15s
-seed: 7
-workloads:
-  - namespace: shop
-    name: checkout
-    replicas: 4
-    pod:
-      capacity: 50
-      cpuRequest: 0.5
-      startupDelay: 90s
-      baseLatency: 20ms
-    hpa:
-      minReplicas: 4
-      maxReplicas: 60
-      targetCpuUtilization: 70
-    load:
-      base: 120
-      noise: 0.05
-      events:
-        - kind: spike
-          at: 10m
-          rampUp: 1m
-          hold: 45m
-          rampDown: 2m
-          factor: 6
-    slo:
-      latencyP99: 500ms
-";
-
 struct Replica {
     name: &'static str,
     proc: Proc,
@@ -111,7 +76,13 @@ fn decisions(metrics: &str) -> f64 {
 async fn only_the_leader_acts_and_the_other_takes_over_within_15_seconds() {
     let dir = tempfile::tempdir().expect("tempdir");
     let scenario = dir.path().join("replicas-spike.yaml");
-    std::fs::write(&scenario, SCENARIO).expect("scenario");
+    // The crowd comes at 10 simulated minutes (30 wall seconds at --speed 20, after the
+    // brains' detectors are warm) and holds for the rest of the test.
+    std::fs::write(
+        &scenario,
+        process::crowd_scenario("replicas-spike", "10m", "45m", "60m"),
+    )
+    .expect("scenario");
     let kubeconfig = dir.path().join("sim.kubeconfig");
     let (grpc_a, grpc_b) = (free_port(), free_port());
     let mut sim = Command::new(env!("CARGO_BIN_EXE_homeostat"));

@@ -47,7 +47,37 @@ pub enum ActuatorError {
     },
 }
 
+/// What to do about a failed apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// Someone else changed the target since it was read (409): read it again, plan again.
+    Replan,
+    /// The server is busy or unwell, or the answer did not come (429, 5xx, a timeout or a
+    /// broken connection): the same plan may succeed in a moment.
+    Later,
+    /// Retrying cannot help (refused as invalid, forbidden, not found, deferred by a
+    /// disruption budget, a plan that is wrong).
+    Never,
+}
+
 impl ActuatorError {
+    /// Whether and how a failure of `apply` is worth retrying.
+    pub fn retry(&self) -> Retry {
+        match self {
+            ActuatorError::Api { source, .. } => match source {
+                kube::Error::Api(status) if status.code == 409 => Retry::Replan,
+                kube::Error::Api(status) if status.code == 429 || status.code >= 500 => {
+                    Retry::Later
+                }
+                kube::Error::Api(_) => Retry::Never,
+                // Transport trouble: the request may not have been answered at all.
+                kube::Error::HyperError(_) | kube::Error::Service(_) => Retry::Later,
+                _ => Retry::Never,
+            },
+            _ => Retry::Never,
+        }
+    }
+
     pub(crate) fn from_kube(target: String, source: kube::Error) -> Self {
         match &source {
             kube::Error::Api(status) if status.code == 404 => ActuatorError::NotFound { target },

@@ -8,8 +8,10 @@
 pub mod error;
 pub mod events;
 pub mod hpa;
+pub mod landed;
 pub mod quantity;
 pub mod restart;
+pub mod retry;
 pub mod taint;
 #[cfg(test)]
 mod testing;
@@ -19,7 +21,7 @@ use std::future::Future;
 
 use homeostat_core::{Action, DecisionId, Plan, Timestamp};
 
-pub use error::ActuatorError;
+pub use error::{ActuatorError, Retry};
 pub use events::EventRecorder;
 pub use hpa::{HpaScaler, HpaState};
 pub use restart::{PodInfo, PodRestarter, RestartState};

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use homeostat_actuators::retry::RetryPolicy;
 use homeostat_actuators::{
-    Actuator, ActuatorError, Applied, EventRecorder, HpaScaler, NodeTainter, PodRestarter,
+    Actuator, ActuatorError, Applied, EventRecorder, HpaScaler, NodeTainter, PodRestarter, Retry,
     SamplingThrottler,
 };
 use homeostat_core::ObjectRef;
@@ -25,6 +26,7 @@ use crate::spans::{DecisionSpans, StepTimings};
 use crate::store::SeriesStore;
 
 mod propose;
+mod recover;
 mod relocate;
 
 use propose::Throttle;
@@ -126,6 +128,10 @@ pub struct Engine {
     workloads: BTreeMap<WorkloadRef, WorkloadState>,
     /// Whether this replica leads, when several run: a follower learns and proposes nothing.
     leading: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The cluster, to ask after a crash whether an interrupted decision landed.
+    client: kube::Client,
+    /// Whether interrupted decisions and raised HPAs have been taken over from the journal.
+    recovered: bool,
 }
 
 impl Engine {
@@ -159,13 +165,23 @@ impl Engine {
             relocated: BTreeMap::new(),
             relocation_refused: BTreeMap::new(),
             failures: BTreeMap::new(),
-            events: EventRecorder::new(client),
+            events: EventRecorder::new(client.clone()),
             journal,
             spans,
             metrics,
             workloads: BTreeMap::new(),
             leading: None,
+            client,
+            recovered: false,
         }
+    }
+
+    /// The store's aggregation step.
+    fn step(&self) -> Duration {
+        self.store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .step()
     }
 
     /// Acts only while `leading` says this replica leads (see [`crate::leader`]); until then,
@@ -218,6 +234,9 @@ impl Engine {
             .set(i64::try_from(self.workloads.len()).unwrap_or(i64::MAX));
 
         let mut report = PassReport::default();
+        if self.config.mode != Mode::Observe {
+            self.recover(now).await?;
+        }
         let follower = self.leading.as_ref().is_some_and(|l| !*l.borrow());
         self.metrics.leader.set(i64::from(!follower));
         for (workload, at) in steps {
@@ -300,6 +319,45 @@ impl Engine {
         }
     }
 
+    /// Applies `plan`, retrying what retrying can fix: after a conflict (409) the target is
+    /// read and planned again, and the new plan journaled as the intent before it is sent;
+    /// after a throttle, a server error or a lost answer the same plan is sent again. At most
+    /// [`RetryPolicy::retries`] retries, each after a jittered wait. A target gone meanwhile
+    /// ends the decision with the planning error. Returns the last result and plan.
+    async fn apply_with_retries(
+        &self,
+        decision: &mut Decision,
+        mut plan: homeostat_core::Plan,
+        now: Timestamp,
+    ) -> Result<(Result<Applied, ActuatorError>, homeostat_core::Plan), EngineError> {
+        let policy = RetryPolicy::default();
+        let action = decision.verdict.action.clone();
+        let mut attempt = 0;
+        loop {
+            let error = match self.apply_plan(&action, &plan, now).await {
+                Ok(applied) => return Ok((Ok(applied), plan)),
+                Err(e) => e,
+            };
+            let how = error.retry();
+            if how == Retry::Never || attempt >= policy.retries {
+                return Ok((Err(error), plan));
+            }
+            attempt += 1;
+            tracing::info!(decision = %decision.id, attempt, error = %error, "retrying the change");
+            tokio::time::sleep(policy.delay(&decision.id.0, attempt)).await;
+            if how == Retry::Replan {
+                match self.plan_for(&action, &decision.id).await {
+                    Ok(p) => {
+                        plan = p;
+                        decision.plan = Some(plan.clone());
+                        self.journal.write(decision).await?;
+                    }
+                    Err(e) => return Ok((Err(e), plan)),
+                }
+            }
+        }
+    }
+
     async fn decide(
         &mut self,
         proposal: Proposal,
@@ -353,17 +411,18 @@ impl Engine {
                         decision.plan = Some(plan.clone());
                         // Intent first: a crash from here on is visible in the journal.
                         self.journal.write(&decision).await?;
-                        decision.outcome =
-                            match self.apply_plan(&decision.verdict.action, &plan, now).await {
-                                Ok(applied) => Outcome::Applied { at: applied.at },
-                                // The cluster asked to wait (a disruption budget): nothing changed.
-                                Err(e @ ActuatorError::Deferred { .. }) => Outcome::Skipped {
-                                    reason: e.to_string(),
-                                },
-                                Err(e) => Outcome::Failed {
-                                    error: e.to_string(),
-                                },
-                            };
+                        let (result, plan) =
+                            self.apply_with_retries(&mut decision, plan, now).await?;
+                        decision.outcome = match result {
+                            Ok(applied) => Outcome::Applied { at: applied.at },
+                            // The cluster asked to wait (a disruption budget): nothing changed.
+                            Err(e @ ActuatorError::Deferred { .. }) => Outcome::Skipped {
+                                reason: e.to_string(),
+                            },
+                            Err(e) => Outcome::Failed {
+                                error: e.to_string(),
+                            },
+                        };
                         self.journal.write(&decision).await?;
                         if matches!(decision.outcome, Outcome::Applied { .. }) {
                             let message = format!(

@@ -160,7 +160,7 @@ impl Journal {
                 break;
             }
             let applied = match &d.outcome {
-                Outcome::Applied { .. } | Outcome::Pending => true,
+                Outcome::Applied { .. } | Outcome::Recovered { .. } | Outcome::Pending => true,
                 Outcome::Planned => false,
                 _ => continue,
             };
@@ -174,8 +174,18 @@ impl Journal {
         Ok(out)
     }
 
-    /// Closes decisions left pending by a crash; returns how many. The brain cannot know
-    /// whether the change reached the cluster, so it neither repeats nor assumes it.
+    /// Decisions whose intent was written but not their outcome: a crash in between.
+    pub fn pending(&self) -> Result<Vec<Decision>, JournalError> {
+        Ok(self
+            .all()?
+            .into_iter()
+            .filter(|d| d.outcome == Outcome::Pending)
+            .collect())
+    }
+
+    /// Closes decisions left pending by a crash; returns how many. Without a cluster to ask
+    /// (`homeostat brain --local`) the brain cannot know whether the change landed, so it
+    /// neither repeats nor assumes it; with one, the engine asks the cluster instead.
     pub async fn reconcile(&self) -> Result<usize, JournalError> {
         let mut closed = 0;
         for d in self.all()? {

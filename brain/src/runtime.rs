@@ -259,9 +259,12 @@ pub async fn start(
         tracing::warn!("no policies loaded: every proposal will be denied");
     }
     let journal = Journal::open(&config.journal.path)?;
-    let abandoned = journal.reconcile().await?;
-    if abandoned > 0 {
-        tracing::warn!(abandoned, "closed decisions left pending by an earlier run");
+    if cluster == Cluster::None {
+        // Nothing to ask whether they landed; with a cluster the engine asks it.
+        let abandoned = journal.reconcile().await?;
+        if abandoned > 0 {
+            tracing::warn!(abandoned, "closed decisions left pending by an earlier run");
+        }
     }
     let spans = match &config.tracing.otlp_endpoint {
         Some(endpoint) => DecisionSpans::otlp(endpoint, "homeostat-brain")?,

@@ -44,8 +44,14 @@ pub enum Outcome {
         /// The error.
         error: String,
     },
-    /// Found pending after a restart: the brain does not know whether it was applied, so it
-    /// is closed rather than repeated.
+    /// Found pending after a restart, and the cluster shows the change landed (its target
+    /// carries the decision's id, or the evicted pod is gone): done, and counted as done.
+    Recovered {
+        /// When the brain found it landed.
+        at: Timestamp,
+    },
+    /// Found pending after a restart, and the change is not on the cluster (or there is no
+    /// cluster to ask): closed rather than repeated; the loop decides afresh on new evidence.
     Abandoned {
         /// Why.
         reason: String,
@@ -61,6 +67,7 @@ impl Outcome {
             Outcome::Planned => "planned",
             Outcome::Skipped { .. } => "skipped",
             Outcome::Failed { .. } => "failed",
+            Outcome::Recovered { .. } => "recovered",
             Outcome::Abandoned { .. } => "abandoned",
         }
     }

@@ -22,7 +22,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::apiserver::discovery::DEPLOYMENTS;
 use crate::apiserver::{ApiError, ApiServer, ApiServerHandle, KUBECONFIG_NAME, ObjectStore};
-use crate::apiserver::{DEFAULT_ADDR, ServerError};
+use crate::apiserver::{DEFAULT_ADDR, FaultConfig, ServerError};
 use crate::cluster::{HPA_SYNC, SimCluster, SimWorkload};
 use crate::scenario::Scenario;
 use crate::telemetry;
@@ -418,6 +418,25 @@ impl Live {
         }
     }
 
+    /// Opens or closes the scenario's window of API faults for simulated time `t`, as the
+    /// batch runs do.
+    fn follow_fault_window(&self, t: Duration) {
+        let Some(faults) = &self.scenario.faults else {
+            return;
+        };
+        let Some(api) = &faults.api else {
+            return;
+        };
+        let wanted = if faults.active_at(t) {
+            api.clone()
+        } else {
+            FaultConfig::default()
+        };
+        if self.server.faults() != wanted {
+            self.server.set_faults(wanted);
+        }
+    }
+
     /// Plays the scenario one step at a time, paced by the wall clock, until its duration is
     /// over or `stop` completes; calls `on_status` once per workload and simulated minute;
     /// then stops the API server and removes the kubeconfig it wrote (if nobody replaced it).
@@ -460,6 +479,7 @@ impl Live {
             }
             let now = self.start + t;
             self.clock.set(now);
+            self.follow_fault_window(t);
             let reconciled = self.cluster.reconcile(&self.store, now);
             for ((w, last), r) in self
                 .cluster

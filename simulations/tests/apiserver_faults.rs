@@ -282,6 +282,39 @@ async fn slow_answers_come_late() -> TestResult {
 }
 
 #[tokio::test]
+async fn a_write_slow_after_it_is_made_lands_though_its_client_gave_up() -> TestResult {
+    let (server, client) = server(FaultConfig::default()).await?;
+    let api: Api<HorizontalPodAutoscaler> = Api::namespaced(client, "default");
+    api.create(&PostParams::default(), &hpa("web")?).await?;
+    server.set_faults(FaultConfig {
+        slow: 1.0,
+        slow_delay: Duration::from_secs(5),
+        slow_after_write: true,
+        verbs: vec![Verb::Patch],
+        ..FaultConfig::default()
+    });
+    let patch = Patch::Merge(json!({"spec": {"minReplicas": 7}}));
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(300),
+        api.patch("web", &PatchParams::default(), &patch),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the answer is late");
+    let started = Instant::now();
+    let stored = api.get("web").await?;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "reads are not slowed"
+    );
+    assert_eq!(
+        stored.spec.and_then(|s| s.min_replicas),
+        Some(7),
+        "yet it landed"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn dropped_watches_resume_without_loss_or_duplication() -> TestResult {
     let (server, client) = server(FaultConfig::default()).await?;
     let api: Api<HorizontalPodAutoscaler> = Api::namespaced(client, "default");
@@ -460,7 +493,7 @@ async fn filters_confine_faults_to_verbs_and_resources() -> TestResult {
 fn fault_config_reads_from_scenario_yaml() -> TestResult {
     let config: FaultConfig = yaml_serde::from_str(
         "seed: 9\nconflict: 0.1\ntooManyRequests: 0.05\nretryAfter: 2s\ninternalError: 0.01\n\
-         slow: 0.2\nslowDelay: 1500ms\nwatchDrop: 1\nverbs: [patch, update]\n\
+         slow: 0.2\nslowDelay: 1500ms\nslowAfterWrite: true\nwatchDrop: 1\nverbs: [patch, update]\n\
          resources: [horizontalpodautoscalers]\n",
     )?;
     assert_eq!(
@@ -473,6 +506,7 @@ fn fault_config_reads_from_scenario_yaml() -> TestResult {
             internal_error: 0.01,
             slow: 0.2,
             slow_delay: Duration::from_millis(1500),
+            slow_after_write: true,
             watch_drop: 1.0,
             verbs: vec![Verb::Patch, Verb::Update],
             resources: vec!["horizontalpodautoscalers".into()],

@@ -115,6 +115,21 @@ async fn api_faults_fail_decisions_with_their_status_and_leave_nothing_half_appl
     }
 }
 
+/// At the shipped scenario's rates (a fifth of HPA requests refused, a fifth slow), the
+/// jittered retries of each apply (re-planned after a 409) get every decision through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_carry_decisions_through_the_shipped_api_faults() {
+    let result = run_homeostat(&load("api-faults.yaml"), false).await;
+    assert!(result.api_faults.refusals() > 0, "{:?}", result.api_faults);
+    let outcomes: Vec<&str> = result
+        .decisions
+        .iter()
+        .map(|d| d.outcome.as_str())
+        .collect();
+    assert!(outcomes.contains(&"applied"), "{outcomes:?}");
+    assert!(!outcomes.contains(&"failed"), "{outcomes:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nan_points_are_rejected_and_never_reach_a_decision() {
     let result = run_homeostat(&load("signal-faults.yaml"), false).await;

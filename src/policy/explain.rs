@@ -173,6 +173,9 @@ pub fn trail(d: &Decision, history: &[Outcome]) -> String {
         Outcome::Applied { at } => format!("applied at {at}"),
         Outcome::Skipped { reason } => format!("skipped: {reason}"),
         Outcome::Failed { error } => format!("failed: {error}"),
+        Outcome::Recovered { at } => {
+            format!("recovered at {at}: after a restart, found to have landed on the cluster")
+        }
         Outcome::Abandoned { reason } => format!("abandoned: {reason}"),
         other => other.as_str().to_owned(),
     };

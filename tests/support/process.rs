@@ -239,3 +239,42 @@ pub async fn eventually<T>(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A scenario of the checkout workload of `simulations/scenarios/load-spike.yaml` whose load
+/// grows six-fold at `at` and holds for `hold`, `duration` long in all: what the tests that
+/// run the real binaries against `simulate --live` play.
+pub fn crowd_scenario(name: &str, at: &str, hold: &str, duration: &str) -> String {
+    format!(
+        "name: {name}
+description: Six-fold flash crowd on checkout at {at}.
+duration: {duration}
+step: 15s
+seed: 7
+workloads:
+  - namespace: shop
+    name: checkout
+    replicas: 4
+    pod:
+      capacity: 50
+      cpuRequest: 0.5
+      startupDelay: 90s
+      baseLatency: 20ms
+    hpa:
+      minReplicas: 4
+      maxReplicas: 60
+      targetCpuUtilization: 70
+    load:
+      base: 120
+      noise: 0.05
+      events:
+        - kind: spike
+          at: {at}
+          rampUp: 1m
+          hold: {hold}
+          rampDown: 2m
+          factor: 6
+    slo:
+      latencyP99: 500ms
+"
+    )
+}

@@ -4,12 +4,16 @@
 //! I/O, so replaying a series replays its scores exactly.
 
 mod baseline;
+mod context_memory;
 mod events;
+mod novelty;
+mod refractory;
 mod stats;
 mod trend;
 mod univariate;
 
 pub use baseline::{BaselineConfig, Direction, RobustBaseline, Score};
 pub use events::{EventConfig, EventRate, EventScore};
+pub use novelty::{Novelty, NoveltyConfig};
 pub use trend::{Trend, TrendConfig, TrendScore};
 pub use univariate::{Univariate, UnivariateConfig};

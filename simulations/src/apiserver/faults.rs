@@ -61,6 +61,9 @@ pub struct FaultConfig {
     /// How late a slow answer comes.
     #[serde(deserialize_with = "homeostat_policies::duration::deserialize")]
     pub slow_delay: Duration,
+    /// Whether a slow write is made at once and only its answer is late (a client that
+    /// gives up waiting cannot tell whether it landed), rather than made after the wait.
+    pub slow_after_write: bool,
     /// Chance, per event sent on a watch, that the stream ends right after that event, so the
     /// client must watch again from the last `resourceVersion` it saw.
     #[serde(deserialize_with = "probability")]
@@ -83,6 +86,7 @@ impl Default for FaultConfig {
             internal_error: 0.0,
             slow: 0.0,
             slow_delay: Duration::from_secs(1),
+            slow_after_write: false,
             watch_drop: 0.0,
             verbs: Vec::new(),
             resources: Vec::new(),
@@ -234,18 +238,29 @@ impl Faults {
 
     /// Decides the fate of a `verb` request on `resource` (object `name`, if the URL names
     /// one), waits out a slow answer, and returns the refusal to answer with, if any. Callers
-    /// run this before touching the store, so a refusal leaves it unchanged.
+    /// run this before touching the store, so a refusal leaves it unchanged. A slow write
+    /// under [`FaultConfig::slow_after_write`] is not waited out here: the delay is returned,
+    /// for the caller to wait after making the change.
     pub async fn inject(
         &self,
         verb: Verb,
         resource: &ResourceType,
         name: Option<&str>,
-    ) -> Result<(), ApiError> {
-        let fate = self.lock().decide(verb, resource, name);
-        if let Some(delay) = fate.delay {
-            tokio::time::sleep(delay).await;
+    ) -> Result<Option<Duration>, ApiError> {
+        let (fate, after_write) = {
+            let mut state = self.lock();
+            let fate = state.decide(verb, resource, name);
+            (fate, state.config.slow_after_write && verb.can_conflict())
+        };
+        match (fate.delay, fate.refusal) {
+            (Some(delay), None) if after_write => Ok(Some(delay)),
+            (delay, refusal) => {
+                if let Some(delay) = delay {
+                    tokio::time::sleep(delay).await;
+                }
+                refusal.map_or(Ok(None), Err)
+            }
         }
-        fate.refusal.map_or(Ok(()), Err)
     }
 
     /// The drop decisions for one new watch on `resource`. Each watch draws from its own

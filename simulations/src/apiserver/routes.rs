@@ -166,12 +166,39 @@ async fn resource_handler(
         part => Verb::of(&method, target.name.is_some(), watching)
             .filter(|v| *v != Verb::Delete || part == Part::Object),
     };
-    if let Some(verb) = verb {
-        state
-            .faults
-            .inject(verb, target.resource, target.name.as_deref())
-            .await?;
+    let late = match verb {
+        Some(verb) => {
+            state
+                .faults
+                .inject(verb, target.resource, target.name.as_deref())
+                .await?
+        }
+        None => None,
+    };
+    let answer = answer(
+        &state, method, &uri, &headers, params, watching, target, body,
+    )
+    .await;
+    if let Some(delay) = late {
+        // The change is made; only its answer is late (a client that gives up meanwhile
+        // cannot know whether it landed).
+        tokio::time::sleep(delay).await;
     }
+    answer
+}
+
+/// The answer to a request that met no refusal.
+#[allow(clippy::too_many_arguments)]
+async fn answer(
+    state: &AppState,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    params: Params,
+    watching: bool,
+    target: Target,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let store = &state.store;
     let ns = target.namespace.as_deref();
     let content_type = headers

@@ -1,0 +1,104 @@
+//! A restarted brain picks up where the last one stopped: decisions interrupted between
+//! intent and outcome are closed from the cluster's state, and the minReplicas it raised are
+//! remembered, so they are put back in time rather than left raised for ever.
+
+use homeostat_core::{Action, Decision, Outcome, Timestamp};
+
+use super::{Engine, EngineError};
+use crate::assess::{Episode, WorkloadState};
+
+impl Engine {
+    /// Runs once, before the first proposal: closes interrupted decisions (asking the
+    /// cluster whether each landed) and restores the episodes of raised HPAs. A decision whose
+    /// landing cannot be checked now (the API server is unwell) stays pending, which counts
+    /// as done for cooldowns, and is checked again at the next pass.
+    pub(super) async fn recover(&mut self, now: Timestamp) -> Result<(), EngineError> {
+        if self.recovered {
+            return Ok(());
+        }
+        let mut unknown = 0;
+        for mut d in self.journal.pending()? {
+            let Some(plan) = d.plan.clone() else {
+                d.outcome = Outcome::Abandoned {
+                    reason: "interrupted before a plan was made".into(),
+                };
+                self.journal.write(&d).await?;
+                continue;
+            };
+            match homeostat_actuators::landed::landed(&self.client, &plan, &d.id).await {
+                Ok(true) => {
+                    tracing::warn!(decision = %d.id, target = %plan.target, "an interrupted decision had landed: recorded as done");
+                    d.outcome = Outcome::Recovered { at: now };
+                    self.journal.write(&d).await?;
+                }
+                Ok(false) => {
+                    tracing::warn!(decision = %d.id, target = %plan.target, "an interrupted decision never landed: closed, not repeated");
+                    d.outcome = Outcome::Abandoned {
+                        reason: format!(
+                            "the brain stopped between intent and outcome, and {} does not show the change",
+                            plan.target
+                        ),
+                    };
+                    self.journal.write(&d).await?;
+                }
+                Err(e) => {
+                    tracing::warn!(decision = %d.id, error = %e, "cannot tell yet whether an interrupted decision landed");
+                    unknown += 1;
+                }
+            }
+        }
+        if unknown > 0 {
+            return Ok(());
+        }
+        let decisions = self.journal.all()?;
+        self.restore_episodes(&decisions);
+        self.recovered = true;
+        Ok(())
+    }
+
+    /// Re-creates, from the journal, the episode of every HPA whose minReplicas homeostat
+    /// raised and has not put back.
+    fn restore_episodes(&mut self, decisions: &[Decision]) {
+        let mut raised: std::collections::BTreeMap<_, Episode> = Default::default();
+        for d in decisions {
+            let landed = matches!(
+                d.outcome,
+                Outcome::Applied { .. } | Outcome::Recovered { .. }
+            );
+            let Action::ScaleHpa {
+                min_replicas,
+                previous_min_replicas,
+                ..
+            } = d.verdict.action
+            else {
+                continue;
+            };
+            if !landed {
+                continue;
+            }
+            let workload = d.proposal.workload.clone();
+            if min_replicas < previous_min_replicas {
+                raised.remove(&workload);
+                continue;
+            }
+            let e = raised.entry(workload).or_insert(Episode {
+                started: d.time,
+                last_anomalous: d.time,
+                raised_from: Some(previous_min_replicas),
+                last_target: None,
+                last_raise: None,
+            });
+            e.last_anomalous = d.time;
+            e.last_target = Some(min_replicas);
+            e.last_raise = Some(d.time);
+        }
+        let step = self.step();
+        for (workload, episode) in raised {
+            tracing::info!(workload = %workload, from = ?episode.raised_from, "remembering a raised minReplicas to put back");
+            self.workloads
+                .entry(workload.clone())
+                .or_insert_with(|| WorkloadState::new(workload, step))
+                .episode = Some(episode);
+        }
+    }
+}

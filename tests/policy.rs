@@ -92,12 +92,8 @@ fn explain_shows_a_journaled_decisions_whole_trail() {
             ),
             "proposal  scale-hpa HorizontalPodAutoscaler/shop/checkout: minReplicas".to_owned(),
             format!("          because {}", applied.proposal.reason),
-            format!(
-                "verdict   act by policy {}, rule {}",
-                applied.verdict.policy.as_deref().expect("a policy"),
-                applied.verdict.rule
-            ),
-            format!("          because {}", applied.verdict.reason),
+            verdict_lines(applied)[0].clone(),
+            verdict_lines(applied)[1].clone(),
             "mode      enforce".to_owned(),
             format!("plan      {}", plan.summary),
             format!("          {}", plan.patch),
@@ -110,17 +106,26 @@ fn explain_shows_a_journaled_decisions_whole_trail() {
     assert_all_in(
         &text,
         [
-            format!(
-                "verdict   deny by policy {}, rule {}",
-                denied.verdict.policy.as_deref().expect("a policy"),
-                denied.verdict.rule
-            ),
-            format!("          because {}", denied.verdict.reason),
+            verdict_lines(denied)[0].clone(),
+            verdict_lines(denied)[1].clone(),
             "plan      none: nothing was planned".to_owned(),
             format!("outcome   skipped: {}", denied.verdict.reason),
             "journal   written as skipped\n".to_owned(),
         ],
     );
+}
+
+/// The two lines a trail gives the verdict: who decided, and why.
+fn verdict_lines(d: &Decision) -> [String; 2] {
+    [
+        format!(
+            "verdict   {} by policy {}, rule {}",
+            d.verdict.kind.as_str(),
+            d.verdict.policy.as_deref().expect("a policy"),
+            d.verdict.rule
+        ),
+        format!("          because {}", d.verdict.reason),
+    ]
 }
 
 fn assert_all_in(text: &str, needles: impl IntoIterator<Item = String>) {

@@ -48,7 +48,8 @@ enum Command {
     /// attributed to pods, printed as a table every interval, or exported as OTLP metrics
     /// (and crash and OOM events as OTLP logs).
     Sensor(sensor::Args),
-    /// Work with policy files.
+    /// Work with policies: check files, print their CRD, explain a journaled decision, test
+    /// policies against a scenario's proposals.
     #[command(subcommand)]
     Policy(policy::Command),
     /// Score anomaly detection on a labelled benchmark in the Numenta Anomaly Benchmark's
@@ -115,7 +116,10 @@ fn main() -> ExitCode {
                 init_logging("warn");
                 sensor::run(args).await
             }
-            Command::Policy(cmd) => policy::run(cmd),
+            Command::Policy(cmd) => {
+                init_logging("warn");
+                policy::run(cmd).await
+            }
             Command::Eval(args) => {
                 init_logging("warn");
                 eval::run(args)

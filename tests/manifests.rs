@@ -15,21 +15,17 @@
 //! The validator is installed by `scripts/install-tools` into `.tools/`; when it is missing
 //! these tests fail (they never skip) and say how to install it.
 
+#[path = "support/validator.rs"]
+mod validator;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use serde::Deserialize;
 use serde_json::Value;
-
-const KUBERNETES_VERSION: &str = "1.33.0";
+use validator::{assert_passed, describe, documents, repo_root, validate};
 
 /// Where every namespaced object lives.
 const NAMESPACE: &str = "homeostat-system";
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn manifests_dir() -> PathBuf {
     repo_root().join("deploy").join("manifests")
@@ -58,52 +54,6 @@ fn manifest_files() -> Vec<PathBuf> {
         manifests_dir().display()
     );
     files
-}
-
-fn validator() -> PathBuf {
-    let path = repo_root()
-        .join(".tools")
-        .join("bin")
-        .join("kubernetes-validate");
-    assert!(
-        path.exists(),
-        "{} is missing: run `scripts/install-tools` from the repository root \
-         (installs kubernetes-validate, kubectl and helm into .tools/)",
-        path.display()
-    );
-    path
-}
-
-fn validate(files: &[PathBuf]) -> Output {
-    Command::new(validator())
-        .arg("--strict")
-        .arg("-k")
-        .arg(KUBERNETES_VERSION)
-        .args(files)
-        .output()
-        .expect("running kubernetes-validate")
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "exit status: {}\n--- stdout ---\n{}--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// All YAML documents of one file, as JSON values (empty documents dropped).
-fn documents(path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    yaml_serde::Deserializer::from_str(&text)
-        .map(|doc| {
-            Value::deserialize(doc)
-                .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
-        })
-        .filter(|v| !v.is_null())
-        .collect()
 }
 
 /// Every object in `deploy/manifests/`, keyed by (kind, name).
@@ -142,33 +92,8 @@ fn strings(v: &Value) -> Vec<&str> {
 #[test]
 fn manifests_pass_strict_validation() {
     let files = manifest_files();
-    let out = validate(&files);
-    let report = describe(&out);
-    assert!(
-        out.status.success(),
-        "kubernetes-validate rejected deploy/manifests:\n{report}"
-    );
-
     // Not vacuous: every file had at least one resource validated, and nothing was skipped.
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    for file in &files {
-        let shown = file.display().to_string();
-        assert!(
-            stdout
-                .lines()
-                .any(|l| l.contains(&shown) && l.contains(" passed for resource ")),
-            "no resource of {shown} was reported as validated:\n{report}"
-        );
-    }
-    for line in stdout
-        .lines()
-        .chain(String::from_utf8_lossy(&out.stderr).lines())
-    {
-        assert!(
-            !line.starts_with("ERROR") && !line.starts_with("WARN"),
-            "validator complained: {line}\n{report}"
-        );
-    }
+    assert_passed(&files, &validate(&files));
 
     // And the objects we promise are all there.
     let all = objects();

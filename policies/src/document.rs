@@ -9,6 +9,7 @@ use std::fmt;
 use std::time::Duration;
 
 use homeostat_core::{ActionKind, Mode};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::Deserializer;
 
@@ -25,7 +26,11 @@ pub const DEFAULT_MAX_DATA_AGE: Duration = Duration::from_secs(120);
 
 /// One YAML document, fully validated field by field.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a Policy: a mapping of apiVersion, kind, metadata and spec"
+)]
 pub(crate) struct PolicyDocument {
     #[allow(dead_code)] // read for validation only
     pub api_version: ApiVersion,
@@ -67,7 +72,11 @@ fn expect(got: &str, want: &str) -> Result<(), String> {
 
 /// Kubernetes object metadata; labels and annotations are accepted so manifests can carry them.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a mapping of name, labels and annotations"
+)]
 pub(crate) struct Metadata {
     pub name: ObjectName,
     #[serde(default)]
@@ -78,15 +87,23 @@ pub(crate) struct Metadata {
     pub annotations: BTreeMap<String, String>,
 }
 
+// This type also describes `spec` in the CustomResourceDefinition (`crate::crd`): its doc
+// comments and its fields' are what `kubectl explain policy.spec` shows.
 /// What a policy allows, where, how often and how far.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a mapping of mode, actions, target, cooldown, maxReplicas and maxDataAge"
+)]
 pub struct PolicySpec {
     /// The most this policy lets the loop do; the global mode can only make it stricter.
     #[serde(deserialize_with = "mode")]
+    #[schemars(schema_with = "crate::schema::mode")]
     pub mode: Mode,
     /// The action kinds this policy allows; never empty.
     #[serde(deserialize_with = "actions")]
+    #[schemars(schema_with = "crate::schema::actions")]
     pub actions: Vec<ActionKind>,
     /// Which workloads it covers; all when missing.
     #[serde(default)]
@@ -96,14 +113,18 @@ pub struct PolicySpec {
     /// Ceiling for `minReplicas`; required when `actions` include `scale-hpa`.
     #[serde(default)]
     pub max_replicas: Option<ReplicaCeiling>,
-    /// Evidence older than this is stale and never acted on; above zero.
+    /// Evidence older than this is never acted on (destructive actions: half); 2m when missing.
     #[serde(default = "default_max_data_age", deserialize_with = "nonzero")]
     pub max_data_age: HumanDuration,
 }
 
 /// Which workloads a policy covers: empty lists mean "all".
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a mapping of namespaces, workloads and exclude"
+)]
 pub struct Target {
     /// Namespaces covered; all when empty.
     #[serde(default)]
@@ -142,6 +163,20 @@ impl fmt::Display for ReplicaCeiling {
     }
 }
 
+impl JsonSchema for ReplicaCeiling {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ReplicaCeiling".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "integer", "minimum": 1, "maximum": u32::MAX})
+    }
+}
+
 impl<'de> Deserialize<'de> for ReplicaCeiling {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         scalar::integer(deserializer, "a replica count of at least 1", |n| {
@@ -155,6 +190,9 @@ impl<'de> Deserialize<'de> for ReplicaCeiling {
 fn default_max_data_age() -> HumanDuration {
     HumanDuration(DEFAULT_MAX_DATA_AGE)
 }
+
+/// Every mode, strictest first, as the schema lists them.
+pub(crate) const MODES: [Mode; 3] = [Mode::Observe, Mode::DryRun, Mode::Enforce];
 
 fn mode<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Mode, D::Error> {
     scalar::string(deserializer, "observe, dry-run or enforce", str::parse)
@@ -174,7 +212,8 @@ fn nonzero<'de, D: Deserializer<'de>>(deserializer: D) -> Result<HumanDuration, 
 /// An action name from core's vocabulary, with a message listing the known ones.
 struct ActionName(ActionKind);
 
-const ACTION_KINDS: [ActionKind; 4] = [
+/// Every action kind, in the order messages and the schema list them.
+pub(crate) const ACTION_KINDS: [ActionKind; 4] = [
     ActionKind::ScaleHpa,
     ActionKind::RestartPods,
     ActionKind::ThrottleSampling,

@@ -48,6 +48,22 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duratio
     HumanDuration::deserialize(deserializer).map(HumanDuration::get)
 }
 
+impl schemars::JsonSchema for HumanDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "HumanDuration".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    /// A string: humantime's grammar (`5m`, `1h 30m`, `90s`) is checked by the loader, which
+    /// says what is wrong with a value, not by a pattern.
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "minLength": 1})
+    }
+}
+
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         scalar::string(deserializer, "a duration such as 5m", HumanDuration::parse)

@@ -4,8 +4,11 @@
 //! that reports every problem with file, line and column ([`PolicyError`]). [`evaluate()`] is a
 //! pure function of a set, a proposal, the global mode, the history of past actions and the
 //! time: it decides act, dry-run, observe or deny, and names the rule that decided.
+//! [`replay()`] runs a sequence of proposals through it with the history each verdict leaves,
+//! and [`crd`] is the CustomResourceDefinition generated from the document types.
 #![forbid(unsafe_code)]
 
+pub mod crd;
 pub mod document;
 pub mod duration;
 pub mod error;
@@ -13,7 +16,9 @@ pub mod evaluate;
 pub mod load;
 mod locate;
 pub mod names;
+pub mod replay;
 mod scalar;
+pub mod schema;
 
 pub use document::{PolicySpec, ReplicaCeiling, Target};
 pub use duration::HumanDuration;
@@ -21,3 +26,4 @@ pub use error::{Diagnostic, Location, PolicyError};
 pub use evaluate::{PastAction, evaluate};
 pub use load::{Policy, PolicySet};
 pub use names::ObjectName;
+pub use replay::{Proposed, Replayed, replay};

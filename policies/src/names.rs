@@ -12,13 +12,19 @@ use crate::scalar;
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjectName(String);
 
+/// The longest name [`ObjectName::new`] accepts.
+const MAX_LEN: usize = 253;
+
+/// The check of [`ObjectName::new`] as a regular expression, for the CRD's schema.
+const PATTERN: &str = "^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$";
+
 impl ObjectName {
     /// Checks `name` against DNS-1123 (lowercase alphanumerics, `-` and `.`, at most 253 bytes,
     /// starting and ending alphanumeric).
     pub fn new(name: &str) -> Result<Self, String> {
         let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
         let ok = !name.is_empty()
-            && name.len() <= 253
+            && name.len() <= MAX_LEN
             && name.chars().all(|c| alnum(c) || c == '-' || c == '.')
             && name.starts_with(alnum)
             && name.ends_with(alnum);
@@ -41,6 +47,25 @@ impl ObjectName {
 impl fmt::Display for ObjectName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl schemars::JsonSchema for ObjectName {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ObjectName".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_LEN,
+            "pattern": PATTERN,
+        })
     }
 }
 

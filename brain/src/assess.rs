@@ -12,6 +12,7 @@ use std::time::Duration;
 use homeostat_core::{
     Anomaly, AnomalyKind, Contribution, Sample, Stat, Timestamp, WorkloadRef, signal,
 };
+use serde::{Deserialize, Serialize};
 
 use crate::detect::{
     BaselineConfig, Direction, EventConfig, EventRate, EventScore, RobustBaseline, Score, Trend,
@@ -141,6 +142,18 @@ pub const CONTENTION_RATIO: f64 = 4.0;
 /// Steps of mean latency kept to judge its trend.
 const TREND_STEPS: usize = 3;
 
+/// What a workload's detectors have learned, as kept across restarts: the baselines of its
+/// series, its event rates and its memory trend. What only holds for a moment (the latest
+/// scores, the episode) is not kept; the journal restores the episode.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Learned {
+    /// The workload.
+    pub workload: WorkloadRef,
+    baselines: Vec<(String, Stat, RobustBaseline)>,
+    events: Vec<(String, EventRate)>,
+    memory: Trend,
+}
+
 impl WorkloadState {
     /// A workload not seen before, whose series come in steps of `step`.
     pub fn new(workload: WorkloadRef, step: Duration) -> Self {
@@ -160,6 +173,51 @@ impl WorkloadState {
             last_sample: None,
             recent_latency: VecDeque::with_capacity(TREND_STEPS),
         }
+    }
+
+    /// What the detectors have learned, to be kept across a restart.
+    pub fn learned(&self) -> Learned {
+        let mut baselines: Vec<(String, Stat, RobustBaseline)> = self
+            .detectors
+            .iter()
+            .map(|((signal, stat), d)| (signal.clone(), *stat, d.clone()))
+            .collect();
+        baselines.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        let mut events: Vec<(String, EventRate)> = self
+            .events
+            .iter()
+            .map(|(series, e)| (series.clone(), e.detector.clone()))
+            .collect();
+        events.sort_by(|a, b| a.0.cmp(&b.0));
+        Learned {
+            workload: self.workload.clone(),
+            baselines,
+            events,
+            memory: self.memory.clone(),
+        }
+    }
+
+    /// A workload that resumes what `learned` holds.
+    pub fn resume(learned: Learned, step: Duration) -> Self {
+        let mut state = WorkloadState::new(learned.workload, step);
+        state.detectors = learned
+            .baselines
+            .into_iter()
+            .map(|(signal, stat, d)| ((signal, stat), d))
+            .collect();
+        state.events = learned
+            .events
+            .into_iter()
+            .map(|(series, detector)| {
+                let e = EventSeries {
+                    detector,
+                    latest: None,
+                };
+                (series, e)
+            })
+            .collect();
+        state.memory = learned.memory;
+        state
     }
 
     /// Whether mean request latency has fallen over each of the last steps: a saturated

@@ -132,6 +132,10 @@ pub struct Engine {
     client: kube::Client,
     /// Whether interrupted decisions and raised HPAs have been taken over from the journal.
     recovered: bool,
+    /// Whether the detectors' learning has been read back from the journal.
+    resumed: bool,
+    /// Passes run, to keep the learning now and then.
+    passes: u64,
 }
 
 impl Engine {
@@ -173,6 +177,8 @@ impl Engine {
             leading: None,
             client,
             recovered: false,
+            resumed: false,
+            passes: 0,
         }
     }
 
@@ -217,6 +223,7 @@ impl Engine {
             }
             (samples, store.step())
         };
+        self.resume_learned()?;
         let mut steps: BTreeMap<WorkloadRef, Timestamp> = BTreeMap::new();
         for s in &samples {
             let state = self
@@ -233,6 +240,7 @@ impl Engine {
             .workloads
             .set(i64::try_from(self.workloads.len()).unwrap_or(i64::MAX));
 
+        let seen: Vec<WorkloadRef> = steps.keys().cloned().collect();
         let mut report = PassReport::default();
         if self.config.mode != Mode::Observe {
             self.recover(now).await?;
@@ -286,6 +294,7 @@ impl Engine {
             }
             report.decisions.push(decision);
         }
+        self.keep_learned_now_and_then(seen.iter()).await?;
         self.metrics
             .evaluation_seconds
             .observe(started.elapsed().as_secs_f64());

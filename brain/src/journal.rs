@@ -3,8 +3,10 @@
 //! Keys are decision ids (ULIDs), so iteration is in time order. Besides the current state of
 //! each decision, an append-only log keeps every state it was written in, so an auditor can
 //! see that intent was recorded before the outcome. A decision still `Pending` when the brain
-//! starts was interrupted between intent and outcome: [`Journal::reconcile`] closes it as
-//! abandoned rather than letting anything repeat it blindly.
+//! starts was interrupted between intent and outcome: the engine asks the cluster whether it
+//! landed, and [`Journal::reconcile`] closes it as abandoned where there is no cluster to ask.
+//! Beside the decisions it keeps what the detectors learned, so a restarted brain scores as
+//! the one before it did.
 
 use std::path::Path;
 
@@ -36,6 +38,7 @@ pub struct Journal {
     db: sled::Db,
     decisions: sled::Tree,
     log: sled::Tree,
+    learned: sled::Tree,
 }
 
 /// One write of a decision, as the append-only log keeps it.
@@ -63,7 +66,48 @@ impl Journal {
     fn from_db(db: sled::Db) -> Result<Self, JournalError> {
         let decisions = db.open_tree("decisions")?;
         let log = db.open_tree("log")?;
-        Ok(Journal { db, decisions, log })
+        let learned = db.open_tree("learned")?;
+        Ok(Journal {
+            db,
+            decisions,
+            log,
+            learned,
+        })
+    }
+
+    /// Keeps `value` (what one workload's detectors learned) under `key`, replacing what was
+    /// kept there; durable at the next [`Journal::flush`].
+    pub fn keep_learned<T: serde::Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<(), JournalError> {
+        let bytes = serde_json::to_vec(value).map_err(|source| JournalError::Codec {
+            id: key.to_owned(),
+            source,
+        })?;
+        self.learned.insert(key, bytes)?;
+        Ok(())
+    }
+
+    /// Everything kept with [`Journal::keep_learned`].
+    pub fn learned<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>, JournalError> {
+        self.learned
+            .iter()
+            .map(|entry| {
+                let (k, v) = entry?;
+                serde_json::from_slice(&v).map_err(|source| JournalError::Codec {
+                    id: String::from_utf8_lossy(&k).into_owned(),
+                    source,
+                })
+            })
+            .collect()
+    }
+
+    /// Makes everything written so far durable.
+    pub async fn flush(&self) -> Result<(), JournalError> {
+        self.db.flush_async().await?;
+        Ok(())
     }
 
     /// Writes a decision and makes it durable before returning: called with the intent before

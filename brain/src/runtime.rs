@@ -372,6 +372,9 @@ impl Running {
             }
         }
         self.ready.store(false, Ordering::SeqCst);
+        if let Err(e) = self.brain.engine.keep_learned().await {
+            tracing::warn!(error = %e, "could not keep what the detectors learned; the next start re-learns");
+        }
         for task in self.receivers {
             if let Ok(Err(e)) = task.await {
                 tracing::warn!(error = %e, "receiver stopped with an error");

@@ -7,12 +7,13 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
 
 use super::stats::median;
 
 /// Which departures matter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Direction {
     /// Only values above the baseline (latency, run-queue delay, error rate).
     Up,
@@ -23,7 +24,7 @@ pub enum Direction {
 }
 
 /// Tunables; the defaults suit 15-second samples.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BaselineConfig {
     /// Normal values remembered (120 × 15 s = 30 min).
     pub window: usize,
@@ -67,11 +68,12 @@ pub struct Score {
     pub anomalous: bool,
 }
 
-/// The baseline of one series.
-#[derive(Clone, Debug)]
+/// The baseline of one series; what it learned is kept across restarts (serde).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RobustBaseline {
     config: BaselineConfig,
     window: VecDeque<f64>,
+    #[serde(skip, default = "super::stats::standard_normal")]
     standard: Normal,
 }
 

@@ -9,10 +9,11 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
 use statrs::distribution::{DiscreteCDF, Poisson};
 
 /// Tunables; the defaults suit 15-second steps.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EventConfig {
     /// Steps summed into the judged count (20 × 15 s = 5 min).
     pub window: usize,
@@ -55,8 +56,8 @@ pub struct EventScore {
     pub anomalous: bool,
 }
 
-/// The learned event rate of one series, and its recent counts.
-#[derive(Clone, Debug)]
+/// The learned event rate of one series, and its recent counts (kept across restarts).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EventRate {
     config: EventConfig,
     /// Recent steps as (events, seconds).

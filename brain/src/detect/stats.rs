@@ -22,3 +22,9 @@ mod tests {
         assert!(median(&mut []).is_nan());
     }
 }
+
+/// The standard normal distribution: what detectors that score by a normal model rebuild
+/// after being read back (statrs' distributions are not serialised).
+pub(crate) fn standard_normal() -> statrs::distribution::Normal {
+    statrs::distribution::Normal::standard()
+}

@@ -4,12 +4,13 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
 
 use super::stats::median;
 
 /// Tunables; the defaults suit 15-second steps.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrendConfig {
     /// Values in the window (40 × 15 s = 10 min).
     pub window: usize,
@@ -43,10 +44,11 @@ pub struct TrendScore {
 }
 
 /// The recent values of one series.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Trend {
     config: TrendConfig,
     values: VecDeque<f64>,
+    #[serde(skip, default = "super::stats::standard_normal")]
     standard: Normal,
 }
 

@@ -5,9 +5,67 @@
 use homeostat_core::{Action, Decision, Outcome, Timestamp};
 
 use super::{Engine, EngineError};
-use crate::assess::{Episode, WorkloadState};
+use crate::assess::{Episode, Learned, WorkloadState};
+
+/// Every this many passes what the detectors learned is written to the journal (and on a
+/// clean stop): a crash forgets at most these passes' learning.
+const KEEP_EVERY: u64 = 4;
 
 impl Engine {
+    /// Before the first pass: resumes what the detectors had learned when the last brain on
+    /// this journal stopped, so a restart neither re-learns from scratch (and takes the
+    /// incident under way as normal) nor scores differently.
+    pub(super) fn resume_learned(&mut self) -> Result<(), EngineError> {
+        if self.resumed {
+            return Ok(());
+        }
+        self.resumed = true;
+        let step = self.step();
+        let learned: Vec<Learned> = self.journal.learned()?;
+        if !learned.is_empty() {
+            tracing::info!(
+                workloads = learned.len(),
+                "resuming what the detectors had learned"
+            );
+        }
+        for l in learned {
+            self.workloads
+                .entry(l.workload.clone())
+                .or_insert_with(|| WorkloadState::resume(l, step));
+        }
+        Ok(())
+    }
+
+    /// Writes what the detectors of the workloads seen this pass have learned, every
+    /// [`KEEP_EVERY`] passes.
+    pub(super) async fn keep_learned_now_and_then(
+        &mut self,
+        seen: impl Iterator<Item = &homeostat_core::WorkloadRef>,
+    ) -> Result<(), EngineError> {
+        self.passes += 1;
+        if !self.passes.is_multiple_of(KEEP_EVERY) {
+            return Ok(());
+        }
+        for w in seen {
+            if let Some(state) = self.workloads.get(w) {
+                self.journal
+                    .keep_learned(&w.to_string(), &state.learned())?;
+            }
+        }
+        self.journal.flush().await?;
+        Ok(())
+    }
+
+    /// Writes what every workload's detectors have learned, durably: on a clean stop.
+    pub async fn keep_learned(&self) -> Result<(), EngineError> {
+        for (w, state) in &self.workloads {
+            self.journal
+                .keep_learned(&w.to_string(), &state.learned())?;
+        }
+        self.journal.flush().await?;
+        Ok(())
+    }
+
     /// Runs once, before the first proposal: closes interrupted decisions (asking the
     /// cluster whether each landed) and restores the episodes of raised HPAs. A decision whose
     /// landing cannot be checked now (the API server is unwell) stays pending, which counts

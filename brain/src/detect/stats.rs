@@ -11,6 +11,12 @@ pub(crate) fn median(values: &mut [f64]) -> f64 {
     }
 }
 
+/// The standard normal distribution: what detectors that score by a normal model rebuild
+/// after being read back (statrs' distributions are not serialised).
+pub(crate) fn standard_normal() -> statrs::distribution::Normal {
+    statrs::distribution::Normal::standard()
+}
+
 #[cfg(test)]
 mod tests {
     use super::median;
@@ -21,10 +27,4 @@ mod tests {
         assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
         assert!(median(&mut []).is_nan());
     }
-}
-
-/// The standard normal distribution: what detectors that score by a normal model rebuild
-/// after being read back (statrs' distributions are not serialised).
-pub(crate) fn standard_normal() -> statrs::distribution::Normal {
-    statrs::distribution::Normal::standard()
 }

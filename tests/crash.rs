@@ -4,7 +4,9 @@
 //!
 //! The simulated API server makes every HPA patch at once but answers it 8 s late, so the
 //! kill lands while the decision is journaled as pending and the change is already on the
-//! cluster: the ambiguous case, where a brain that retried blindly would act twice.
+//! cluster: the ambiguous case, where a brain that retried blindly would act twice. The
+//! restarted brain resumes its detectors, sees the crowd go on and proposes more, and the
+//! cooldown that began before the restart refuses it.
 
 #[path = "support/process.rs"]
 mod process;
@@ -149,6 +151,20 @@ async fn a_brain_killed_between_intent_and_outcome_acts_exactly_once() {
     let ds = decisions(&http, &config).await;
     let raises = landed_raises(&ds);
     assert_eq!(raises.len(), 1, "{}", brain.output());
+    // The restarted brain, warm at once from what it had learned, saw the crowd go on and
+    // proposed more: the cooldown that started before the restart refused it.
+    let refused: Vec<&Value> = ds
+        .iter()
+        .filter(|d| d["verdict"]["kind"] == "deny" && d["verdict"]["rule"] == "cooldown")
+        .collect();
+    assert!(
+        !refused.is_empty(),
+        "no proposal was refused by the cooldown: {ds:#?}"
+    );
+    eprintln!(
+        "refused by the cooldown after the restart: {}",
+        refused[0]["verdict"]["reason"]
+    );
     let raise = raises[0];
     let hpa = hpas.get("checkout").await.expect("HPA");
     assert_eq!(

@@ -44,6 +44,25 @@ async fn run_with_homeostat(mode: Mode, receiver: &TraceReceiver, journal: &Jour
     result
 }
 
+/// Every record is a PATCH of `content_type` sent as homeostat (its field manager), accepted.
+fn assert_patches_by_homeostat(
+    writes: &[&homeostat_simulations::apiserver::AuditRecord],
+    content_type: &str,
+) {
+    for w in writes {
+        assert_eq!(w.method, "PATCH", "{w:?}");
+        assert_eq!(w.content_type.as_deref(), Some(content_type), "{w:?}");
+        assert!(
+            w.query
+                .as_deref()
+                .unwrap_or_default()
+                .contains("fieldManager=homeostat"),
+            "{w:?}"
+        );
+        assert_eq!(w.status, 200, "{w:?}");
+    }
+}
+
 fn decide_spans(spans: &[Received]) -> Vec<&Received> {
     spans
         .iter()
@@ -79,21 +98,7 @@ async fn enforce_raises_min_replicas_through_the_api_journals_and_traces_it() {
         !patches.is_empty(),
         "no write to the HPA reached the API server"
     );
-    for p in &patches {
-        assert_eq!(p.method, "PATCH");
-        assert_eq!(
-            p.content_type.as_deref(),
-            Some("application/merge-patch+json")
-        );
-        assert!(
-            p.query
-                .as_deref()
-                .unwrap_or_default()
-                .contains("fieldManager=homeostat"),
-            "{p:?}"
-        );
-        assert_eq!(p.status, 200);
-    }
+    assert_patches_by_homeostat(&patches, "application/merge-patch+json");
     let timeline = &result.workloads[0].timeline;
     let peak_min = timeline.iter().map(|p| p.hpa_min).max().unwrap_or(0);
     assert!(peak_min > 4, "minReplicas was never raised above 4");
@@ -477,18 +482,8 @@ async fn an_overloaded_sensor_is_throttled_first_and_no_pod_is_added() {
             w.path, "/api/v1/namespaces/homeostat-system/configmaps/homeostat-sensor",
             "{w:?}"
         );
-        assert_eq!(
-            w.content_type.as_deref(),
-            Some("application/apply-patch+yaml")
-        );
-        assert!(
-            w.query
-                .as_deref()
-                .unwrap_or_default()
-                .contains("fieldManager=homeostat"),
-            "{w:?}"
-        );
     }
+    assert_patches_by_homeostat(&writes, "application/apply-patch+yaml");
     let applied = applied(&journal);
     assert_eq!(applied.len(), writes.len());
     let first = applied.first().expect("a throttle");
@@ -548,21 +543,7 @@ async fn pods_move_off_a_contended_node_and_no_pod_is_added() {
         .filter(|r| r.is_write() && r.path == "/api/v1/nodes/node-b")
         .collect();
     assert_eq!(node_writes.len(), 2, "{node_writes:?}");
-    for w in &node_writes {
-        assert_eq!(w.method, "PATCH");
-        assert_eq!(
-            w.content_type.as_deref(),
-            Some("application/merge-patch+json")
-        );
-        assert!(
-            w.query
-                .as_deref()
-                .unwrap_or_default()
-                .contains("fieldManager=homeostat"),
-            "{w:?}"
-        );
-        assert_eq!(w.status, 200);
-    }
+    assert_patches_by_homeostat(&node_writes, "application/merge-patch+json");
     let evictions: Vec<_> = homeostat
         .audit
         .iter()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
-use process::{Proc, free_port, metric};
+use process::{BrainConfig, Proc, metric};
 
 struct Replica {
     name: &'static str,
@@ -20,29 +20,17 @@ struct Replica {
 }
 
 impl Replica {
-    fn start(name: &'static str, dir: &Path, kubeconfig: &Path, grpc: u16) -> Replica {
-        let (otlp_http, api) = (free_port(), free_port());
-        let config = dir.join(format!("{name}.yaml"));
-        std::fs::write(
-            &config,
-            format!(
-                "mode: enforce\notlp:\n  grpcListen: 127.0.0.1:{grpc}\n  httpListen: 127.0.0.1:{otlp_http}\n\
-                 api:\n  listen: 127.0.0.1:{api}\njournal:\n  path: {}\npolicies: [{}]\n\
-                 evaluationInterval: 1s\nleaderElection:\n  identity: {name}\n",
-                dir.join(format!("{name}-journal")).display(),
-                concat!(env!("CARGO_MANIFEST_DIR"), "/policies/examples")
-            ),
-        )
-        .expect("config");
-        let mut brain = Command::new(env!("CARGO_BIN_EXE_homeostat"));
-        brain
-            .args(["brain", "--config"])
-            .arg(&config)
-            .env("KUBECONFIG", kubeconfig);
+    /// Writes replica `name`'s configuration (leader election on, its own ports and journal).
+    fn configure(name: &str, dir: &Path) -> BrainConfig {
+        let election = format!("leaderElection:\n  identity: {name}\n");
+        BrainConfig::write_named(dir, name, "enforce", &election)
+    }
+
+    fn start(name: &'static str, config: &BrainConfig, kubeconfig: &Path) -> Replica {
         Replica {
             name,
-            proc: Proc::spawn(name, brain),
-            api,
+            proc: config.spawn_brain(kubeconfig),
+            api: config.api,
         }
     }
 
@@ -84,7 +72,11 @@ async fn only_the_leader_acts_and_the_other_takes_over_within_15_seconds() {
     )
     .expect("scenario");
     let kubeconfig = dir.path().join("sim.kubeconfig");
-    let (grpc_a, grpc_b) = (free_port(), free_port());
+    let (config_a, config_b) = (
+        Replica::configure("brain-a", dir.path()),
+        Replica::configure("brain-b", dir.path()),
+    );
+    let (grpc_a, grpc_b) = (config_a.grpc, config_b.grpc);
     let mut sim = Command::new(env!("CARGO_BIN_EXE_homeostat"));
     sim.args(["simulate", "--live", "--speed", "20", "--kubeconfig"])
         .arg(&kubeconfig)
@@ -101,8 +93,8 @@ async fn only_the_leader_acts_and_the_other_takes_over_within_15_seconds() {
     let client = process::live_cluster_client(&mut sim, &kubeconfig).await;
     let leases: Api<Lease> = Api::namespaced(client, "homeostat-system");
 
-    let mut a = Replica::start("brain-a", dir.path(), &kubeconfig, grpc_a);
-    let mut b = Replica::start("brain-b", dir.path(), &kubeconfig, grpc_b);
+    let mut a = Replica::start("brain-a", &config_a, &kubeconfig);
+    let mut b = Replica::start("brain-b", &config_b, &kubeconfig);
     let http = reqwest::Client::new();
 
     // One of them leads; wait until the leader has acted on the crowd.

@@ -247,6 +247,9 @@ impl Engine {
         }
         let follower = self.leading.as_ref().is_some_and(|l| !*l.borrow());
         self.metrics.leader.set(i64::from(!follower));
+        if self.config.mode != Mode::Observe && !follower && !steps.is_empty() {
+            self.load_taints(now).await;
+        }
         for (workload, at) in steps {
             let Some(state) = self.workloads.get_mut(&workload) else {
                 continue;
@@ -269,7 +272,6 @@ impl Engine {
             if self.config.mode == Mode::Observe || follower {
                 continue;
             }
-            self.load_taints(now).await;
             let Some(proposal) = self.propose(&workload, anomaly.as_ref(), at, now).await else {
                 continue;
             };

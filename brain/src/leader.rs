@@ -108,17 +108,19 @@ impl Elector {
         i32::try_from(d.as_secs()).unwrap_or(i32::MAX).max(1)
     }
 
+    async fn read(&self) -> Result<Option<Lease>, ElectionError> {
+        self.api
+            .get_opt(&self.config.name)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
     /// One round: acquire or renew the Lease if this replica may; returns whether it leads.
     /// A conflict (someone else wrote first) is an answer, not an error: it does not lead.
     pub async fn try_acquire_or_renew(&mut self) -> Result<bool, ElectionError> {
         let me = self.config.identity.clone();
         let now = Instant::now();
-        let Some(mut lease) = self
-            .api
-            .get_opt(&self.config.name)
-            .await
-            .map_err(|e| self.error(e))?
-        else {
+        let Some(mut lease) = self.read().await? else {
             let lease = Lease {
                 metadata: ObjectMeta {
                     name: Some(self.config.name.clone()),
@@ -206,12 +208,7 @@ impl Elector {
         if self.renewed.take().is_none() {
             return Ok(());
         }
-        let Some(mut lease) = self
-            .api
-            .get_opt(&self.config.name)
-            .await
-            .map_err(|e| self.error(e))?
-        else {
+        let Some(mut lease) = self.read().await? else {
             return Ok(());
         };
         let Some(spec) = lease.spec.as_mut() else {

@@ -171,13 +171,24 @@ impl BrainConfig {
     /// Writes `dir/brain.yaml`: `mode`, the example policies, an evaluation every second, the
     /// journal in `dir/journal`.
     pub fn write(dir: &std::path::Path, mode: &str) -> BrainConfig {
+        Self::write_named(dir, "brain", mode, "")
+    }
+
+    /// Writes `dir/<name>.yaml` as [`BrainConfig::write`] does, with its journal in
+    /// `dir/<name>-journal` (so several replicas can share `dir`) and `extra` YAML appended.
+    pub fn write_named(dir: &std::path::Path, name: &str, mode: &str, extra: &str) -> BrainConfig {
         let (grpc, otlp_http, api) = (free_port(), free_port(), free_port());
-        let path = dir.join("brain.yaml");
+        let path = dir.join(format!("{name}.yaml"));
+        let journal = if name == "brain" {
+            dir.join("journal")
+        } else {
+            dir.join(format!("{name}-journal"))
+        };
         let text = format!(
             "mode: {mode}\notlp:\n  grpcListen: 127.0.0.1:{grpc}\n  httpListen: 127.0.0.1:{otlp_http}\n\
              api:\n  listen: 127.0.0.1:{api}\njournal:\n  path: {}\npolicies: [{}]\n\
-             evaluationInterval: 1s\n",
-            dir.join("journal").display(),
+             evaluationInterval: 1s\n{extra}",
+            journal.display(),
             concat!(env!("CARGO_MANIFEST_DIR"), "/policies/examples")
         );
         std::fs::write(&path, text).expect("writing the brain's config");

@@ -265,7 +265,7 @@ fn roles_grant_exactly_what_the_brain_and_the_sensor_touch() {
                     &[],
                     &["get", "list", "patch"],
                 ),
-                ("", "events", &[], &["create"]),
+                ("", "events", &[], &["create", "list"]),
                 ("apps", "deployments", &[], &["get"]),
                 ("", "pods", &[], &["get", "list"]),
                 ("", "pods/eviction", &[], &["create"]),

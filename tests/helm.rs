@@ -56,7 +56,11 @@ fn render(extra: &[&str]) -> String {
     ];
     args.extend_from_slice(extra);
     let out = run_helm(&args);
-    assert!(out.status.success(), "helm template failed:\n{}", describe(&out));
+    assert!(
+        out.status.success(),
+        "helm template failed:\n{}",
+        describe(&out)
+    );
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
@@ -111,13 +115,13 @@ fn normalise(mut obj: Value) -> Value {
     if obj["spec"]["template"]["metadata"].is_object() {
         labels(&mut obj["spec"]["template"]["metadata"]);
     }
-    if obj["kind"] == "ConfigMap" {
-        if let Some(data) = obj.get_mut("data").and_then(Value::as_object_mut) {
-            for text in data.values_mut() {
-                let parsed: Value = yaml_serde::from_str(text.as_str().expect("string data"))
-                    .expect("embedded YAML");
-                *text = parsed;
-            }
+    if obj["kind"] == "ConfigMap"
+        && let Some(data) = obj.get_mut("data").and_then(Value::as_object_mut)
+    {
+        for text in data.values_mut() {
+            let parsed: Value =
+                yaml_serde::from_str(text.as_str().expect("string data")).expect("embedded YAML");
+            *text = parsed;
         }
     }
     obj
@@ -133,7 +137,11 @@ fn the_chart_lints_strictly() {
         "-n",
         NAMESPACE,
     ]);
-    assert!(out.status.success(), "helm lint failed:\n{}", describe(&out));
+    assert!(
+        out.status.success(),
+        "helm lint failed:\n{}",
+        describe(&out)
+    );
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("0 chart(s) failed"),
         "{}",
@@ -161,7 +169,10 @@ fn the_default_rendering_passes_strict_validation() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("homeostat.yaml");
     std::fs::write(&file, render(&["--set", "namespace.create=true"])).expect("write");
-    assert_passed(std::slice::from_ref(&file), &validate(std::slice::from_ref(&file)));
+    assert_passed(
+        std::slice::from_ref(&file),
+        &validate(std::slice::from_ref(&file)),
+    );
 }
 
 #[test]
@@ -206,10 +217,19 @@ fn values_do_what_they_say() {
     let volumes = deployment["spec"]["template"]["spec"]["volumes"]
         .as_array()
         .expect("volumes");
-    let journal = volumes.iter().find(|v| v["name"] == "journal").expect("journal");
-    assert_eq!(journal["persistentVolumeClaim"]["claimName"], "homeostat-journal");
+    let journal = volumes
+        .iter()
+        .find(|v| v["name"] == "journal")
+        .expect("journal");
+    assert_eq!(
+        journal["persistentVolumeClaim"]["claimName"],
+        "homeostat-journal"
+    );
     assert!(journal.get("emptyDir").is_none(), "{journal}");
-    let config = volumes.iter().find(|v| v["name"] == "config").expect("config");
+    let config = volumes
+        .iter()
+        .find(|v| v["name"] == "config")
+        .expect("config");
     let paths: Vec<_> = config["configMap"]["items"]
         .as_array()
         .expect("items")
@@ -218,14 +238,22 @@ fn values_do_what_they_say() {
         .collect();
     assert_eq!(
         paths,
-        ["brain.yaml", "policies/default.yaml", "policies/restart.yaml"]
+        [
+            "brain.yaml",
+            "policies/default.yaml",
+            "policies/restart.yaml"
+        ]
     );
 
     let map = &objects[&("ConfigMap".into(), "homeostat-brain".into())];
     let brain: Value =
-        yaml_serde::from_str(map["data"]["brain.yaml"].as_str().expect("brain.yaml")).expect("yaml");
+        yaml_serde::from_str(map["data"]["brain.yaml"].as_str().expect("brain.yaml"))
+            .expect("yaml");
     assert_eq!(brain["mode"], "enforce");
-    assert!(brain.get("tracing").is_none(), "empty tracingEndpoint kept: {brain}");
+    assert!(
+        brain.get("tracing").is_none(),
+        "empty tracingEndpoint kept: {brain}"
+    );
 
     // Every policy the chart writes is one the brain accepts.
     let dir = tempfile::tempdir().expect("tempdir");
@@ -262,7 +290,13 @@ fn bad_values_and_namespaces_are_refused_with_the_reason() {
     let chart = chart();
     let chart = chart.to_str().expect("utf-8");
     let out = run_helm(&[
-        "template", "homeostat", chart, "-n", NAMESPACE, "--set", "brain.mode=enforcing",
+        "template",
+        "homeostat",
+        chart,
+        "-n",
+        NAMESPACE,
+        "--set",
+        "brain.mode=enforcing",
     ]);
     assert!(!out.status.success(), "a bad mode rendered");
     let err = String::from_utf8_lossy(&out.stderr);

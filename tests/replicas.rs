@@ -203,13 +203,12 @@ async fn only_the_leader_acts_and_the_other_takes_over_within_15_seconds() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     eprintln!("the new leader's raise refused: {refused}");
+    // And it knows the raise is its to put back when the crowd has gone.
+    let output = follower.proc.output();
     assert!(
-        follower
-            .proc
-            .output()
-            .contains("read past actions this journal does not hold"),
-        "{}",
-        follower.proc.output()
+        output.contains("read past actions this journal does not hold")
+            && output.contains("remembering a raised minReplicas to put back"),
+        "{output}"
     );
 
     // A clean stop gives the Lease up at once.

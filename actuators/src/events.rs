@@ -56,7 +56,7 @@ impl EventRecorder {
         record: Option<&ActionRecord>,
     ) -> Result<(), ActuatorError> {
         let labels = record.map(|r| {
-            [(ACTION_LABEL.to_owned(), r.kind.as_str().to_owned())]
+            [(ACTION_LABEL.to_owned(), r.action.kind().as_str().to_owned())]
                 .into_iter()
                 .collect()
         });

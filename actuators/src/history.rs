@@ -6,7 +6,7 @@
 //! Events expire (the API server's `--event-ttl`, one hour by default), so this covers the
 //! recent past only; the journal remains the record of everything.
 
-use homeostat_core::{ActionKind, DecisionId, Timestamp, WorkloadRef};
+use homeostat_core::{Action, DecisionId, Timestamp, WorkloadRef};
 use k8s_openapi::api::core::v1::Event;
 use kube::api::ListParams;
 use kube::{Api, Client};
@@ -20,14 +20,14 @@ pub const ACTION_LABEL: &str = "homeostat.dev/action";
 pub const RECORD_ANNOTATION: &str = "homeostat.dev/action-record";
 
 /// One applied action, as its Event carries it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ActionRecord {
     /// The decision that applied it.
     pub decision: DecisionId,
     /// The workload it was for.
     pub workload: WorkloadRef,
-    /// What kind of action.
-    pub kind: ActionKind,
+    /// The action as applied: enough to undo it (a raised HPA's earlier minReplicas).
+    pub action: Action,
     /// When it was decided.
     pub time: Timestamp,
 }
@@ -84,7 +84,7 @@ impl ActionHistory {
 mod tests {
     use super::*;
     use crate::testing::{answer, client};
-    use homeostat_core::WorkloadKind;
+    use homeostat_core::{ObjectRef, WorkloadKind};
     use http::Method;
     use serde_json::json;
 
@@ -96,7 +96,16 @@ mod tests {
                 kind: WorkloadKind::Deployment,
                 name: "checkout".into(),
             },
-            kind: ActionKind::ScaleHpa,
+            action: Action::ScaleHpa {
+                hpa: ObjectRef {
+                    api_version: "autoscaling/v2".into(),
+                    kind: "HorizontalPodAutoscaler".into(),
+                    namespace: "shop".into(),
+                    name: "checkout".into(),
+                },
+                min_replicas: 6,
+                previous_min_replicas: 2,
+            },
             time: Timestamp::from_secs(secs),
         }
     }
@@ -144,7 +153,7 @@ mod tests {
     async fn an_applied_actions_event_carries_its_label_and_record() {
         let (client, mut handle) = client();
         let recorder = crate::EventRecorder::new(client);
-        let target = homeostat_core::ObjectRef {
+        let target = ObjectRef {
             api_version: "autoscaling/v2".into(),
             kind: "HorizontalPodAutoscaler".into(),
             namespace: "shop".into(),

@@ -260,7 +260,8 @@ impl Engine {
         }
         let mut history_known = true;
         if self.config.mode != Mode::Observe && !follower && !steps.is_empty() {
-            history_known = self.know_cluster_history(now).await?;
+            // Only once interrupted decisions are settled: they may be raises to put back.
+            history_known = self.recovered && self.know_cluster_history(now).await?;
             self.load_taints(now).await;
         }
         for (workload, at) in steps {
@@ -478,7 +479,7 @@ impl Engine {
                             let record = ActionRecord {
                                 decision: decision.id.clone(),
                                 workload: decision.proposal.workload.clone(),
-                                kind: decision.verdict.action.kind(),
+                                action: decision.verdict.action.clone(),
                                 time: decision.time,
                             };
                             if let Err(e) = self

@@ -3,13 +3,14 @@
 //! ([`homeostat_actuators::history`]); they are read once per stretch of leadership, so the
 //! cooldowns and budgets those actions started hold across a hand-over.
 
-use homeostat_core::Timestamp;
+use homeostat_core::{Action, Timestamp, WorkloadRef};
 use homeostat_policies::PastAction;
 
 use super::{Engine, EngineError};
 
 impl Engine {
-    /// Reads the recent actions from the cluster, the first time a leading pass needs them.
+    /// Reads the recent actions from the cluster, the first time a leading pass needs them,
+    /// and restores the episodes of the HPAs raised by them or by this journal's actions.
     /// `Ok(false)` when they could not be read: the pass must not act, since a cooldown it
     /// cannot see is a cooldown it could break. The next pass tries again.
     pub(super) async fn know_cluster_history(
@@ -26,25 +27,40 @@ impl Engine {
                 return Ok(false);
             }
         };
-        let mut past = Vec::new();
+        // Those this journal holds are counted from the journal already.
+        let mut foreign = Vec::new();
         for r in records {
-            // Those this journal holds are counted from the journal already.
             if self.journal.get(&r.decision)?.is_none() {
-                past.push(PastAction {
-                    workload: r.workload,
-                    kind: r.kind,
-                    time: r.time,
-                    applied: true,
-                });
+                foreign.push(r);
             }
         }
-        if !past.is_empty() {
+        if !foreign.is_empty() {
             tracing::info!(
-                actions = past.len(),
+                actions = foreign.len(),
                 "read past actions this journal does not hold from the cluster's Events"
             );
         }
-        self.cluster_history = Some(past);
+        // The raises to put back once their episodes end, whoever made them.
+        let journal = self.journal.all()?;
+        let mut landed: Vec<(&WorkloadRef, Timestamp, &Action)> = journal
+            .iter()
+            .filter(|d| super::recover::landed(d))
+            .map(|d| (&d.proposal.workload, d.time, &d.verdict.action))
+            .chain(foreign.iter().map(|r| (&r.workload, r.time, &r.action)))
+            .collect();
+        landed.sort_by_key(|(_, time, _)| *time);
+        self.restore_episodes(landed);
+        self.cluster_history = Some(
+            foreign
+                .into_iter()
+                .map(|r| PastAction {
+                    workload: r.workload,
+                    kind: r.action.kind(),
+                    time: r.time,
+                    applied: true,
+                })
+                .collect(),
+        );
         Ok(true)
     }
 

@@ -270,6 +270,7 @@ fn roles_grant_exactly_what_the_brain_and_the_sensor_touch() {
                 ("", "pods", &[], &["get", "list"]),
                 ("", "pods/eviction", &[], &["create"]),
                 ("", "nodes", &[], &["get", "list", "patch"]),
+                ("homeostat.dev", "policies", &[], &["list", "watch"]),
             ],
         ),
         (
@@ -716,4 +717,97 @@ async fn every_api_call_the_brain_makes_is_granted_by_its_roles() {
             "no {verb} of {group}/{resource} in the runs: {made:?}"
         );
     }
+}
+
+/// The watch on Policy objects is checked the same way: the brain's watcher lists and
+/// watches them on the simulated API server and records an Event refusing a broken one, and
+/// every request it sent must be granted by its ClusterRole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_watch_is_granted_by_its_roles() {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use homeostat_actuators::EventRecorder;
+    use homeostat_brain::metrics::ReloadMetrics;
+    use homeostat_brain::reload::{Reloader, objects};
+    use homeostat_core::{ManualClock, Timestamp};
+    use homeostat_policies::PolicySet;
+    use homeostat_simulations::apiserver::{ApiServer, DEFAULT_ADDR, ObjectStore};
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, DynamicObject, PostParams};
+
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_700_000_000)));
+    let server = ApiServer::start(ObjectStore::new(clock.clone()), DEFAULT_ADDR)
+        .await
+        .expect("server");
+    let client = server.kube_client().expect("client");
+    let crd: CustomResourceDefinition =
+        serde_json::from_value(homeostat_policies::crd::definition()).expect("a typed CRD");
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&PostParams::default(), &crd)
+        .await
+        .expect("CRD created");
+    let policies: Api<DynamicObject> = Api::all_with(client.clone(), &objects::resource());
+    for (name, cooldown) in [("good", "5m"), ("broken", "soon")] {
+        let object: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "homeostat.dev/v1alpha1",
+            "kind": "Policy",
+            "metadata": {"name": name},
+            "spec": {"mode": "observe", "actions": ["restart-pods"], "cooldown": cooldown},
+        }))
+        .expect("an object");
+        policies
+            .create(&PostParams::default(), &object)
+            .await
+            .expect("Policy created");
+    }
+    // From here on, every request is the brain's.
+    let before = server.audit().len();
+    let metrics = ReloadMetrics::register(&prometheus::Registry::new()).expect("metrics");
+    let reloader = Reloader::new(
+        PolicySet::default(),
+        metrics,
+        clock,
+        Some(EventRecorder::new(client.clone())),
+    );
+    let mut handle = reloader.handle();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let watch = tokio::spawn(objects::watch(client, reloader, shutdown));
+    tokio::time::timeout(Duration::from_secs(20), handle.changed())
+        .await
+        .expect("the listed policy is in force within 20 s")
+        .expect("the reloader lives");
+    assert!(handle.borrow().set.get("good").is_some());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let calls = loop {
+        let calls: Vec<Call> = server.audit()[before..].iter().map(call).collect();
+        if calls.iter().any(|c| c.verb == "watch") {
+            break calls;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no watch after the list: {calls:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    stop.send_replace(true);
+    watch.await.expect("the watch ends on shutdown");
+
+    let all = objects();
+    let granted = grants(object(&all, "ClusterRole", "homeostat-brain"));
+    for c in &calls {
+        assert!(allows(&granted, c), "the brain's {c:?} is not granted");
+    }
+    let made: BTreeSet<(&str, &str, &str)> = calls
+        .iter()
+        .map(|c| (c.group.as_str(), c.resource.as_str(), c.verb))
+        .collect();
+    for want in [
+        ("homeostat.dev", "policies", "list"),
+        ("homeostat.dev", "policies", "watch"),
+        ("", "events", "create"),
+    ] {
+        assert!(made.contains(&want), "no {want:?} among {made:?}");
+    }
+    server.shutdown().await.expect("shutdown");
 }

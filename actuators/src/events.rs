@@ -10,6 +10,9 @@ use kube::{Api, Client};
 use crate::history::{ACTION_LABEL, ActionRecord, RECORD_ANNOTATION};
 use crate::{ActuatorError, FIELD_MANAGER};
 
+/// The type and action of the Events of what homeostat did.
+const NORMAL: (&str, &str) = ("Normal", "Scale");
+
 /// Records core/v1 Events.
 #[derive(Clone)]
 pub struct EventRecorder {
@@ -31,7 +34,22 @@ impl EventRecorder {
         message: &str,
         now: Timestamp,
     ) -> Result<(), ActuatorError> {
-        self.create(target, reason, message, now, None).await
+        self.create(target, NORMAL, reason, message, now, None)
+            .await
+    }
+
+    /// Records a `Warning` event on `target`: something homeostat refused or could not do
+    /// (`action`, e.g. `Load`), for whoever owns `target` to fix.
+    pub async fn warning(
+        &self,
+        target: &ObjectRef,
+        reason: &str,
+        action: &str,
+        message: &str,
+        now: Timestamp,
+    ) -> Result<(), ActuatorError> {
+        self.create(target, ("Warning", action), reason, message, now, None)
+            .await
     }
 
     /// Records the `Normal` event of an applied action, labelled and carrying `record`, so
@@ -43,13 +61,15 @@ impl EventRecorder {
         message: &str,
         record: &ActionRecord,
     ) -> Result<(), ActuatorError> {
-        self.create(target, reason, message, record.time, Some(record))
+        self.create(target, NORMAL, reason, message, record.time, Some(record))
             .await
     }
 
+    /// The second argument is the Event's type and action: [`NORMAL`] for what homeostat did.
     async fn create(
         &self,
         target: &ObjectRef,
+        (type_, action): (&str, &str),
         reason: &str,
         message: &str,
         now: Timestamp,
@@ -88,8 +108,8 @@ impl EventRecorder {
             },
             reason: Some(reason.to_owned()),
             message: Some(message.to_owned()),
-            type_: Some("Normal".to_owned()),
-            action: Some("Scale".to_owned()),
+            type_: Some(type_.to_owned()),
+            action: Some(action.to_owned()),
             count: Some(1),
             first_timestamp: time.map(Time),
             last_timestamp: time.map(Time),

@@ -48,6 +48,8 @@ pub struct BrainConfig {
     pub journal: JournalConfig,
     /// Policy files or directories.
     pub policies: Vec<PathBuf>,
+    /// How policies are reloaded while the brain runs.
+    pub policy_reload: PolicyReloadConfig,
     /// Where decision spans go.
     pub tracing: TracingConfig,
     /// How often the decision engine runs; also the aggregation step.
@@ -101,9 +103,34 @@ impl Default for BrainConfig {
             api: ApiConfig::default(),
             journal: JournalConfig::default(),
             policies: Vec::new(),
+            policy_reload: PolicyReloadConfig::default(),
             tracing: TracingConfig::default(),
             evaluation_interval: Duration::from_secs(15),
             leader_election: None,
+        }
+    }
+}
+
+/// Reloading policies while the brain runs: a valid change takes effect on the next pass,
+/// an invalid one is refused and the last good policies stay in force.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct PolicyReloadConfig {
+    /// How often the policy files are read again and compared by content (default 5s; 0s
+    /// never). Polling, not file-system notifications: a ConfigMap volume is updated by
+    /// swapping a `..data` symlink, which a watch on the file itself never sees.
+    #[serde(deserialize_with = "homeostat_policies::duration::deserialize")]
+    pub interval: Duration,
+    /// Whether to watch `Policy` objects (`policies.homeostat.dev`) in the cluster (default
+    /// true); they are added after the files' policies, whose names they may not reuse.
+    pub objects: bool,
+}
+
+impl Default for PolicyReloadConfig {
+    fn default() -> Self {
+        PolicyReloadConfig {
+            interval: Duration::from_secs(5),
+            objects: true,
         }
     }
 }
@@ -216,12 +243,14 @@ mod tests {
         assert_eq!(c, BrainConfig::default());
         let c = BrainConfig::parse(
             Path::new("b.yaml"),
-            "mode: enforce\notlp:\n  grpcListen: 127.0.0.1:14317\npolicies: [/etc/p]\nevaluationInterval: 30s\ntracing:\n  otlpEndpoint: http://c:4317\n",
+            "mode: enforce\notlp:\n  grpcListen: 127.0.0.1:14317\npolicies: [/etc/p]\npolicyReload:\n  interval: 0s\n  objects: false\nevaluationInterval: 30s\ntracing:\n  otlpEndpoint: http://c:4317\n",
         )
         .expect("valid");
         assert_eq!(c.mode, Mode::Enforce);
         assert_eq!(c.otlp.grpc_listen.port(), 14317);
         assert_eq!(c.evaluation_interval, Duration::from_secs(30));
+        assert_eq!(c.policy_reload.interval, Duration::ZERO);
+        assert!(!c.policy_reload.objects);
         assert_eq!(c.tracing.otlp_endpoint.as_deref(), Some("http://c:4317"));
     }
 

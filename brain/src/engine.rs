@@ -22,6 +22,7 @@ use thiserror::Error;
 use crate::assess::WorkloadState;
 use crate::journal::{Journal, JournalError};
 use crate::metrics::BrainMetrics;
+use crate::reload::PolicyHandle;
 use crate::spans::{DecisionSpans, StepTimings};
 use crate::store::SeriesStore;
 
@@ -104,7 +105,8 @@ pub struct Engine {
     config: EngineConfig,
     clock: Arc<dyn Clock>,
     store: Arc<Mutex<SeriesStore>>,
-    policies: PolicySet,
+    /// The policies in force, read afresh by every decision so a reload counts at once.
+    policies: PolicyHandle,
     scaler: HpaScaler,
     restarter: PodRestarter,
     throttler: SamplingThrottler,
@@ -160,7 +162,7 @@ impl Engine {
             config,
             clock,
             store,
-            policies,
+            policies: crate::reload::fixed(policies),
             scaler: HpaScaler::new(client.clone()),
             restarter: PodRestarter::new(client.clone()),
             throttler: SamplingThrottler::new(
@@ -201,6 +203,12 @@ impl Engine {
     /// and whenever it follows, it keeps learning every workload's normal but proposes nothing.
     pub fn follow(&mut self, leading: tokio::sync::watch::Receiver<bool>) {
         self.leading = Some(leading);
+    }
+
+    /// Reads its policies through `policies` from now on, so a reload takes effect on the
+    /// next decision without a restart.
+    pub fn use_policies(&mut self, policies: PolicyHandle) {
+        self.policies = policies;
     }
 
     /// The engine's view of one workload.
@@ -391,14 +399,10 @@ impl Engine {
     ) -> Result<Decision, EngineError> {
         let id = DecisionId(ulid::Ulid::from_datetime(now.to_system_time()).to_string());
         let history = self.past_actions(now - self.config.history)?;
+        let policies = self.policies.borrow().clone();
         let t0 = Instant::now();
-        let verdict = homeostat_policies::evaluate(
-            &self.policies,
-            &proposal,
-            self.config.mode,
-            &history,
-            now,
-        );
+        let verdict =
+            homeostat_policies::evaluate(&policies.set, &proposal, self.config.mode, &history, now);
         let evaluate = t0.elapsed();
         let mode = effective_mode(&verdict, self.config.mode);
         let mut decision = Decision {
@@ -410,6 +414,7 @@ impl Engine {
             mode,
             plan: None,
             outcome: Outcome::Pending,
+            policy_set: Some(policies.id.clone()),
         };
         let t1 = Instant::now();
         match decision.verdict.kind {
@@ -513,6 +518,7 @@ impl Engine {
             verdict = decision.verdict.kind.as_str(),
             outcome = decision.outcome.as_str(),
             reason = %decision.verdict.reason,
+            policy_set = %policies.id,
             "decision"
         );
         if let Outcome::Failed { error } = &decision.outcome {

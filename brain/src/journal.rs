@@ -292,6 +292,7 @@ mod tests {
             mode: Mode::Enforce,
             plan: None,
             outcome: Outcome::Pending,
+            policy_set: None,
         }
     }
 

@@ -5,7 +5,8 @@
 //! into per-workload samples, [`assess`] scores them with [`detect`]ors, [`engine`] proposes,
 //! asks policy, and acts, [`journal`] and [`spans`] record every decision, [`api`] serves them.
 //! Discrete events (crashes, OOM kills, as OTLP logs) go to [`recent`], which the API serves
-//! too, as it does [`heard`]: who sends what.
+//! too, as it does [`heard`]: who sends what. [`reload`] keeps the policies in force current
+//! with their files and the cluster's `Policy` objects.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -22,6 +23,7 @@ pub mod leader;
 pub mod metrics;
 pub mod point;
 pub mod recent;
+pub mod reload;
 pub mod runtime;
 pub mod spans;
 pub mod store;

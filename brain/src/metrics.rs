@@ -1,6 +1,9 @@
 //! The brain's Prometheus metrics, registered into a registry it is handed (no globals).
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
 
 /// The brain's own metrics.
 #[derive(Clone, Debug)]
@@ -70,6 +73,54 @@ impl BrainMetrics {
         registry.register(Box::new(m.workloads.clone()))?;
         registry.register(Box::new(m.leader.clone()))?;
         registry.register(Box::new(m.evaluation_seconds.clone()))?;
+        Ok(m)
+    }
+}
+
+/// The metrics of policy reloading, registered by the brain that reloads (a simulated brain,
+/// whose policies are fixed, has none).
+#[derive(Clone, Debug)]
+pub struct ReloadMetrics {
+    /// Reloads by source (`file`, `crd`) and result (`applied`, `rejected`).
+    pub reloads: IntCounterVec,
+    /// Policies in force, by source.
+    pub loaded: IntGaugeVec,
+    /// When a reload was last applied, in seconds since the Unix epoch.
+    pub last_applied: Gauge,
+}
+
+impl ReloadMetrics {
+    /// Creates the metrics, every series at zero, and registers them into `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = ReloadMetrics {
+            reloads: IntCounterVec::new(
+                Opts::new(
+                    "homeostat_policy_reloads_total",
+                    "Policy reloads, by source (file, crd) and result (applied, rejected: the last good policies stay in force).",
+                ),
+                &["source", "result"],
+            )?,
+            loaded: IntGaugeVec::new(
+                Opts::new(
+                    "homeostat_policies_loaded",
+                    "Policies in force, by source (file, crd).",
+                ),
+                &["source"],
+            )?,
+            last_applied: Gauge::new(
+                "homeostat_policy_last_reload_success_timestamp_seconds",
+                "When a policy change was last applied (or the policies first loaded), in seconds since the Unix epoch.",
+            )?,
+        };
+        for source in ["file", "crd"] {
+            m.loaded.with_label_values(&[source]);
+            for result in ["applied", "rejected"] {
+                m.reloads.with_label_values(&[source, result]);
+            }
+        }
+        registry.register(Box::new(m.reloads.clone()))?;
+        registry.register(Box::new(m.loaded.clone()))?;
+        registry.register(Box::new(m.last_applied.clone()))?;
         Ok(m)
     }
 }

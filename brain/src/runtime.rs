@@ -22,7 +22,9 @@ use crate::ingest::{self, IngestContext, IngestError};
 use crate::journal::{Journal, JournalError};
 use crate::leader::{ElectionConfig, Elector};
 use crate::metrics::BrainMetrics;
+use crate::metrics::ReloadMetrics;
 use crate::recent::RecentEvents;
+use crate::reload::{self, Reloader};
 use crate::spans::{DecisionSpans, SpanError};
 use crate::store::SeriesStore;
 
@@ -159,24 +161,7 @@ impl Brain {
 
 /// Loads every policy file named, reading directories for their `*.yaml` and `*.yml` files.
 pub fn load_policies(paths: &[PathBuf]) -> Result<PolicySet, BrainError> {
-    let mut files = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|source| BrainError::PolicyPath {
-                    path: path.clone(),
-                    source,
-                })?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-                .collect();
-            found.sort();
-            files.extend(found);
-        } else {
-            files.push(path.clone());
-        }
-    }
-    Ok(PolicySet::load_files(&files)?)
+    Ok(PolicySet::load_files(&reload::files::expand(paths)?)?)
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, BrainError> {
@@ -224,6 +209,8 @@ pub struct Running {
     api: tokio::task::JoinHandle<std::io::Result<()>>,
     /// The leader election, which releases the Lease when it stops.
     election: Option<tokio::task::JoinHandle<()>>,
+    /// The policy reloaders: the files' poll and the Policy objects' watch.
+    reloads: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// The election settings of a [`LeaderElectionConfig`], with this replica's identity.
@@ -254,6 +241,8 @@ pub async fn start(
     if cluster == Cluster::None && config.mode != Mode::Observe {
         return Err(BrainError::NoCluster(config.mode));
     }
+    // Fingerprinted before loading, so an edit in between is seen by the first poll.
+    let fingerprint = reload::files::fingerprint(&config.policies);
     let policies = load_policies(&config.policies)?;
     if policies.is_empty() && config.mode != Mode::Observe {
         tracing::warn!("no policies loaded: every proposal will be denied");
@@ -286,11 +275,21 @@ pub async fn start(
     let mut brain = Brain::assemble(
         engine_config,
         config.evaluation_interval,
-        clock,
-        policies,
-        client,
+        clock.clone(),
+        policies.clone(),
+        client.clone(),
         journal,
         spans,
+    )?;
+    let reloads = start_reloads(
+        &config,
+        cluster,
+        &mut brain,
+        policies,
+        fingerprint,
+        client,
+        clock,
+        &shutdown,
     )?;
     let election = election.map(|elector| {
         let (leading_tx, leading) = watch::channel(false);
@@ -345,7 +344,47 @@ pub async fn start(
         receivers,
         api,
         election,
+        reloads,
     })
+}
+
+/// Hands the engine a reloading handle on its policies and starts what reloads them: a poll
+/// of the files and, with a cluster, a watch of the Policy objects (see [`reload`]).
+#[allow(clippy::too_many_arguments)]
+fn start_reloads(
+    config: &BrainConfig,
+    cluster: Cluster,
+    brain: &mut Brain,
+    policies: PolicySet,
+    fingerprint: String,
+    client: kube::Client,
+    clock: Arc<dyn Clock>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, BrainError> {
+    let metrics = ReloadMetrics::register(&brain.registry)?;
+    let events = (cluster == Cluster::Kubernetes)
+        .then(|| homeostat_actuators::EventRecorder::new(client.clone()));
+    let reloader = Reloader::new(policies, metrics, clock, events);
+    brain.engine.use_policies(reloader.handle());
+    let mut tasks = Vec::new();
+    let every = config.policy_reload.interval;
+    if !every.is_zero() && !config.policies.is_empty() {
+        tasks.push(tokio::spawn(reload::files::poll(
+            config.policies.clone(),
+            every,
+            fingerprint,
+            reloader.clone(),
+            shutdown.clone(),
+        )));
+    }
+    if cluster == Cluster::Kubernetes && config.policy_reload.objects {
+        tasks.push(tokio::spawn(reload::objects::watch(
+            client,
+            reloader.clone(),
+            shutdown.clone(),
+        )));
+    }
+    Ok(tasks)
 }
 
 impl Running {
@@ -382,6 +421,9 @@ impl Running {
         }
         if let Ok(Err(e)) = self.api.await {
             tracing::warn!(error = %e, "API server stopped with an error");
+        }
+        for task in self.reloads {
+            let _ = task.await;
         }
         if let Some(election) = self.election {
             // It releases the Lease on the way out, so a follower takes over at once.

@@ -92,4 +92,8 @@ pub struct Decision {
     pub plan: Option<Plan>,
     /// What became of it.
     pub outcome: Outcome,
+    /// Which policy set was in force (a content hash), since policies reload while the
+    /// brain runs; absent in records written before reloading existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_set: Option<String>,
 }

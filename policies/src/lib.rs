@@ -5,7 +5,8 @@
 //! pure function of a set, a proposal, the global mode, the history of past actions and the
 //! time: it decides act, dry-run, observe or deny, and names the rule that decided.
 //! [`replay()`] runs a sequence of proposals through it with the history each verdict leaves,
-//! and [`crd`] is the CustomResourceDefinition generated from the document types.
+//! and [`crd`] is the CustomResourceDefinition generated from the document types, whose
+//! objects [`from_object`] checks as the loader checks a file.
 #![forbid(unsafe_code)]
 
 pub mod crd;
@@ -16,6 +17,7 @@ pub mod evaluate;
 pub mod load;
 mod locate;
 pub mod names;
+pub mod object;
 pub mod replay;
 mod scalar;
 pub mod schema;
@@ -26,4 +28,5 @@ pub use error::{Diagnostic, Location, PolicyError};
 pub use evaluate::{PastAction, evaluate};
 pub use load::{Policy, PolicySet};
 pub use names::ObjectName;
+pub use object::from_object;
 pub use replay::{Proposed, Replayed, replay};

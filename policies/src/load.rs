@@ -87,6 +87,16 @@ impl PolicySet {
         finish(parsed, diagnostics)
     }
 
+    /// Appends `policy`, to be asked after those already in the set; refused (and handed
+    /// back) when the set already has a policy of that name.
+    pub fn push(&mut self, policy: Policy) -> Result<(), Box<Policy>> {
+        if self.get(policy.name.as_str()).is_some() {
+            return Err(Box::new(policy));
+        }
+        self.policies.push(policy);
+        Ok(())
+    }
+
     /// The policies, in load order.
     pub fn policies(&self) -> &[Policy] {
         &self.policies

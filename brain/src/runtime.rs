@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use homeostat_core::{Clock, Mode, SystemClock};
+use homeostat_core::{Clock, Mode, ObjectRef, SystemClock};
 use homeostat_policies::{PolicyError, PolicySet};
 use prometheus::Registry;
 use thiserror::Error;
@@ -364,7 +364,15 @@ fn start_reloads(
     let metrics = ReloadMetrics::register(&brain.registry)?;
     let events = (cluster == Cluster::Kubernetes)
         .then(|| homeostat_actuators::EventRecorder::new(client.clone()));
-    let reloader = Reloader::new(policies, metrics, clock, events);
+    let mut reloader = Reloader::new(policies, metrics, clock, events);
+    if let (Cluster::Kubernetes, Ok(pod)) = (cluster, std::env::var("POD_NAME")) {
+        reloader = reloader.with_pod(ObjectRef {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            namespace: client.default_namespace().to_owned(),
+            name: pod,
+        });
+    }
     brain.engine.use_policies(reloader.handle());
     let mut tasks = Vec::new();
     let every = config.policy_reload.interval;

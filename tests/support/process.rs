@@ -177,6 +177,19 @@ impl BrainConfig {
     /// Writes `dir/<name>.yaml` as [`BrainConfig::write`] does, with its journal in
     /// `dir/<name>-journal` (so several replicas can share `dir`) and `extra` YAML appended.
     pub fn write_named(dir: &std::path::Path, name: &str, mode: &str, extra: &str) -> BrainConfig {
+        let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/examples");
+        Self::write_with_policies(dir, name, mode, std::path::Path::new(examples), extra)
+    }
+
+    /// Writes `dir/<name>.yaml` as [`BrainConfig::write_named`] does, with the policies of
+    /// `policies` (a file or a directory) instead of the examples.
+    pub fn write_with_policies(
+        dir: &std::path::Path,
+        name: &str,
+        mode: &str,
+        policies: &std::path::Path,
+        extra: &str,
+    ) -> BrainConfig {
         let (grpc, otlp_http, api) = (free_port(), free_port(), free_port());
         let path = dir.join(format!("{name}.yaml"));
         let journal = if name == "brain" {
@@ -189,7 +202,7 @@ impl BrainConfig {
              api:\n  listen: 127.0.0.1:{api}\njournal:\n  path: {}\npolicies: [{}]\n\
              evaluationInterval: 1s\n{extra}",
             journal.display(),
-            concat!(env!("CARGO_MANIFEST_DIR"), "/policies/examples")
+            policies.display()
         );
         std::fs::write(&path, text).expect("writing the brain's config");
         BrainConfig {
@@ -202,12 +215,24 @@ impl BrainConfig {
 
     /// `homeostat brain --config <this>` against the cluster of `kubeconfig`, started.
     pub fn spawn_brain(&self, kubeconfig: &std::path::Path) -> Proc {
+        Proc::spawn("homeostat brain", self.brain_command(kubeconfig))
+    }
+
+    /// [`BrainConfig::spawn_brain`] as the Pod `pod` (its `POD_NAME`, as the Deployment sets).
+    pub fn spawn_brain_as(&self, kubeconfig: &std::path::Path, pod: &str) -> Proc {
+        let mut brain = self.brain_command(kubeconfig);
+        brain.env("POD_NAME", pod);
+        Proc::spawn("homeostat brain", brain)
+    }
+
+    fn brain_command(&self, kubeconfig: &std::path::Path) -> Command {
         let mut brain = Command::new(env!("CARGO_BIN_EXE_homeostat"));
         brain
             .args(["brain", "--config"])
             .arg(&self.path)
-            .env("KUBECONFIG", kubeconfig);
-        Proc::spawn("homeostat brain", brain)
+            .env("KUBECONFIG", kubeconfig)
+            .env_remove("POD_NAME");
+        brain
     }
 
     /// The API's base URL, `http://127.0.0.1:<api>`.

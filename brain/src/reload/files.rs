@@ -96,7 +96,58 @@ pub async fn poll(
         seen = now;
         match loaded {
             Ok(set) => reloader.apply_files(set).await,
-            Err(e) => reloader.reject_files(&e),
+            // The loader's own message already says they were refused.
+            Err(BrainError::Policies(e)) => reloader.reject_files(&e.to_string()).await,
+            Err(e) => reloader.reject_files(&e.to_string()).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    fn policy(cooldown: &str) -> String {
+        format!(
+            "apiVersion: homeostat.dev/v1alpha1\nkind: Policy\nmetadata:\n  name: web\n\
+             spec:\n  mode: enforce\n  actions: [restart-pods]\n  cooldown: {cooldown}\n"
+        )
+    }
+
+    /// Writes a ConfigMap volume's next version the way the kubelet does: a new timestamped
+    /// directory, a `..data_tmp` symlink to it renamed over `..data`.
+    fn kubelet_write(volume: &std::path::Path, version: &str, cooldown: &str) {
+        let dir = volume.join(format!("..{version}"));
+        std::fs::create_dir(&dir).expect("version dir");
+        std::fs::write(dir.join("default.yaml"), policy(cooldown)).expect("policy");
+        let tmp = volume.join("..data_tmp");
+        symlink(format!("..{version}"), &tmp).expect("..data_tmp");
+        std::fs::rename(&tmp, volume.join("..data")).expect("swap ..data");
+    }
+
+    #[test]
+    fn a_configmap_volume_update_changes_the_fingerprint_and_the_policies() {
+        let volume = tempfile::tempdir().expect("tempdir");
+        kubelet_write(volume.path(), "2026_11_25_10_00_00.1", "5m");
+        symlink("..data/default.yaml", volume.path().join("default.yaml")).expect("key link");
+        let paths = vec![volume.path().to_path_buf()];
+        let cooldown = || {
+            let files = expand(&paths).expect("listed");
+            let set = PolicySet::load_files(&files).expect("loads");
+            set.get("web").map(|p| p.spec.cooldown.0.as_secs())
+        };
+        let before = fingerprint(&paths);
+        assert_eq!(
+            fingerprint(&paths),
+            before,
+            "unchanged content, same fingerprint"
+        );
+        assert_eq!(cooldown(), Some(300));
+
+        kubelet_write(volume.path(), "2026_11_25_10_01_00.2", "7m");
+        assert_ne!(fingerprint(&paths), before);
+        assert_eq!(cooldown(), Some(420));
     }
 }

@@ -7,7 +7,8 @@
 //! refused, since the files are what the brain was deployed with, and because policies are
 //! asked in order, an object can only decide what no file policy covers. A change that does
 //! not load is refused whole: the last good policies of that source stay in force, and the
-//! refusal is counted, logged and (for an object) recorded as an Event on it.
+//! refusal is counted, logged and recorded as a `PolicyRejected` Event: on the refused
+//! object, or for files on the brain's own Pod (when it knows it, from `POD_NAME`).
 
 pub mod files;
 pub mod objects;
@@ -157,6 +158,8 @@ pub struct Reloader {
     clock: Arc<dyn Clock>,
     /// Records refusals on the refused object; none without a cluster.
     events: Option<EventRecorder>,
+    /// The brain's own Pod, which refusals of policy files are recorded on.
+    pod: Option<ObjectRef>,
 }
 
 impl Reloader {
@@ -183,6 +186,15 @@ impl Reloader {
             metrics,
             clock,
             events,
+            pod: None,
+        }
+    }
+
+    /// Records refusals of the policy files as Events on `pod`, the brain's own.
+    pub fn with_pod(self, pod: ObjectRef) -> Self {
+        Reloader {
+            pod: Some(pod),
+            ..self
         }
     }
 
@@ -209,12 +221,17 @@ impl Reloader {
     }
 
     /// The files changed and do not load: the last good policies stay.
-    pub fn reject_files(&self, error: &dyn fmt::Display) {
+    pub async fn reject_files(&self, error: &str) {
         self.rejected(Source::File);
         tracing::warn!(
             source = "file",
             "policy files refused; the last good policies stay in force:\n{error}"
         );
+        if let Some(pod) = &self.pod {
+            let message =
+                format!("policy files refused; the last good policies stay in force: {error}");
+            self.record(pod, &message).await;
+        }
     }
 
     /// A `Policy` object was created or changed (`object` as the API server serves it).
@@ -282,7 +299,6 @@ impl Reloader {
             policy = name,
             "policy object refused; its last good version, if any, stays in force: {error}"
         );
-        let Some(events) = &self.events else { return };
         let target = ObjectRef {
             api_version: homeostat_policies::document::API_VERSION.into(),
             kind: homeostat_policies::document::KIND.into(),
@@ -290,17 +306,17 @@ impl Reloader {
             name: name.to_owned(),
         };
         let message = format!("refused; the last good policies stay in force: {error}");
+        self.record(&target, &message).await;
+    }
+
+    /// Records a `PolicyRejected` Warning on `target`, if there is a cluster to record it in.
+    async fn record(&self, target: &ObjectRef, message: &str) {
+        let Some(events) = &self.events else { return };
         if let Err(e) = events
-            .warning(
-                &target,
-                "PolicyRejected",
-                "Load",
-                &message,
-                self.clock.now(),
-            )
+            .warning(target, "PolicyRejected", "Load", message, self.clock.now())
             .await
         {
-            tracing::warn!(policy = name, error = %e, "could not record the PolicyRejected Event");
+            tracing::warn!(%target, error = %e, "could not record the PolicyRejected Event");
         }
     }
 

@@ -147,6 +147,9 @@ struct State {
     objects: BTreeMap<String, Policy>,
     /// Objects left out because a file policy has their name, already reported.
     clashing: BTreeSet<String>,
+    /// Objects refused, with what their authors wrote, so the same content is reported
+    /// once, not again on every re-list or status change.
+    refused: BTreeMap<String, serde_json::Value>,
 }
 
 /// Keeps the last good policies of each source and publishes their union to the engine.
@@ -181,6 +184,7 @@ impl Reloader {
                 files,
                 objects: BTreeMap::new(),
                 clashing: BTreeSet::new(),
+                refused: BTreeMap::new(),
             })),
             tx: Arc::new(tx),
             metrics,
@@ -246,6 +250,7 @@ impl Reloader {
     pub async fn remove_object(&self, name: &str) {
         let mut state = self.state.lock().await;
         state.clashing.remove(name);
+        state.refused.remove(name);
         if state.objects.remove(name).is_some() {
             tracing::info!(source = "crd", policy = name, "policy object deleted");
             self.publish(&mut state, Source::Crd).await;
@@ -263,6 +268,9 @@ impl Reloader {
             .objects
             .retain(|name, _| listed.contains(name.as_str()));
         state.clashing.retain(|name| listed.contains(name.as_str()));
+        state
+            .refused
+            .retain(|name, _| listed.contains(name.as_str()));
         for object in objects {
             self.judge(&mut state, object).await;
         }
@@ -270,11 +278,12 @@ impl Reloader {
     }
 
     /// Loads one object into `state`, or refuses it; whether anything changed. An object
-    /// whose policy is already in force as it is (a re-list) is neither counted nor logged.
+    /// already judged as it is (a re-list, a change of status) is neither counted nor logged.
     async fn judge(&self, state: &mut State, object: &serde_json::Value) -> bool {
         let name = object["metadata"]["name"].as_str().unwrap_or_default();
         match homeostat_policies::from_object(object) {
             Ok(policy) => {
+                state.refused.remove(name);
                 if state.objects.get(name) == Some(&policy) {
                     return false;
                 }
@@ -284,8 +293,16 @@ impl Reloader {
                 true
             }
             Err(e) => {
-                // The last good version of the object stays in force.
-                self.refuse_object(name, &e.to_string()).await;
+                let authored = serde_json::json!([
+                    object["spec"],
+                    object["metadata"]["labels"],
+                    object["metadata"]["annotations"],
+                ]);
+                if state.refused.get(name) != Some(&authored) {
+                    // The last good version of the object stays in force.
+                    self.refuse_object(name, &e.to_string()).await;
+                    state.refused.insert(name.to_owned(), authored);
+                }
                 false
             }
         }
@@ -481,9 +498,11 @@ mod tests {
         reloader.replace_objects(&[object("batch", "5m")]).await;
         assert_eq!(count(&metrics, "crd", "applied"), 1);
 
-        // A broken edit is refused; the object's last good version stays in force.
+        // A broken edit is refused, once however often it is seen; the object's last good
+        // version stays in force.
         let before = handle.borrow().id.clone();
         reloader.apply_object(&object("batch", "soon")).await;
+        reloader.replace_objects(&[object("batch", "soon")]).await;
         assert_eq!(count(&metrics, "crd", "rejected"), 1);
         assert_eq!(handle.borrow().id, before);
         assert_eq!(

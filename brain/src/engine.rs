@@ -87,6 +87,9 @@ pub enum EngineError {
     /// The journal could not be read or written: acting without it is not allowed.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// Past actions could not be read for the policies' limits: no verdict without them.
+    #[error(transparent)]
+    History(#[from] homeostat_policies::ActionLogError),
 }
 
 /// What one pass saw and did.
@@ -376,15 +379,15 @@ impl Engine {
         now: Timestamp,
     ) -> Result<Decision, EngineError> {
         let id = DecisionId(ulid::Ulid::from_datetime(now.to_system_time()).to_string());
-        let history = self.journal.past_actions(now - self.config.history)?;
         let t0 = Instant::now();
-        let verdict = homeostat_policies::evaluate(
+        let verdict = homeostat_policies::evaluate_logged(
             &self.policies,
             &proposal,
             self.config.mode,
-            &history,
+            &self.journal,
+            now - self.config.history,
             now,
-        );
+        )?;
         let evaluate = t0.elapsed();
         let mode = effective_mode(&verdict, self.config.mode);
         let mut decision = Decision {

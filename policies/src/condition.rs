@@ -30,6 +30,42 @@ static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
 pub struct Condition {
     source: String,
     program: Arc<Program>,
+    reads: Reads,
+}
+
+/// Which variables conditions read, so an evaluation binds (and computes) only those.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Reads {
+    pub anomaly: bool,
+    pub workload: bool,
+    pub time: bool,
+    pub recent: bool,
+}
+
+impl Reads {
+    /// None at all.
+    pub const NONE: Reads = Reads {
+        anomaly: false,
+        workload: false,
+        time: false,
+        recent: false,
+    };
+    const ALL: Reads = Reads {
+        anomaly: true,
+        workload: true,
+        time: true,
+        recent: true,
+    };
+
+    /// What either reads.
+    pub fn and(self, other: Reads) -> Reads {
+        Reads {
+            anomaly: self.anomaly || other.anomaly,
+            workload: self.workload || other.workload,
+            time: self.time || other.time,
+            recent: self.recent || other.recent,
+        }
+    }
 }
 
 impl Condition {
@@ -39,23 +75,32 @@ impl Condition {
         let program = ENV.compile(source).map_err(|e| {
             let first = e.errors.first();
             let at = first.map_or(String::new(), |p| {
-                format!(
-                    " at line {} column {} of the expression",
-                    p.pos.0,
-                    p.pos.1 + 1
-                )
+                format!(" at line {} column {} of the expression", p.pos.0, p.pos.1)
             });
             let what = first.map_or_else(|| e.to_string(), |p| p.msg.clone());
             format!("invalid CEL{at}: {what} (hint: conditions read {VARIABLES})")
         })?;
+        let references = program.references();
+        let reads = Reads {
+            anomaly: references.has_variable("anomaly"),
+            workload: references.has_variable("workload"),
+            time: references.has_variable("time"),
+            recent: references.has_variable("recent"),
+        };
         let condition = Condition {
             source: source.to_owned(),
             program: Arc::new(program),
+            reads,
         };
         condition
             .holds(&Bindings::sample())
             .map(|_| condition.clone())
             .map_err(|e| format!("{source:?} {e} (hint: conditions read {VARIABLES})"))
+    }
+
+    /// The variables it reads.
+    pub(crate) fn reads(&self) -> Reads {
+        self.reads
     }
 
     /// The expression as written.
@@ -65,7 +110,7 @@ impl Condition {
 
     /// Whether the condition holds under `bindings`; why not, when it cannot be decided.
     pub fn holds(&self, bindings: &Bindings) -> Result<bool, String> {
-        self.holds_in(&bindings.context())
+        self.holds_in(&bindings.context(Reads::ALL))
     }
 
     /// As [`holds`](Self::holds), in a context already built (several conditions share one).
@@ -73,7 +118,7 @@ impl Condition {
         match self.program.execute(context) {
             Ok(Value::Bool(b)) => Ok(b),
             Ok(other) => Err(format!(
-                "evaluates to {} {other:?}, not a boolean",
+                "evaluates to a value of type {}, not a boolean",
                 other.type_of()
             )),
             Err(e) => Err(format!("cannot be evaluated: {e}")),
@@ -159,10 +204,10 @@ impl Bindings {
         }
     }
 
-    /// A CEL context holding these bindings.
-    pub(crate) fn context(&self) -> Context<'static, 'static> {
+    /// A CEL context holding the variables of these bindings that `reads` names.
+    pub(crate) fn context(&self, reads: Reads) -> Context<'static, 'static> {
         let mut context = Context::with_env(Arc::clone(&ENV));
-        if let Some(a) = &self.anomaly {
+        if let Some(a) = self.anomaly.as_ref().filter(|_| reads.anomaly) {
             context.add_variable_from_value(
                 "anomaly",
                 HashMap::from([
@@ -172,30 +217,36 @@ impl Bindings {
             );
         }
         let w = &self.workload;
-        context.add_variable_from_value(
-            "workload",
-            HashMap::from([
-                ("namespace", Value::from(w.namespace.as_str())),
-                ("name", Value::from(w.name.as_str())),
-                ("kind", Value::from(w.kind.as_str())),
-                ("replicas", Value::Int(i64::from(self.replicas))),
-            ]),
-        );
-        context.add_variable_from_value(
-            "time",
-            HashMap::from([
-                ("hour", Value::Int(i64::from(self.time.hour))),
-                ("minute", Value::Int(i64::from(self.time.minute))),
-                ("weekday", Value::from(self.time.weekday)),
-            ]),
-        );
-        context.add_variable_from_value(
-            "recent",
-            self.recent
-                .iter()
-                .map(|(k, n)| (camel(*k), Value::Int(i64::from(*n))))
-                .collect::<HashMap<_, _>>(),
-        );
+        if reads.workload {
+            context.add_variable_from_value(
+                "workload",
+                HashMap::from([
+                    ("namespace", Value::from(w.namespace.as_str())),
+                    ("name", Value::from(w.name.as_str())),
+                    ("kind", Value::from(w.kind.as_str())),
+                    ("replicas", Value::Int(i64::from(self.replicas))),
+                ]),
+            );
+        }
+        if reads.time {
+            context.add_variable_from_value(
+                "time",
+                HashMap::from([
+                    ("hour", Value::Int(i64::from(self.time.hour))),
+                    ("minute", Value::Int(i64::from(self.time.minute))),
+                    ("weekday", Value::from(self.time.weekday)),
+                ]),
+            );
+        }
+        if reads.recent {
+            context.add_variable_from_value(
+                "recent",
+                self.recent
+                    .iter()
+                    .map(|(k, n)| (camel(*k), Value::Int(i64::from(*n))))
+                    .collect::<HashMap<_, _>>(),
+            );
+        }
         context
     }
 }

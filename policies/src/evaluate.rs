@@ -22,7 +22,7 @@ use homeostat_core::{
     Action, ActionKind, Mode, Proposal, Timestamp, Verdict, VerdictKind, WorkloadRef,
 };
 
-use crate::condition::{Bindings, LocalTime};
+use crate::condition::{Bindings, LocalTime, Reads};
 use crate::document::DEFAULT_MAX_UNAVAILABLE;
 use crate::duration::format_compact;
 use crate::history::{ActionLog, ActionLogError, PastAction};
@@ -84,7 +84,7 @@ pub fn evaluate(
         Mode::DryRun => VerdictKind::DryRun,
         Mode::Enforce => VerdictKind::Act,
     };
-    let counted = Counted { history, mode };
+    let counted = Counted::new(history, mode, &proposal.workload);
 
     let bounded = bound(policy, &proposal.action);
     let destructive = proposal.action.is_destructive()
@@ -96,16 +96,16 @@ pub fn evaluate(
     if let Some(reason) = off_schedule(policy, local, destructive) {
         return deny("schedule", reason);
     }
-    if let Some(reason) = unmet_condition(policy, proposal, local, counted, now) {
+    if let Some(reason) = unmet_condition(policy, proposal, local, &counted, now) {
         return deny("condition", reason);
     }
-    if let Some(reason) = did_not_help(policy, proposal, counted) {
+    if let Some(reason) = did_not_help(policy, proposal, &counted) {
         return deny("escalation", reason);
     }
-    if let Some(reason) = cooling_down(policy, proposal, counted, now) {
+    if let Some(reason) = cooling_down(policy, proposal, &counted, now) {
         return deny("cooldown", reason);
     }
-    if let Some(reason) = over_budget(policy, proposal, counted, now) {
+    if let Some(reason) = over_budget(policy, proposal, &counted, now) {
         return deny("budget", reason);
     }
     let action = match &bounded {
@@ -189,28 +189,41 @@ fn stale(
     None
 }
 
-/// What counts as having happened in `mode`: applied actions, and in dry-run the plans too.
-#[derive(Clone, Copy)]
+/// What counts as having happened in `mode`: applied actions, and in dry-run the plans too;
+/// those on the proposal's workload gathered once, since most rules read only them.
 struct Counted<'a> {
     history: &'a [PastAction],
     mode: Mode,
+    mine: Vec<&'a PastAction>,
 }
 
 impl<'a> Counted<'a> {
-    fn iter(self) -> impl Iterator<Item = &'a PastAction> {
-        self.history
-            .iter()
-            .filter(move |p| p.applied || self.mode == Mode::DryRun)
+    fn new(history: &'a [PastAction], mode: Mode, workload: &WorkloadRef) -> Self {
+        let mut counted = Counted {
+            history,
+            mode,
+            mine: Vec::new(),
+        };
+        counted.mine = counted.iter().filter(|p| p.workload == *workload).collect();
+        counted
     }
 
-    /// The latest of kind `kind` on `workload`.
-    fn latest(self, kind: ActionKind, workload: &WorkloadRef) -> Option<&'a PastAction> {
-        self.iter()
-            .filter(|p| p.kind == kind && p.workload == *workload)
-            .fold(None::<&PastAction>, |latest, p| match latest {
+    fn iter(&self) -> impl Iterator<Item = &'a PastAction> + use<'a> {
+        let mode = self.mode;
+        self.history
+            .iter()
+            .filter(move |p| p.applied || mode == Mode::DryRun)
+    }
+
+    /// The latest of kind `kind` on the proposal's workload.
+    fn latest(&self, kind: ActionKind) -> Option<&'a PastAction> {
+        self.mine.iter().copied().filter(|p| p.kind == kind).fold(
+            None::<&PastAction>,
+            |latest, p| match latest {
                 Some(l) if l.time >= p.time => Some(l),
                 _ => Some(p),
-            })
+            },
+        )
     }
 }
 
@@ -218,12 +231,12 @@ impl<'a> Counted<'a> {
 fn cooling_down(
     policy: &Policy,
     proposal: &Proposal,
-    history: Counted<'_>,
+    history: &Counted<'_>,
     now: Timestamp,
 ) -> Option<String> {
     let cooldown = policy.spec.cooldown.get();
     let kind = proposal.action.kind();
-    let last = history.latest(kind, &proposal.workload)?;
+    let last = history.latest(kind)?;
     let ago: Duration = now.since(last.time);
     (ago < cooldown).then(|| {
         format!(
@@ -263,23 +276,26 @@ fn unmet_condition(
     policy: &Policy,
     proposal: &Proposal,
     local: LocalTime,
-    history: Counted<'_>,
+    history: &Counted<'_>,
     now: Timestamp,
 ) -> Option<String> {
-    if policy.spec.conditions.is_empty() {
+    let conditions = &policy.spec.conditions;
+    if conditions.is_empty() {
         return None;
     }
-    let recent = crate::document::ACTION_KINDS.map(|kind| {
-        let n = history
+    let reads = conditions.iter().fold(Reads::NONE, |r, c| r.and(c.reads()));
+    let mut recent = crate::document::ACTION_KINDS.map(|kind| (kind, 0u32));
+    if reads.recent {
+        for p in history
+            .mine
             .iter()
-            .filter(|p| {
-                p.kind == kind
-                    && p.workload == proposal.workload
-                    && now.since(p.time) < RECENT_WINDOW
-            })
-            .count();
-        (kind, u32::try_from(n).unwrap_or(u32::MAX))
-    });
+            .filter(|p| now.since(p.time) < RECENT_WINDOW)
+        {
+            if let Some((_, n)) = recent.iter_mut().find(|(k, _)| *k == p.kind) {
+                *n = n.saturating_add(1);
+            }
+        }
+    }
     let bindings = Bindings {
         anomaly: proposal.anomaly,
         workload: proposal.workload.clone(),
@@ -287,22 +303,18 @@ fn unmet_condition(
         time: local,
         recent,
     };
-    let context = bindings.context();
-    policy
-        .spec
-        .conditions
-        .iter()
-        .find_map(|c| match c.holds_in(&context) {
-            Ok(true) => None,
-            Ok(false) => Some(format!("condition {:?} is false", c.source())),
-            Err(e) => Some(format!("condition {:?} {e}: denied", c.source())),
-        })
+    let context = bindings.context(reads);
+    conditions.iter().find_map(|c| match c.holds_in(&context) {
+        Ok(true) => None,
+        Ok(false) => Some(format!("condition {:?} is false", c.source())),
+        Err(e) => Some(format!("condition {:?} {e}: denied", c.source())),
+    })
 }
 
 /// Why the same action is not tried again: its last run on the workload did not help.
-fn did_not_help(policy: &Policy, proposal: &Proposal, history: Counted<'_>) -> Option<String> {
+fn did_not_help(policy: &Policy, proposal: &Proposal, history: &Counted<'_>) -> Option<String> {
     let kind = proposal.action.kind();
-    let last = history.latest(kind, &proposal.workload)?;
+    let last = history.latest(kind)?;
     (last.helped == Some(false)).then(|| {
         let next = policy
             .spec
@@ -322,7 +334,7 @@ fn did_not_help(policy: &Policy, proposal: &Proposal, history: Counted<'_>) -> O
 fn over_budget(
     policy: &Policy,
     proposal: &Proposal,
-    history: Counted<'_>,
+    history: &Counted<'_>,
     now: Timestamp,
 ) -> Option<String> {
     let w = &proposal.workload;
@@ -333,14 +345,16 @@ fn over_budget(
             BudgetScope::Namespace => p.namespace == w.namespace,
             BudgetScope::Cluster => true,
         };
-        let used = history
-            .iter()
-            .filter(|p| {
-                policy.spec.actions.contains(&p.kind)
-                    && within(&p.workload)
-                    && now.since(p.time) < per
-            })
-            .count();
+        let in_window =
+            |p: &&PastAction| policy.spec.actions.contains(&p.kind) && now.since(p.time) < per;
+        let used = match b.scope {
+            BudgetScope::Workload => history.mine.iter().copied().filter(in_window).count(),
+            _ => history
+                .iter()
+                .filter(|p| within(&p.workload))
+                .filter(in_window)
+                .count(),
+        };
         (used >= b.max as usize).then(|| {
             let over = match b.scope {
                 BudgetScope::Workload => format!("on {w}"),

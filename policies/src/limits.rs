@@ -120,8 +120,8 @@ impl MaxUnavailable {
     fn parse_percent(text: &str) -> Result<MaxUnavailable, String> {
         let bad = || {
             format!(
-                "invalid maxUnavailable {text:?}: expected a count of at least 1 or a \
-                 percentage from 1% to 100%"
+                "invalid value {text:?}: expected a pod count of at least 1 or a percentage \
+                 from 1% to 100%"
             )
         };
         let p: u8 = text

@@ -226,6 +226,24 @@ fn cross_check(file: &str, text: &str, span: Span, spec: &PolicySpec, out: &mut 
             ),
         ));
     }
+    let schedule = &spec.schedule;
+    for (list, windows) in [
+        ("deny", &schedule.deny),
+        ("maintenance", &schedule.maintenance),
+    ] {
+        for (i, w) in windows.iter().enumerate() {
+            if w.from >= w.to {
+                found.push((
+                    locate::key(text, span, &["spec", "schedule", list]),
+                    format!(
+                        "spec.schedule.{list}[{i}]: from {} is not before to {} (hint: split a \
+                         window that crosses midnight in two, one ending at 24:00)",
+                        w.from, w.to
+                    ),
+                ));
+            }
+        }
+    }
     for name in &spec.target.exclude {
         if spec.target.workloads.contains(name) {
             found.push((

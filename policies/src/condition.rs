@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, LazyLock};
 
+use cel::common::types::{CelDouble, CelInt, CelMap, CelMapKey, CelString};
+use cel::common::value::Val;
 use cel::{Context, Env, Program, Value};
 use homeostat_core::{ActionKind, AnomalyKind, AnomalySummary, WorkloadRef};
 use serde::de::{Deserialize, Deserializer};
@@ -204,51 +206,67 @@ impl Bindings {
         }
     }
 
-    /// A CEL context holding the variables of these bindings that `reads` names.
-    pub(crate) fn context(&self, reads: Reads) -> Context<'static, 'static> {
+    /// A CEL context holding the variables of these bindings that `reads` names, built
+    /// directly as CEL values borrowing the bindings' strings (no copies).
+    pub(crate) fn context(&self, reads: Reads) -> Context<'_, '_> {
         let mut context = Context::with_env(Arc::clone(&ENV));
         if let Some(a) = self.anomaly.as_ref().filter(|_| reads.anomaly) {
-            context.add_variable_from_value(
+            context.add_variable_as_val(
                 "anomaly",
-                HashMap::from([
-                    ("kind", Value::from(a.kind.as_str())),
-                    ("score", Value::Float(a.score)),
+                map([
+                    ("kind", string(a.kind.as_str())),
+                    ("score", double(a.score)),
                 ]),
             );
         }
         let w = &self.workload;
         if reads.workload {
-            context.add_variable_from_value(
+            context.add_variable_as_val(
                 "workload",
-                HashMap::from([
-                    ("namespace", Value::from(w.namespace.as_str())),
-                    ("name", Value::from(w.name.as_str())),
-                    ("kind", Value::from(w.kind.as_str())),
-                    ("replicas", Value::Int(i64::from(self.replicas))),
+                map([
+                    ("namespace", string(&w.namespace)),
+                    ("name", string(&w.name)),
+                    ("kind", string(w.kind.as_str())),
+                    ("replicas", int(self.replicas)),
                 ]),
             );
         }
         if reads.time {
-            context.add_variable_from_value(
+            context.add_variable_as_val(
                 "time",
-                HashMap::from([
-                    ("hour", Value::Int(i64::from(self.time.hour))),
-                    ("minute", Value::Int(i64::from(self.time.minute))),
-                    ("weekday", Value::from(self.time.weekday)),
+                map([
+                    ("hour", int(self.time.hour)),
+                    ("minute", int(self.time.minute)),
+                    ("weekday", string(self.time.weekday)),
                 ]),
             );
         }
         if reads.recent {
-            context.add_variable_from_value(
-                "recent",
-                self.recent
-                    .iter()
-                    .map(|(k, n)| (camel(*k), Value::Int(i64::from(*n))))
-                    .collect::<HashMap<_, _>>(),
-            );
+            context
+                .add_variable_as_val("recent", map(self.recent.map(|(k, n)| (camel(k), int(n)))));
         }
         context
     }
+}
+
+fn map<'v, const N: usize>(entries: [(&'v str, Box<dyn Val + 'v>); N]) -> Box<dyn Val + 'v> {
+    let entries: HashMap<CelMapKey<'v>, Box<dyn Val + 'v>> = entries
+        .into_iter()
+        .map(|(k, v)| (CelMapKey::from(k), v))
+        .collect();
+    Box::new(CelMap::from(entries))
+}
+
+fn string(s: &str) -> Box<dyn Val + '_> {
+    Box::new(CelString::from(s))
+}
+
+fn int(n: impl Into<i64>) -> Box<dyn Val + 'static> {
+    Box::new(CelInt::from(n.into()))
+}
+
+fn double(x: f64) -> Box<dyn Val + 'static> {
+    Box::new(CelDouble::from(x))
 }
 
 /// An action kind as conditions name it: `scale-hpa` reads `recent.scaleHpa`.

@@ -18,9 +18,7 @@
 
 use std::time::Duration;
 
-use homeostat_core::{
-    Action, ActionKind, Mode, Proposal, Timestamp, Verdict, VerdictKind, WorkloadRef,
-};
+use homeostat_core::{Action, ActionKind, Mode, Proposal, Timestamp, Verdict, VerdictKind};
 
 use crate::condition::{Bindings, LocalTime, Reads};
 use crate::document::DEFAULT_MAX_UNAVAILABLE;
@@ -84,8 +82,6 @@ pub fn evaluate(
         Mode::DryRun => VerdictKind::DryRun,
         Mode::Enforce => VerdictKind::Act,
     };
-    let counted = Counted::new(history, mode, &proposal.workload);
-
     let bounded = bound(policy, &proposal.action);
     let destructive = proposal.action.is_destructive()
         || matches!(&bounded, Bound::Clamped { action, .. } if action.is_destructive());
@@ -96,6 +92,7 @@ pub fn evaluate(
     if let Some(reason) = off_schedule(policy, local, destructive) {
         return deny("schedule", reason);
     }
+    let counted = Counted::new(history, mode, proposal, horizon(policy), now);
     if let Some(reason) = unmet_condition(policy, proposal, local, &counted, now) {
         return deny("condition", reason);
     }
@@ -189,22 +186,76 @@ fn stale(
     None
 }
 
-/// What counts as having happened in `mode`: applied actions, and in dry-run the plans too;
-/// those on the proposal's workload gathered once, since most rules read only them.
+/// What counts as having happened in `mode`: applied actions, and in dry-run the plans too.
+///
+/// Gathered in one pass, since comparing names is most of a verdict's cost: those within the
+/// `horizon` (the longest window a rule reads) in the proposal's namespace, those of them on
+/// its workload, and the latest of the proposal's kind on its workload at any age (for
+/// escalation). Older entries are skipped on their time, kind and `helped` alone unless one
+/// of the kind did not help.
 struct Counted<'a> {
     history: &'a [PastAction],
     mode: Mode,
+    namespace: Vec<&'a PastAction>,
     mine: Vec<&'a PastAction>,
+    latest: Option<&'a PastAction>,
 }
 
 impl<'a> Counted<'a> {
-    fn new(history: &'a [PastAction], mode: Mode, workload: &WorkloadRef) -> Self {
+    fn new(
+        history: &'a [PastAction],
+        mode: Mode,
+        proposal: &Proposal,
+        horizon: Duration,
+        now: Timestamp,
+    ) -> Self {
+        let (workload, kind) = (&proposal.workload, proposal.action.kind());
         let mut counted = Counted {
             history,
             mode,
+            namespace: Vec::new(),
             mine: Vec::new(),
+            latest: None,
         };
-        counted.mine = counted.iter().filter(|p| p.workload == *workload).collect();
+        // `Timestamp` compares inline; `since` is a call per entry.
+        let cutoff = now - horizon;
+        // Beyond the horizon only escalation looks, and only if the latest of the kind there
+        // did not help: names are compared for such entries alone, then for what is newer.
+        let mut failed_before: Option<&PastAction> = None;
+        for p in counted.iter() {
+            if p.time <= cutoff {
+                if p.kind == kind
+                    && p.helped == Some(false)
+                    && failed_before.is_none_or(|f| p.time > f.time)
+                    && p.workload == *workload
+                {
+                    failed_before = Some(p);
+                }
+                continue;
+            }
+            if p.workload.namespace != workload.namespace {
+                continue;
+            }
+            counted.namespace.push(p);
+            if p.workload.name != workload.name || p.workload.kind != workload.kind {
+                continue;
+            }
+            counted.mine.push(p);
+            if p.kind == kind && counted.latest.is_none_or(|l| p.time > l.time) {
+                counted.latest = Some(p);
+            }
+        }
+        if counted.latest.is_none()
+            && let Some(failed) = failed_before
+        {
+            counted.latest = Some(
+                counted
+                    .iter()
+                    .filter(|p| p.kind == kind && p.time > failed.time && p.time <= cutoff)
+                    .filter(|p| p.workload == *workload)
+                    .fold(failed, |l, p| if p.time > l.time { p } else { l }),
+            );
+        }
         counted
     }
 
@@ -214,17 +265,17 @@ impl<'a> Counted<'a> {
             .iter()
             .filter(move |p| p.applied || mode == Mode::DryRun)
     }
+}
 
-    /// The latest of kind `kind` on the proposal's workload.
-    fn latest(&self, kind: ActionKind) -> Option<&'a PastAction> {
-        self.mine.iter().copied().filter(|p| p.kind == kind).fold(
-            None::<&PastAction>,
-            |latest, p| match latest {
-                Some(l) if l.time >= p.time => Some(l),
-                _ => Some(p),
-            },
-        )
-    }
+/// The longest window `policy`'s rules read history over, but for the latest action of a
+/// kind (which cooldown and escalation read at any age).
+fn horizon(policy: &Policy) -> Duration {
+    policy
+        .spec
+        .budgets
+        .iter()
+        .map(|b| b.per.get())
+        .fold(policy.spec.cooldown.get().max(RECENT_WINDOW), Duration::max)
 }
 
 /// Why the workload is still cooling down from the same kind of action, if it is.
@@ -236,7 +287,7 @@ fn cooling_down(
 ) -> Option<String> {
     let cooldown = policy.spec.cooldown.get();
     let kind = proposal.action.kind();
-    let last = history.latest(kind)?;
+    let last = history.latest?;
     let ago: Duration = now.since(last.time);
     (ago < cooldown).then(|| {
         format!(
@@ -314,7 +365,7 @@ fn unmet_condition(
 /// Why the same action is not tried again: its last run on the workload did not help.
 fn did_not_help(policy: &Policy, proposal: &Proposal, history: &Counted<'_>) -> Option<String> {
     let kind = proposal.action.kind();
-    let last = history.latest(kind)?;
+    let last = history.latest?;
     (last.helped == Some(false)).then(|| {
         let next = policy
             .spec
@@ -340,20 +391,12 @@ fn over_budget(
     let w = &proposal.workload;
     policy.spec.budgets.iter().find_map(|b| {
         let per = b.per.get();
-        let within = |p: &WorkloadRef| match b.scope {
-            BudgetScope::Workload => p == w,
-            BudgetScope::Namespace => p.namespace == w.namespace,
-            BudgetScope::Cluster => true,
-        };
         let in_window =
             |p: &&PastAction| policy.spec.actions.contains(&p.kind) && now.since(p.time) < per;
         let used = match b.scope {
             BudgetScope::Workload => history.mine.iter().copied().filter(in_window).count(),
-            _ => history
-                .iter()
-                .filter(|p| within(&p.workload))
-                .filter(in_window)
-                .count(),
+            BudgetScope::Namespace => history.namespace.iter().copied().filter(in_window).count(),
+            BudgetScope::Cluster => history.iter().filter(in_window).count(),
         };
         (used >= b.max as usize).then(|| {
             let over = match b.scope {

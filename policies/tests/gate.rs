@@ -223,6 +223,19 @@ fn an_action_that_did_not_help_is_not_repeated_and_names_the_next_step() {
     let v = evaluate(&s, &scale("shop", "web"), Mode::Enforce, &h, NOW);
     assert_eq!(v.rule, "cooldown");
 
+    // However long ago: a failure three hours back still holds, unless a newer scale-up came
+    // after it.
+    let mut long_ago = past("shop", "web", ActionKind::ScaleHpa, 180 * MIN);
+    long_ago.helped = Some(false);
+    let other = past("shop", "cart", ActionKind::ScaleHpa, 120 * MIN);
+    let h = [other.clone(), long_ago.clone()];
+    let v = evaluate(&s, &scale("shop", "web"), Mode::Enforce, &h, NOW);
+    assert_eq!(v.rule, "escalation");
+    let newer = past("shop", "web", ActionKind::ScaleHpa, 120 * MIN);
+    let h = [newer, long_ago, other];
+    let v = evaluate(&s, &scale("shop", "web"), Mode::Enforce, &h, NOW);
+    assert_eq!(v.rule, "allowed");
+
     // What the engine asks: the next step after each kind; a restart escalates to itself,
     // which would loop, so it stops.
     assert_eq!(

@@ -401,7 +401,7 @@ impl Model<'_> {
                 .unwrap_or(Unavailable::Count(1))
                 .limit(p.current_replicas);
             match p.unavailable_replicas {
-                Some(u) if u + 1 <= limit => {}
+                Some(u) if u < limit => {}
                 _ => return deny("blast-radius", Some(i)),
             }
         }
@@ -599,7 +599,7 @@ fn check_limits(
                 .limit(r.proposal.current_replicas);
             let unavailable = r.proposal.unavailable_replicas;
             prop_assert!(
-                unavailable.is_some_and(|u| u + 1 <= limit),
+                unavailable.is_some_and(|u| u < limit),
                 "restart with {unavailable:?} of {} unavailable, limit {limit}",
                 r.proposal.current_replicas
             );

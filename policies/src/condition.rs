@@ -18,6 +18,7 @@ use homeostat_core::{ActionKind, AnomalyKind, AnomalySummary, WorkloadRef};
 use serde::de::{Deserialize, Deserializer};
 
 use crate::scalar;
+use crate::schema::inline_schema;
 
 /// The variables a condition may read; the hint of every condition error lists them.
 pub const VARIABLES: &str = "anomaly.kind, anomaly.score, workload.namespace, workload.name, \
@@ -146,19 +147,11 @@ impl<'de> Deserialize<'de> for Condition {
     }
 }
 
-impl schemars::JsonSchema for Condition {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Condition".into()
-    }
-
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({"type": "string", "minLength": 1})
-    }
-}
+inline_schema!(
+    Condition,
+    "Condition",
+    schemars::json_schema!({"type": "string", "minLength": 1})
+);
 
 /// The local time a condition sees, in the policy's time zone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

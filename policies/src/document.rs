@@ -19,6 +19,7 @@ use crate::limits::{AlwaysTrue, Budget, Escalation, MaxUnavailable};
 use crate::names::ObjectName;
 use crate::scalar;
 use crate::schedule::Schedule;
+use crate::schema::inline_schema;
 
 /// The only `apiVersion` this crate reads.
 pub const API_VERSION: &str = "homeostat.dev/v1alpha1";
@@ -199,19 +200,11 @@ impl fmt::Display for ReplicaCeiling {
     }
 }
 
-impl JsonSchema for ReplicaCeiling {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "ReplicaCeiling".into()
-    }
-
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({"type": "integer", "minimum": 1, "maximum": u32::MAX})
-    }
-}
+inline_schema!(
+    ReplicaCeiling,
+    "ReplicaCeiling",
+    schemars::json_schema!({"type": "integer", "minimum": 1, "maximum": u32::MAX})
+);
 
 impl<'de> Deserialize<'de> for ReplicaCeiling {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -11,6 +11,7 @@ use serde::de::{self, Deserializer, Visitor};
 use crate::document::{ActionName, nonzero};
 use crate::duration::HumanDuration;
 use crate::scalar;
+use crate::schema::inline_schema;
 
 /// At most `max` actions per `per`, counted over the `scope`.
 #[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
@@ -64,19 +65,11 @@ impl BudgetScope {
     }
 }
 
-impl JsonSchema for BudgetScope {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "BudgetScope".into()
-    }
-
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({"type": "string", "enum": ["workload", "namespace", "cluster"]})
-    }
-}
+inline_schema!(
+    BudgetScope,
+    "BudgetScope",
+    schemars::json_schema!({"type": "string", "enum": ["workload", "namespace", "cluster"]})
+);
 
 impl<'de> Deserialize<'de> for BudgetScope {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -184,26 +177,18 @@ impl Visitor<'_> for MaxUnavailableVisitor {
     }
 }
 
-impl JsonSchema for MaxUnavailable {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "MaxUnavailable".into()
-    }
-
-    fn inline_schema() -> bool {
-        true
-    }
-
-    /// Kubernetes' int-or-string, as PodDisruptionBudgets write it.
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "x-kubernetes-int-or-string": true,
-            "x-kubernetes-validations": [{
-                "rule": "type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')",
-                "message": "a pod count of at least 1, or a percentage from 1% to 100%",
-            }],
-        })
-    }
-}
+// Kubernetes' int-or-string, as PodDisruptionBudgets write it.
+inline_schema!(
+    MaxUnavailable,
+    "MaxUnavailable",
+    schemars::json_schema!({
+        "x-kubernetes-int-or-string": true,
+        "x-kubernetes-validations": [{
+            "rule": "type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')",
+            "message": "a pod count of at least 1, or a percentage from 1% to 100%",
+        }],
+    })
+);
 
 /// `respectPodDisruptionBudgets`: accepted only as `true`, because restarts go through the
 /// Eviction API, which the API server checks against every PodDisruptionBudget; there is
@@ -238,25 +223,17 @@ impl Visitor<'_> for AlwaysTrueVisitor {
     }
 }
 
-impl JsonSchema for AlwaysTrue {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "AlwaysTrue".into()
-    }
-
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "boolean",
-            "x-kubernetes-validations": [{
-                "rule": "self == true",
-                "message": "restarts are evictions, which always respect PodDisruptionBudgets",
-            }],
-        })
-    }
-}
+inline_schema!(
+    AlwaysTrue,
+    "AlwaysTrue",
+    schemars::json_schema!({
+        "type": "boolean",
+        "x-kubernetes-validations": [{
+            "rule": "self == true",
+            "message": "restarts are evictions, which always respect PodDisruptionBudgets",
+        }],
+    })
+);
 
 /// What follows an action that has not helped.
 #[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]

@@ -12,6 +12,7 @@ use serde::de::Deserializer;
 
 use crate::condition::LocalTime;
 use crate::scalar;
+use crate::schema::inline_schema;
 
 /// A policy's schedule.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
@@ -101,19 +102,11 @@ impl<'de> Deserialize<'de> for Zone {
     }
 }
 
-impl JsonSchema for Zone {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Zone".into()
-    }
-
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({"type": "string", "minLength": 1})
-    }
-}
+inline_schema!(
+    Zone,
+    "Zone",
+    schemars::json_schema!({"type": "string", "minLength": 1})
+);
 
 /// Days and a time range within each, `from` inclusive, `to` exclusive.
 #[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
@@ -200,20 +193,10 @@ impl Day {
     }
 }
 
-impl JsonSchema for Day {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Day".into()
-    }
-
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        let names: Vec<&str> = DAYS.iter().map(|d| d.as_str()).collect();
-        schemars::json_schema!({"type": "string", "enum": names})
-    }
-}
+inline_schema!(Day, "Day", {
+    let names: Vec<&str> = DAYS.iter().map(|d| d.as_str()).collect();
+    schemars::json_schema!({"type": "string", "enum": names})
+});
 
 impl<'de> Deserialize<'de> for Day {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -285,22 +268,14 @@ fn end_of_window<'de, D: Deserializer<'de>>(deserializer: D) -> Result<TimeOfDay
     })
 }
 
-impl JsonSchema for TimeOfDay {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "TimeOfDay".into()
-    }
-
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "pattern": "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$",
-        })
-    }
-}
+inline_schema!(
+    TimeOfDay,
+    "TimeOfDay",
+    schemars::json_schema!({
+        "type": "string",
+        "pattern": "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$",
+    })
+);
 
 impl Schedule {
     /// The deny window `now` falls in, if any.

@@ -25,6 +25,27 @@ pub fn policy_spec() -> Value {
     schema.to_value()
 }
 
+/// Implements `JsonSchema` for a type written as one inline schema (a CRD has no `$ref`):
+/// `inline_schema!(Type, "Name", schema)`.
+macro_rules! inline_schema {
+    ($ty:ty, $name:literal, $schema:expr) => {
+        impl schemars::JsonSchema for $ty {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                $name.into()
+            }
+
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                $schema
+            }
+        }
+    };
+}
+pub(crate) use inline_schema;
+
 /// `spec.mode`: one of core's modes.
 pub(crate) fn mode(_: &mut SchemaGenerator) -> Schema {
     let names: Vec<&str> = MODES.iter().map(|m| m.as_str()).collect();

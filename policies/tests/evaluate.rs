@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use homeostat_core::{
-    Action, ActionKind, AnomalyKind, AnomalySummary, Mode, ObjectRef, Proposal, Timestamp, Verdict,
+    Action, ActionKind, AnomalyKind, AnomalySummary, Mode, ObjectRef, Proposal, Timestamp,
     VerdictKind, WorkloadRef,
 };
 use homeostat_policies::{PastAction, PolicySet, evaluate};
@@ -82,12 +82,8 @@ fn past(workload: &str, kind: ActionKind, ago: Duration, applied: bool) -> PastA
     }
 }
 
-fn check(v: &Verdict, kind: VerdictKind, rule: &str, reason: &str) {
-    assert_eq!(
-        (v.kind, v.rule.as_str(), v.reason.as_str()),
-        (kind, rule, reason)
-    );
-}
+mod support;
+use support::check;
 
 #[test]
 fn allowed_in_enforce_acts_with_the_proposed_action() {

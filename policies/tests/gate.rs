@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use homeostat_core::{
-    Action, ActionKind, AnomalyKind, AnomalySummary, Mode, ObjectRef, Proposal, Timestamp, Verdict,
+    Action, ActionKind, AnomalyKind, AnomalySummary, Mode, ObjectRef, Proposal, Timestamp,
     VerdictKind, WorkloadRef,
 };
 use homeostat_policies::{MemoryLog, NextStep, PastAction, PolicySet, evaluate, evaluate_logged};
@@ -79,12 +79,8 @@ fn past(namespace: &str, workload: &str, kind: ActionKind, ago: Duration) -> Pas
     }
 }
 
-fn check(v: &Verdict, kind: VerdictKind, rule: &str, reason: &str) {
-    assert_eq!(
-        (v.kind, v.rule.as_str(), v.reason.as_str()),
-        (kind, rule, reason)
-    );
-}
+mod support;
+use support::check;
 
 #[test]
 fn conditions_allow_only_when_all_hold() {
@@ -277,45 +273,51 @@ fn budgets_count_the_policys_kinds_over_their_scope_and_window() {
          - {max: 4, per: 2h, scope: cluster}\n",
     );
     let p = scale("shop", "web");
-    // One restart and one scale-up on the workload this hour: its budget of 2 is spent.
-    let h = [
-        past("shop", "web", ActionKind::RestartPods, 20 * MIN),
-        past("shop", "web", ActionKind::ScaleHpa, 50 * MIN),
-        past("shop", "web", ActionKind::ScaleHpa, 61 * MIN),
-        // Not a kind this policy allows: not counted.
-        past("shop", "web", ActionKind::TaintNode, 5 * MIN),
+    // (namespace, workload, kind, minutes ago)
+    type Past = (&'static str, &'static str, ActionKind, u32);
+    let cases: [(&[Past], &str); 3] = [
+        // One restart and one scale-up on the workload this hour (a taint is not a kind
+        // this policy allows; 61 minutes ago is out of the window): its budget of 2 is spent.
+        (
+            &[
+                ("shop", "web", ActionKind::RestartPods, 20),
+                ("shop", "web", ActionKind::ScaleHpa, 50),
+                ("shop", "web", ActionKind::ScaleHpa, 61),
+                ("shop", "web", ActionKind::TaintNode, 5),
+            ],
+            "2 actions on shop/Deployment/web in the last 1h: the budget is 2 per 1h (workload)",
+        ),
+        // Three in the namespace, on other workloads.
+        (
+            &[
+                ("shop", "cart", ActionKind::ScaleHpa, 20),
+                ("shop", "cart", ActionKind::RestartPods, 30),
+                ("shop", "search", ActionKind::ScaleHpa, 40),
+            ],
+            "3 actions in namespace shop in the last 1h: the budget is 3 per 1h (namespace)",
+        ),
+        // Four in the cluster over two hours.
+        (
+            &[
+                ("a", "x", ActionKind::ScaleHpa, 20),
+                ("b", "x", ActionKind::ScaleHpa, 50),
+                ("c", "x", ActionKind::ScaleHpa, 80),
+                ("d", "x", ActionKind::ScaleHpa, 110),
+            ],
+            "4 actions in the cluster in the last 2h: the budget is 4 per 2h (cluster)",
+        ),
     ];
-    check(
-        &evaluate(&s, &p, Mode::Enforce, &h, NOW),
-        VerdictKind::Deny,
-        "budget",
-        "2 actions on shop/Deployment/web in the last 1h: the budget is 2 per 1h (workload)",
-    );
-    // Three in the namespace, on other workloads.
-    let h = [
-        past("shop", "cart", ActionKind::ScaleHpa, 20 * MIN),
-        past("shop", "cart", ActionKind::RestartPods, 30 * MIN),
-        past("shop", "search", ActionKind::ScaleHpa, 40 * MIN),
-    ];
-    check(
-        &evaluate(&s, &p, Mode::Enforce, &h, NOW),
-        VerdictKind::Deny,
-        "budget",
-        "3 actions in namespace shop in the last 1h: the budget is 3 per 1h (namespace)",
-    );
-    // Four in the cluster over two hours.
-    let h = [
-        past("a", "x", ActionKind::ScaleHpa, 20 * MIN),
-        past("b", "x", ActionKind::ScaleHpa, 50 * MIN),
-        past("c", "x", ActionKind::ScaleHpa, 80 * MIN),
-        past("d", "x", ActionKind::ScaleHpa, 110 * MIN),
-    ];
-    check(
-        &evaluate(&s, &p, Mode::Enforce, &h, NOW),
-        VerdictKind::Deny,
-        "budget",
-        "4 actions in the cluster in the last 2h: the budget is 4 per 2h (cluster)",
-    );
+    for (actions, reason) in cases {
+        let h: Vec<PastAction> = actions
+            .iter()
+            .map(|(ns, w, kind, ago)| past(ns, w, *kind, *ago * MIN))
+            .collect();
+        let v = evaluate(&s, &p, Mode::Enforce, &h, NOW);
+        check(&v, VerdictKind::Deny, "budget", reason);
+        // One fewer and the budget holds.
+        let v = evaluate(&s, &p, Mode::Enforce, &h[1..], NOW);
+        assert_eq!(v.rule, "allowed", "{reason}");
+    }
     // Dry-run plans count in dry-run only, as for cooldowns.
     let planned: Vec<PastAction> = [20, 30]
         .map(|m| PastAction {

@@ -48,6 +48,17 @@ impl RestartState {
         !self.pods.is_empty() && self.pods.iter().all(|p| p.ready && !p.terminating)
     }
 
+    /// How many pods are unavailable now (not ready, or going away): what a policy's blast
+    /// radius counts a restart on top of.
+    pub fn unavailable(&self) -> u32 {
+        let n = self
+            .pods
+            .iter()
+            .filter(|p| !p.ready || p.terminating)
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
     /// The oldest ready pod: under a leak, the one that has leaked the most.
     pub fn oldest(&self) -> Option<&PodInfo> {
         self.pods.iter().find(|p| p.ready && !p.terminating)

@@ -89,6 +89,9 @@ pub enum EngineError {
     /// The journal could not be read or written: acting without it is not allowed.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// Past actions could not be read for the policies' limits: no verdict without them.
+    #[error(transparent)]
+    History(#[from] homeostat_policies::ActionLogError),
 }
 
 /// What one pass saw and did.

@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use homeostat_core::{Decision, DecisionId, Outcome, WorkloadRef};
-use homeostat_policies::PastAction;
+use homeostat_policies::{ActionLog, ActionLogError, PastAction};
 use sled::Transactional;
 use thiserror::Error;
 
@@ -213,6 +213,7 @@ impl Journal {
                 kind: d.verdict.action.kind(),
                 time: d.time,
                 applied,
+                helped: None,
             });
         }
         Ok(out)
@@ -254,6 +255,18 @@ fn decode(id: &str, bytes: &[u8]) -> Result<Decision, JournalError> {
     })
 }
 
+/// The journal is where policies' cooldowns and budgets are read from, so they survive a
+/// restart of the brain.
+impl ActionLog for Journal {
+    fn actions_since(
+        &self,
+        since: homeostat_core::Timestamp,
+    ) -> Result<Vec<PastAction>, ActionLogError> {
+        self.past_actions(since)
+            .map_err(|e| ActionLogError(Box::new(e)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,6 +294,8 @@ mod tests {
                 reason: "test".into(),
                 evidence_time: Timestamp::from_secs(t),
                 current_replicas: 4,
+                anomaly: None,
+                unavailable_replicas: None,
             },
             verdict: Verdict {
                 kind: VerdictKind::Act,

@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::anomaly::AnomalySummary;
 use crate::clock::Timestamp;
 use crate::entity::WorkloadRef;
 
@@ -139,6 +140,14 @@ pub struct Proposal {
     pub evidence_time: Timestamp,
     /// Replicas the workload runs now.
     pub current_replicas: u32,
+    /// The anomaly behind the proposal, for policy conditions; `None` when none is (a
+    /// restore after calm).
+    #[serde(default)]
+    pub anomaly: Option<AnomalySummary>,
+    /// The workload's pods not ready now (starting, terminating, crashing), for a policy's
+    /// blast radius; `None` when the proposer did not read the pods.
+    #[serde(default)]
+    pub unavailable_replicas: Option<u32>,
 }
 
 /// How a plan's body is sent: as a patch of the target, read one of three ways, or as an

@@ -74,3 +74,22 @@ pub struct Anomaly {
     /// The signals behind it, most telling first.
     pub contributions: Vec<Contribution>,
 }
+
+/// What policy conditions see of an anomaly: its kind and score, small enough to travel
+/// with every proposal.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnomalySummary {
+    /// What it looks like.
+    pub kind: AnomalyKind,
+    /// How sure, in [0, 1].
+    pub score: f64,
+}
+
+impl From<&Anomaly> for AnomalySummary {
+    fn from(a: &Anomaly) -> Self {
+        AnomalySummary {
+            kind: a.kind,
+            score: a.score,
+        }
+    }
+}

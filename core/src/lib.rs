@@ -18,7 +18,7 @@ pub mod signal;
 pub mod verdict;
 
 pub use action::{Action, ActionKind, ObjectRef, PatchType, Plan, Proposal};
-pub use anomaly::{Anomaly, AnomalyKind, Contribution};
+pub use anomaly::{Anomaly, AnomalyKind, AnomalySummary, Contribution};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use decision::{Decision, DecisionId, Outcome};
 pub use entity::{Entity, WorkloadKind, WorkloadRef};

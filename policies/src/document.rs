@@ -13,9 +13,13 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::Deserializer;
 
+use crate::condition::Condition;
 use crate::duration::HumanDuration;
+use crate::limits::{AlwaysTrue, Budget, Escalation, MaxUnavailable};
 use crate::names::ObjectName;
 use crate::scalar;
+use crate::schedule::Schedule;
+use crate::schema::inline_schema;
 
 /// The only `apiVersion` this crate reads.
 pub const API_VERSION: &str = "homeostat.dev/v1alpha1";
@@ -94,8 +98,14 @@ pub(crate) struct Metadata {
 #[serde(
     deny_unknown_fields,
     rename_all = "camelCase",
-    expecting = "a mapping of mode, actions, target, cooldown, maxReplicas and maxDataAge"
+    expecting = "a mapping of mode, actions, target, conditions, cooldown, budgets, \
+                 maxReplicas, maxUnavailable, respectPodDisruptionBudgets, maxDataAge, schedule \
+                 and escalation"
 )]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!self.actions.exists(a, a == 'scale-hpa') || has(self.maxReplicas)",
+    "message": "maxReplicas is required when actions include scale-hpa",
+}]))]
 pub struct PolicySpec {
     /// The most this policy lets the loop do; the global mode can only make it stricter.
     #[serde(deserialize_with = "mode")]
@@ -108,15 +118,42 @@ pub struct PolicySpec {
     /// Which workloads it covers; all when missing.
     #[serde(default)]
     pub target: Target,
+    /// CEL expressions that must all be true for the policy to allow anything; they read
+    /// `anomaly` (kind, score), `workload` (namespace, name, kind, replicas), `time` (hour,
+    /// minute, weekday in the schedule's time zone) and `recent` (actions per kind on the
+    /// workload in the last hour, e.g. `recent.scaleHpa`).
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
     /// Least time between two actions of one kind on one workload, to stop flapping.
     pub cooldown: HumanDuration,
+    /// Most actions (of the kinds listed in `actions`) per window, per workload, namespace
+    /// or cluster.
+    #[serde(default)]
+    pub budgets: Vec<Budget>,
     /// Ceiling for `minReplicas`; required when `actions` include `scale-hpa`.
     #[serde(default)]
     pub max_replicas: Option<ReplicaCeiling>,
+    /// Most of a workload's pods unavailable at once, counting the one a restart takes down:
+    /// a count or a percentage of its replicas (rounded up); 1 when missing.
+    #[serde(default)]
+    pub max_unavailable: Option<MaxUnavailable>,
+    /// Always true: restarts are evictions, which the API server checks against
+    /// PodDisruptionBudgets. Accepted so manifests can say so; `false` is refused.
+    #[serde(default)]
+    pub respect_pod_disruption_budgets: Option<AlwaysTrue>,
     /// Evidence older than this is never acted on (destructive actions: half); 2m when missing.
     #[serde(default = "default_max_data_age", deserialize_with = "nonzero")]
     pub max_data_age: HumanDuration,
+    /// Deny windows and maintenance windows, in a time zone.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// What follows an action that has not helped within a time: the next action, or stop.
+    #[serde(default)]
+    pub escalation: Option<Escalation>,
 }
+
+/// The blast radius when a policy sets none: one pod at a time.
+pub const DEFAULT_MAX_UNAVAILABLE: MaxUnavailable = MaxUnavailable::Count(1);
 
 /// Which workloads a policy covers: empty lists mean "all".
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
@@ -163,19 +200,11 @@ impl fmt::Display for ReplicaCeiling {
     }
 }
 
-impl JsonSchema for ReplicaCeiling {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "ReplicaCeiling".into()
-    }
-
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({"type": "integer", "minimum": 1, "maximum": u32::MAX})
-    }
-}
+inline_schema!(
+    ReplicaCeiling,
+    "ReplicaCeiling",
+    schemars::json_schema!({"type": "integer", "minimum": 1, "maximum": u32::MAX})
+);
 
 impl<'de> Deserialize<'de> for ReplicaCeiling {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -198,7 +227,9 @@ fn mode<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Mode, D::Error> {
     scalar::string(deserializer, "observe, dry-run or enforce", str::parse)
 }
 
-fn nonzero<'de, D: Deserializer<'de>>(deserializer: D) -> Result<HumanDuration, D::Error> {
+pub(crate) fn nonzero<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<HumanDuration, D::Error> {
     scalar::string(deserializer, "a duration longer than zero", |text| {
         let d = HumanDuration::parse(text)?;
         if d.get().is_zero() {
@@ -210,7 +241,7 @@ fn nonzero<'de, D: Deserializer<'de>>(deserializer: D) -> Result<HumanDuration, 
 }
 
 /// An action name from core's vocabulary, with a message listing the known ones.
-struct ActionName(ActionKind);
+pub(crate) struct ActionName(pub(crate) ActionKind);
 
 /// Every action kind, in the order messages and the schema list them.
 pub(crate) const ACTION_KINDS: [ActionKind; 4] = [

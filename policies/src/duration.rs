@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::de::{Deserialize, Deserializer};
 
 use crate::scalar;
+use crate::schema::inline_schema;
 
 /// A duration written in humantime notation; parsing happens during deserialization so a bad
 /// value is reported at its line and column.
@@ -48,21 +49,13 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duratio
     HumanDuration::deserialize(deserializer).map(HumanDuration::get)
 }
 
-impl schemars::JsonSchema for HumanDuration {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "HumanDuration".into()
-    }
-
-    fn inline_schema() -> bool {
-        true
-    }
-
-    /// A string: humantime's grammar (`5m`, `1h 30m`, `90s`) is checked by the loader, which
-    /// says what is wrong with a value, not by a pattern.
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({"type": "string", "minLength": 1})
-    }
-}
+// A string: humantime's grammar (`5m`, `1h 30m`, `90s`) is checked by the loader, which
+// says what is wrong with a value, not by a pattern.
+inline_schema!(
+    HumanDuration,
+    "HumanDuration",
+    schemars::json_schema!({"type": "string", "minLength": 1})
+);
 
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

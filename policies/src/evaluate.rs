@@ -1,41 +1,40 @@
 //! The evaluator: a pure function from a policy set, a proposal, the global mode, past
 //! actions and the time to a [`Verdict`] naming the rule that decided it.
 //!
-//! Rules run in a fixed order (`scope`/`no-policy`, `mode`, `stale-data`, `cooldown`,
-//! `replica-ceiling`, `allowed`) and the first that refuses decides, so the same inputs always
-//! give the same verdict and the verdict says why.
+//! The first policy whose scope covers the proposal decides (`no-policy` when none does).
+//! Its rules then run in this fixed order, and the first that refuses decides, so the same
+//! inputs always give the same verdict and the verdict says why:
+//!
+//! 1. `mode` — observe records only;
+//! 2. `stale-data` — evidence older than `maxDataAge` (half for destructive actions);
+//! 3. `schedule` — a deny window, or a destructive action outside every maintenance window;
+//! 4. `condition` — a CEL condition false, failing, or not a boolean;
+//! 5. `escalation` — the last action of this kind on the workload did not help;
+//! 6. `cooldown` — the same kind on the same workload too recently;
+//! 7. `budget` — a budget's window already full;
+//! 8. `blast-radius` — a restart would take more pods down than `maxUnavailable`;
+//! 9. `replica-ceiling` — `minReplicas` bounded (or refused) by `maxReplicas`;
+//! 10. `allowed`.
 
 use std::time::Duration;
 
-use homeostat_core::{
-    Action, ActionKind, Mode, Proposal, Timestamp, Verdict, VerdictKind, WorkloadRef,
-};
+use homeostat_core::{Action, ActionKind, Mode, Proposal, Timestamp, Verdict, VerdictKind};
 
+use crate::condition::{Bindings, LocalTime, Reads};
+use crate::document::DEFAULT_MAX_UNAVAILABLE;
 use crate::duration::format_compact;
+use crate::history::{ActionLog, ActionLogError, PastAction};
+use crate::limits::{BudgetScope, NextStep};
 use crate::load::{Policy, PolicySet};
 
-/// An earlier action on a workload, as the caller's journal recorded it; cooldowns are
-/// measured from these.
-///
-/// List actions that were applied (`applied: true`) and actions planned in dry-run
-/// (`applied: false`). Leave out denied proposals: they did nothing and planned nothing.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PastAction {
-    /// The workload acted on.
-    pub workload: WorkloadRef,
-    /// What kind of action.
-    pub kind: ActionKind,
-    /// When it was applied or planned.
-    pub time: Timestamp,
-    /// Whether it changed the cluster; `false` for a dry-run plan.
-    pub applied: bool,
-}
+/// How far back `recent` in conditions counts.
+pub const RECENT_WINDOW: Duration = Duration::from_secs(3600);
 
 /// Decides what may be done about `proposal`.
 ///
-/// Cooldown in dry-run counts dry-run plans as if they had been applied, so a dry-run shows
-/// exactly the actions enforce would take; in enforce only applied actions count, since a
-/// plan changed nothing.
+/// Cooldowns, budgets and `recent` in dry-run count dry-run plans as if they had been
+/// applied, so a dry-run shows exactly the actions enforce would take; in enforce only
+/// applied actions count, since a plan changed nothing.
 pub fn evaluate(
     set: &PolicySet,
     proposal: &Proposal,
@@ -83,15 +82,35 @@ pub fn evaluate(
         Mode::DryRun => VerdictKind::DryRun,
         Mode::Enforce => VerdictKind::Act,
     };
-
     let bounded = bound(policy, &proposal.action);
     let destructive = proposal.action.is_destructive()
         || matches!(&bounded, Bound::Clamped { action, .. } if action.is_destructive());
     if let Some(reason) = stale(policy, proposal, destructive, now) {
         return deny("stale-data", reason);
     }
-    if let Some(reason) = cooling_down(policy, proposal, mode, history, now) {
+    let local = policy.spec.schedule.time_zone.local(now);
+    if let Some(reason) = off_schedule(policy, local, destructive) {
+        return deny("schedule", reason);
+    }
+    let counted = Counted::new(history, mode, proposal, horizon(policy), now);
+    if let Some(reason) = unmet_condition(policy, proposal, local, &counted, now) {
+        return deny("condition", reason);
+    }
+    if let Some(reason) = did_not_help(policy, proposal, &counted) {
+        return deny("escalation", reason);
+    }
+    if let Some(reason) = cooling_down(policy, proposal, &counted, now) {
         return deny("cooldown", reason);
+    }
+    if let Some(reason) = over_budget(policy, proposal, &counted, now) {
+        return deny("budget", reason);
+    }
+    let action = match &bounded {
+        Bound::Clamped { action, .. } => action,
+        _ => &proposal.action,
+    };
+    if let Some(reason) = blast_radius(policy, proposal, action) {
+        return deny("blast-radius", reason);
     }
     let by = format!("allowed by {} ({mode})", policy.name);
     match bounded {
@@ -104,6 +123,20 @@ pub fn evaluate(
         ),
         Bound::Refused(reason) => deny("replica-ceiling", reason),
     }
+}
+
+/// [`evaluate`] with the history read from `log` as far back as `since`: the engine's way
+/// in, with its journal as the log.
+pub fn evaluate_logged(
+    set: &PolicySet,
+    proposal: &Proposal,
+    global_mode: Mode,
+    log: &dyn ActionLog,
+    since: Timestamp,
+    now: Timestamp,
+) -> Result<Verdict, ActionLogError> {
+    let history = log.actions_since(since)?;
+    Ok(evaluate(set, proposal, global_mode, &history, now))
 }
 
 /// Whether `policy` allows this kind of action on this workload.
@@ -153,24 +186,108 @@ fn stale(
     None
 }
 
+/// What counts as having happened in `mode`: applied actions, and in dry-run the plans too.
+///
+/// Gathered in one pass, since comparing names is most of a verdict's cost: those within the
+/// `horizon` (the longest window a rule reads) in the proposal's namespace, those of them on
+/// its workload, and the latest of the proposal's kind on its workload at any age (for
+/// escalation). Older entries are skipped on their time, kind and `helped` alone unless one
+/// of the kind did not help.
+struct Counted<'a> {
+    history: &'a [PastAction],
+    mode: Mode,
+    namespace: Vec<&'a PastAction>,
+    mine: Vec<&'a PastAction>,
+    latest: Option<&'a PastAction>,
+}
+
+impl<'a> Counted<'a> {
+    fn new(
+        history: &'a [PastAction],
+        mode: Mode,
+        proposal: &Proposal,
+        horizon: Duration,
+        now: Timestamp,
+    ) -> Self {
+        let (workload, kind) = (&proposal.workload, proposal.action.kind());
+        let mut counted = Counted {
+            history,
+            mode,
+            namespace: Vec::new(),
+            mine: Vec::new(),
+            latest: None,
+        };
+        // `Timestamp` compares inline; `since` is a call per entry.
+        let cutoff = now - horizon;
+        // Beyond the horizon only escalation looks, and only if the latest of the kind there
+        // did not help: names are compared for such entries alone, then for what is newer.
+        let mut failed_before: Option<&PastAction> = None;
+        for p in counted.iter() {
+            if p.time <= cutoff {
+                if p.kind == kind
+                    && p.helped == Some(false)
+                    && failed_before.is_none_or(|f| p.time > f.time)
+                    && p.workload == *workload
+                {
+                    failed_before = Some(p);
+                }
+                continue;
+            }
+            if p.workload.namespace != workload.namespace {
+                continue;
+            }
+            counted.namespace.push(p);
+            if p.workload.name != workload.name || p.workload.kind != workload.kind {
+                continue;
+            }
+            counted.mine.push(p);
+            if p.kind == kind && counted.latest.is_none_or(|l| p.time > l.time) {
+                counted.latest = Some(p);
+            }
+        }
+        if counted.latest.is_none()
+            && let Some(failed) = failed_before
+        {
+            counted.latest = Some(
+                counted
+                    .iter()
+                    .filter(|p| p.kind == kind && p.time > failed.time && p.time <= cutoff)
+                    .filter(|p| p.workload == *workload)
+                    .fold(failed, |l, p| if p.time > l.time { p } else { l }),
+            );
+        }
+        counted
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &'a PastAction> + use<'a> {
+        let mode = self.mode;
+        self.history
+            .iter()
+            .filter(move |p| p.applied || mode == Mode::DryRun)
+    }
+}
+
+/// The longest window `policy`'s rules read history over, but for the latest action of a
+/// kind (which cooldown and escalation read at any age).
+fn horizon(policy: &Policy) -> Duration {
+    policy
+        .spec
+        .budgets
+        .iter()
+        .map(|b| b.per.get())
+        .fold(policy.spec.cooldown.get().max(RECENT_WINDOW), Duration::max)
+}
+
 /// Why the workload is still cooling down from the same kind of action, if it is.
 fn cooling_down(
     policy: &Policy,
     proposal: &Proposal,
-    mode: Mode,
-    history: &[PastAction],
+    history: &Counted<'_>,
     now: Timestamp,
 ) -> Option<String> {
     let cooldown = policy.spec.cooldown.get();
     let kind = proposal.action.kind();
-    let last = history
-        .iter()
-        .filter(|p| p.kind == kind && p.workload == proposal.workload)
-        .filter(|p| p.applied || mode == Mode::DryRun)
-        .fold(None::<&PastAction>, |latest, p| match latest {
-            Some(l) if l.time >= p.time => Some(l),
-            _ => Some(p),
-        })?;
+    let last = history.latest?;
     let ago: Duration = now.since(last.time);
     (ago < cooldown).then(|| {
         format!(
@@ -179,6 +296,147 @@ fn cooling_down(
             if last.applied { "" } else { " (dry-run)" },
             format_compact(ago),
             format_compact(cooldown)
+        )
+    })
+}
+
+/// Why a deny window, or the lack of a maintenance window, forbids acting now.
+fn off_schedule(policy: &Policy, local: LocalTime, destructive: bool) -> Option<String> {
+    let schedule = &policy.spec.schedule;
+    let at = format!(
+        "{} {:02}:{:02} {}",
+        local.weekday,
+        local.hour,
+        local.minute,
+        schedule.time_zone.name()
+    );
+    if let Some(window) = schedule.denied(local) {
+        return Some(format!("{at} is inside the deny window {window}"));
+    }
+    (destructive && !schedule.in_maintenance(local)).then(|| {
+        let windows: Vec<String> = schedule.maintenance.iter().map(|w| w.to_string()).collect();
+        format!(
+            "{at} is outside every maintenance window ({}); destructive actions wait for one",
+            windows.join("; ")
+        )
+    })
+}
+
+/// The first condition that is not true, and why.
+fn unmet_condition(
+    policy: &Policy,
+    proposal: &Proposal,
+    local: LocalTime,
+    history: &Counted<'_>,
+    now: Timestamp,
+) -> Option<String> {
+    let conditions = &policy.spec.conditions;
+    if conditions.is_empty() {
+        return None;
+    }
+    let reads = conditions.iter().fold(Reads::NONE, |r, c| r.and(c.reads()));
+    let mut recent = crate::document::ACTION_KINDS.map(|kind| (kind, 0u32));
+    if reads.recent {
+        for p in history
+            .mine
+            .iter()
+            .filter(|p| now.since(p.time) < RECENT_WINDOW)
+        {
+            if let Some((_, n)) = recent.iter_mut().find(|(k, _)| *k == p.kind) {
+                *n = n.saturating_add(1);
+            }
+        }
+    }
+    let bindings = Bindings {
+        anomaly: proposal.anomaly,
+        workload: proposal.workload.clone(),
+        replicas: proposal.current_replicas,
+        time: local,
+        recent,
+    };
+    let context = bindings.context(reads);
+    conditions.iter().find_map(|c| match c.holds_in(&context) {
+        Ok(true) => None,
+        Ok(false) => Some(format!("condition {:?} is false", c.source())),
+        Err(e) => Some(format!("condition {:?} {e}: denied", c.source())),
+    })
+}
+
+/// Why the same action is not tried again: its last run on the workload did not help.
+fn did_not_help(policy: &Policy, proposal: &Proposal, history: &Counted<'_>) -> Option<String> {
+    let kind = proposal.action.kind();
+    let last = history.latest?;
+    (last.helped == Some(false)).then(|| {
+        let next = policy
+            .spec
+            .escalation
+            .as_ref()
+            .map_or(NextStep::Stop, |e| e.after(kind));
+        format!(
+            "the last {} on {} did not help: not repeated; {}",
+            kind.as_str(),
+            proposal.workload,
+            next.describe()
+        )
+    })
+}
+
+/// The first budget whose window is already full.
+fn over_budget(
+    policy: &Policy,
+    proposal: &Proposal,
+    history: &Counted<'_>,
+    now: Timestamp,
+) -> Option<String> {
+    let w = &proposal.workload;
+    policy.spec.budgets.iter().find_map(|b| {
+        let per = b.per.get();
+        let in_window =
+            |p: &&PastAction| policy.spec.actions.contains(&p.kind) && now.since(p.time) < per;
+        let used = match b.scope {
+            BudgetScope::Workload => history.mine.iter().copied().filter(in_window).count(),
+            BudgetScope::Namespace => history.namespace.iter().copied().filter(in_window).count(),
+            BudgetScope::Cluster => history.iter().filter(in_window).count(),
+        };
+        (used >= b.max as usize).then(|| {
+            let over = match b.scope {
+                BudgetScope::Workload => format!("on {w}"),
+                BudgetScope::Namespace => format!("in namespace {}", w.namespace),
+                BudgetScope::Cluster => "in the cluster".to_owned(),
+            };
+            format!(
+                "{used} actions {over} in the last {}: the budget is {} per {} ({})",
+                format_compact(per),
+                b.max,
+                format_compact(per),
+                b.scope.as_str()
+            )
+        })
+    })
+}
+
+/// Why a restart would take down more of the workload than `maxUnavailable` allows.
+fn blast_radius(policy: &Policy, proposal: &Proposal, action: &Action) -> Option<String> {
+    if action.kind() != ActionKind::RestartPods {
+        return None;
+    }
+    let limit = policy
+        .spec
+        .max_unavailable
+        .unwrap_or(DEFAULT_MAX_UNAVAILABLE);
+    let max = limit.of(proposal.current_replicas);
+    let Some(unavailable) = proposal.unavailable_replicas else {
+        return Some(
+            "the proposal does not say how many pods are unavailable: refusing to restart blind"
+                .to_owned(),
+        );
+    };
+    let after = unavailable.saturating_add(1);
+    (after > max).then(|| {
+        format!(
+            "{unavailable} of {} pods already unavailable; a restart makes {after}, more than \
+             maxUnavailable {limit} ({max})",
+            proposal.current_replicas
         )
     })
 }

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use homeostat_core::ActionKind;
 use serde::Deserialize;
@@ -11,6 +12,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::document::{PolicyDocument, PolicySpec};
 use crate::error::{Diagnostic, Location, PolicyError};
+use crate::limits::NextStep;
 use crate::locate::{self, Span};
 use crate::names::ObjectName;
 
@@ -107,6 +109,25 @@ impl PolicySet {
         self.policies.iter().find(|p| p.name.as_str() == name)
     }
 
+    /// What follows a `kind` under policy `name` once it has not helped: `None` when the
+    /// policy has no escalation (nothing is verified), else the next action or stop.
+    pub fn next_step(&self, name: &str, kind: ActionKind) -> Option<NextStep> {
+        Some(self.get(name)?.spec.escalation.as_ref()?.after(kind))
+    }
+
+    /// How long policy `name` gives an action to help before escalating; `None` without
+    /// an escalation.
+    pub fn verify_within(&self, name: &str) -> Option<Duration> {
+        Some(
+            self.get(name)?
+                .spec
+                .escalation
+                .as_ref()?
+                .verify_within
+                .get(),
+        )
+    }
+
     /// How many policies there are.
     pub fn len(&self) -> usize {
         self.policies.len()
@@ -195,6 +216,43 @@ fn cross_check(file: &str, text: &str, span: Span, spec: &PolicySpec, out: &mut 
             locate::key(text, span, &["spec", "actions"]),
             "spec.maxReplicas: required when spec.actions includes scale-hpa".to_owned(),
         ));
+    }
+    if spec.max_unavailable.is_some() && !spec.actions.contains(&ActionKind::RestartPods) {
+        found.push((
+            locate::key(text, span, &["spec", "maxUnavailable"]),
+            "spec.maxUnavailable: limits restart-pods only, which spec.actions does not include"
+                .to_owned(),
+        ));
+    }
+    if let Some(next) = spec.escalation.as_ref().and_then(|e| e.next)
+        && spec.actions == [next]
+    {
+        found.push((
+            locate::key(text, span, &["spec", "escalation", "next"]),
+            format!(
+                "spec.escalation.next: {} is this policy's only action, so escalating to it \
+                 would repeat what did not help (hint: leave next out to stop)",
+                next.as_str()
+            ),
+        ));
+    }
+    let schedule = &spec.schedule;
+    for (list, windows) in [
+        ("deny", &schedule.deny),
+        ("maintenance", &schedule.maintenance),
+    ] {
+        for (i, w) in windows.iter().enumerate() {
+            if w.from >= w.to {
+                found.push((
+                    locate::key(text, span, &["spec", "schedule", list]),
+                    format!(
+                        "spec.schedule.{list}[{i}]: from {} is not before to {} (hint: split a \
+                         window that crosses midnight in two, one ending at 24:00)",
+                        w.from, w.to
+                    ),
+                ));
+            }
+        }
     }
     for name in &spec.target.exclude {
         if spec.target.workloads.contains(name) {

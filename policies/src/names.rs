@@ -6,6 +6,7 @@ use std::fmt;
 use serde::de::{Deserialize, Deserializer};
 
 use crate::scalar;
+use crate::schema::inline_schema;
 
 /// A name that is a valid DNS-1123 subdomain, the rule Kubernetes applies to object names:
 /// policy names, namespaces and workload names alike.
@@ -50,24 +51,16 @@ impl fmt::Display for ObjectName {
     }
 }
 
-impl schemars::JsonSchema for ObjectName {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "ObjectName".into()
-    }
-
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "minLength": 1,
-            "maxLength": MAX_LEN,
-            "pattern": PATTERN,
-        })
-    }
-}
+inline_schema!(
+    ObjectName,
+    "ObjectName",
+    schemars::json_schema!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_LEN,
+        "pattern": PATTERN,
+    })
+);
 
 impl<'de> Deserialize<'de> for ObjectName {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

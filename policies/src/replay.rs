@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use homeostat_core::{Mode, Proposal, Timestamp, Verdict, VerdictKind};
 
-use crate::evaluate::{PastAction, evaluate};
+use crate::evaluate::evaluate;
+use crate::history::PastAction;
 use crate::load::PolicySet;
 
 /// A proposal and when it was made.
@@ -47,6 +48,7 @@ impl PastAction {
             kind: verdict.action.kind(),
             time,
             applied,
+            helped: None,
         })
     }
 }
@@ -109,6 +111,8 @@ mod tests {
                 reason: "contended".into(),
                 evidence_time: time - Duration::from_secs(age),
                 current_replicas: 2,
+                anomaly: None,
+                unavailable_replicas: None,
             },
         }
     }

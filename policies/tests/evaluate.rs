@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use homeostat_core::{
-    Action, ActionKind, Mode, ObjectRef, Proposal, Timestamp, Verdict, VerdictKind, WorkloadRef,
+    Action, ActionKind, AnomalyKind, AnomalySummary, Mode, ObjectRef, Proposal, Timestamp,
+    VerdictKind, WorkloadRef,
 };
 use homeostat_policies::{PastAction, PolicySet, evaluate};
 
@@ -43,6 +44,11 @@ fn scale(workload: &str, from: u32, to: u32) -> Proposal {
         reason: "saturated".into(),
         evidence_time: (NOW - Duration::from_secs(10)),
         current_replicas: from,
+        anomaly: Some(AnomalySummary {
+            kind: AnomalyKind::Saturation,
+            score: 0.9,
+        }),
+        unavailable_replicas: None,
     }
 }
 
@@ -58,6 +64,11 @@ fn restart(workload: &str, age: Duration) -> Proposal {
         reason: "stuck".into(),
         evidence_time: NOW - age,
         current_replicas: 3,
+        anomaly: Some(AnomalySummary {
+            kind: AnomalyKind::MemoryLeak,
+            score: 0.95,
+        }),
+        unavailable_replicas: Some(0),
     }
 }
 
@@ -67,15 +78,12 @@ fn past(workload: &str, kind: ActionKind, ago: Duration, applied: bool) -> PastA
         kind,
         time: NOW - ago,
         applied,
+        helped: None,
     }
 }
 
-fn check(v: &Verdict, kind: VerdictKind, rule: &str, reason: &str) {
-    assert_eq!(
-        (v.kind, v.rule.as_str(), v.reason.as_str()),
-        (kind, rule, reason)
-    );
-}
+mod support;
+use support::check;
 
 #[test]
 fn allowed_in_enforce_acts_with_the_proposed_action() {

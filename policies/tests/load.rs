@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use homeostat_core::{ActionKind, Mode};
-use homeostat_policies::{PolicyError, PolicySet};
+use homeostat_policies::limits::{BudgetScope, MaxUnavailable};
+use homeostat_policies::{NextStep, PolicyError, PolicySet};
 
 /// Fixture paths relative to the crate, as tests run from there, so messages are stable.
 fn fixture(name: &str) -> PathBuf {
@@ -22,8 +23,8 @@ fn refusal(files: &[&str]) -> String {
 
 #[test]
 fn the_shipped_default_policy_loads() {
-    let set = PolicySet::load_dir("examples").expect("examples/default.yaml loads");
-    assert_eq!(set.len(), 4);
+    let set = PolicySet::load_dir("examples").expect("the examples load");
+    assert_eq!(set.len(), 6);
     let p = set.get("shop-saturation").expect("named shop-saturation");
     assert_eq!(p.spec.mode, Mode::Enforce);
     assert_eq!(p.spec.actions, vec![ActionKind::ScaleHpa]);
@@ -47,6 +48,7 @@ fn the_shipped_default_policy_loads() {
     assert_eq!(restart.spec.actions, vec![ActionKind::RestartPods]);
     assert_eq!(restart.spec.cooldown.get(), Duration::from_secs(180));
     assert_eq!(restart.spec.max_data_age.get(), Duration::from_secs(60));
+    assert_eq!(restart.spec.max_unavailable, Some(MaxUnavailable::Count(1)));
     let contention = set.get("shop-contention").expect("named shop-contention");
     assert_eq!(contention.spec.actions, vec![ActionKind::TaintNode]);
     let sensor = set
@@ -56,6 +58,36 @@ fn the_shipped_default_policy_loads() {
     assert_eq!(
         sensor.spec.target.namespaces[0].as_str(),
         "homeostat-system"
+    );
+}
+
+#[test]
+fn the_web_tier_and_crash_loop_examples_use_the_gates_limits() {
+    let set = PolicySet::load_dir("examples").expect("the examples load");
+    // File-name order: crash-loop-restart.yaml, default.yaml, web-autoscale.yaml.
+    let names: Vec<&str> = set.policies().iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names[0], "crash-loop-restart");
+    assert_eq!(names[5], "storefront-autoscale");
+
+    let web = &set.policies()[5].spec;
+    assert_eq!(web.conditions.len(), 2);
+    assert_eq!(web.budgets.len(), 2);
+    assert_eq!(web.budgets[1].scope, BudgetScope::Namespace);
+    assert_eq!(web.schedule.time_zone.name(), "Europe/Berlin");
+    assert_eq!(web.schedule.deny.len(), 1);
+    assert_eq!(
+        set.next_step("storefront-autoscale", ActionKind::ScaleHpa),
+        Some(NextStep::Stop)
+    );
+
+    let crash = &set.policies()[0].spec;
+    assert_eq!(crash.max_unavailable, Some(MaxUnavailable::Percent(25)));
+    assert_eq!(crash.max_unavailable.map(|m| m.of(10)), Some(3));
+    assert_eq!(crash.schedule.maintenance.len(), 1);
+    assert_eq!(crash.budgets[1].scope, BudgetScope::Cluster);
+    assert_eq!(
+        set.verify_within("crash-loop-restart"),
+        Some(Duration::from_secs(600))
     );
 }
 

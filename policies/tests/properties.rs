@@ -1,6 +1,7 @@
 //! Properties of the evaluator over random policy sets and random sequences of proposals and
 //! clock steps, replayed the way the engine meets them (each verdict's history feeding the
-//! next): no cooldown, replica ceiling or data-age limit is ever exceeded, every verdict is
+//! next): no cooldown, budget, blast-radius, replica ceiling or data-age limit is ever
+//! exceeded, every verdict is
 //! the one an independent model of the rules gives, a denied proposal is never one the engine
 //! would plan, and the same inputs always give the same verdict trail.
 
@@ -35,6 +36,40 @@ struct ModelPolicy {
     cooldown: Duration,
     max_replicas: Option<u32>,
     max_data_age: Duration,
+    /// (max, per, scope)
+    budgets: Vec<(u32, Duration, Scope)>,
+    /// `maxUnavailable`: a count or a percentage; only with restart-pods.
+    max_unavailable: Option<Unavailable>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Scope {
+    Workload,
+    Namespace,
+    Cluster,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Unavailable {
+    Count(u32),
+    Percent(u32),
+}
+
+impl Unavailable {
+    fn yaml(self) -> String {
+        match self {
+            Unavailable::Count(n) => n.to_string(),
+            Unavailable::Percent(p) => format!("\"{p}%\""),
+        }
+    }
+
+    /// Written out from the documentation: a percentage of the replicas, rounded up.
+    fn limit(self, replicas: u32) -> u32 {
+        match self {
+            Unavailable::Count(n) => n,
+            Unavailable::Percent(p) => (replicas * p).div_ceil(100),
+        }
+    }
 }
 
 impl ModelPolicy {
@@ -56,6 +91,19 @@ impl ModelPolicy {
         if let Some(n) = self.max_replicas {
             doc.push_str(&format!("  maxReplicas: {n}\n"));
         }
+        if let Some(u) = self.max_unavailable {
+            doc.push_str(&format!("  maxUnavailable: {}\n", u.yaml()));
+        }
+        if !self.budgets.is_empty() {
+            doc.push_str("  budgets:\n");
+            for (max, per, scope) in &self.budgets {
+                let scope = format!("{scope:?}").to_lowercase();
+                doc.push_str(&format!(
+                    "    - {{max: {max}, per: {}s, scope: {scope}}}\n",
+                    per.as_secs()
+                ));
+            }
+        }
         doc
     }
 
@@ -68,22 +116,46 @@ impl ModelPolicy {
     }
 }
 
+fn budget() -> impl Strategy<Value = (u32, Duration, Scope)> {
+    (
+        1u32..4,
+        (1u64..1800).prop_map(Duration::from_secs),
+        proptest::sample::select(vec![Scope::Workload, Scope::Namespace, Scope::Cluster]),
+    )
+}
+
 fn policy() -> impl Strategy<Value = ModelPolicy> {
     (
-        proptest::sample::select(MODES.to_vec()),
-        subsequence(KINDS.to_vec(), 1..=4),
-        subsequence(NAMESPACES.to_vec(), 0..=2),
-        subsequence(WORKLOADS.to_vec(), 0..=2),
-        subsequence(WORKLOADS.to_vec(), 0..=2),
-        0u64..600,
-        1u32..30,
-        1u64..300,
+        (
+            proptest::sample::select(MODES.to_vec()),
+            subsequence(KINDS.to_vec(), 1..=4),
+            subsequence(NAMESPACES.to_vec(), 0..=2),
+            subsequence(WORKLOADS.to_vec(), 0..=2),
+            subsequence(WORKLOADS.to_vec(), 0..=2),
+            0u64..600,
+            1u32..30,
+            1u64..300,
+        ),
+        proptest::collection::vec(budget(), 0..=2),
+        prop_oneof![
+            1 => Just(None),
+            2 => (1u32..4).prop_map(|n| Some(Unavailable::Count(n))),
+            1 => (1u32..=100).prop_map(|p| Some(Unavailable::Percent(p))),
+        ],
     )
         .prop_map(
-            |(mode, actions, namespaces, workloads, mut exclude, cooldown, ceiling, age)| {
+            |(
+                (mode, actions, namespaces, workloads, mut exclude, cooldown, ceiling, age),
+                budgets,
+                max_unavailable,
+            )| {
                 exclude.retain(|e| !workloads.contains(e));
                 let max_replicas = actions.contains(&ActionKind::ScaleHpa).then_some(ceiling);
+                let max_unavailable =
+                    max_unavailable.filter(|_| actions.contains(&ActionKind::RestartPods));
                 ModelPolicy {
+                    budgets,
+                    max_unavailable,
                     mode,
                     actions,
                     namespaces,
@@ -116,6 +188,9 @@ struct Step {
     /// Seconds between the evidence and the step (negative: from the future); `None`: no
     /// evidence time at all.
     evidence_age: Option<i64>,
+    /// The workload's replicas, and how many are unavailable (`None`: not said).
+    replicas: u32,
+    unavailable: Option<u32>,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -131,14 +206,20 @@ fn step() -> impl Strategy<Value = Step> {
         proptest::sample::select(WORKLOADS.to_vec()),
         act,
         prop_oneof![1 => Just(None), 12 => (-30i64..400).prop_map(Some)],
+        1u32..8,
+        prop_oneof![1 => Just(None), 8 => (0u32..4).prop_map(Some)],
     )
-        .prop_map(|(advance, namespace, workload, act, evidence_age)| Step {
-            advance,
-            namespace,
-            workload,
-            act,
-            evidence_age,
-        })
+        .prop_map(
+            |(advance, namespace, workload, act, evidence_age, replicas, unavailable)| Step {
+                advance,
+                namespace,
+                workload,
+                act,
+                evidence_age,
+                replicas,
+                unavailable,
+            },
+        )
 }
 
 /// The proposals of a run of steps, each stamped with its time.
@@ -186,7 +267,9 @@ fn proposals(steps: &[Step]) -> Vec<Proposed> {
                     action,
                     reason: "generated".into(),
                     evidence_time,
-                    current_replicas: 3,
+                    current_replicas: s.replicas,
+                    anomaly: None,
+                    unavailable_replicas: s.unavailable,
                 },
             }
         })
@@ -292,6 +375,36 @@ impl Model<'_> {
         if last.is_some_and(|t| now.since(t) < m.cooldown) {
             return deny("cooldown", Some(i));
         }
+        for (max, per, scope) in &m.budgets {
+            let used = self
+                .history
+                .iter()
+                .filter(|(w, k, t, applied)| {
+                    m.actions.contains(k)
+                        && in_scope(*scope, w, &p.workload)
+                        && *t >= since
+                        && now.since(*t) < *per
+                        && (*applied || mode == Mode::DryRun)
+                })
+                .count();
+            if used >= *max as usize {
+                return deny("budget", Some(i));
+            }
+        }
+        let bounded_kind = match &ceiling {
+            Some(Ok(a)) => a.kind(),
+            _ => kind,
+        };
+        if bounded_kind == ActionKind::RestartPods {
+            let limit = m
+                .max_unavailable
+                .unwrap_or(Unavailable::Count(1))
+                .limit(p.current_replicas);
+            match p.unavailable_replicas {
+                Some(u) if u < limit => {}
+                _ => return deny("blast-radius", Some(i)),
+            }
+        }
         let (rule, action) = match ceiling {
             Some(Err(())) => return deny("replica-ceiling", Some(i)),
             Some(Ok(bounded)) => ("replica-ceiling", bounded),
@@ -310,6 +423,14 @@ impl Model<'_> {
             policy: Some(i),
             action,
         }
+    }
+}
+
+fn in_scope(scope: Scope, past: &WorkloadRef, now: &WorkloadRef) -> bool {
+    match scope {
+        Scope::Workload => past == now,
+        Scope::Namespace => past.namespace == now.namespace,
+        Scope::Cluster => true,
     }
 }
 
@@ -407,6 +528,16 @@ proptest! {
     }
 }
 
+/// Whether an earlier verdict counts against limits in `mode`: applied; or planned too, in
+/// dry-run.
+fn counts(e: &Replayed, mode: Mode) -> bool {
+    match e.verdict.kind {
+        VerdictKind::Act => true,
+        VerdictKind::DryRun => mode == Mode::DryRun,
+        _ => false,
+    }
+}
+
 /// The limits, checked on the trail alone: what reached an actuator respected the cooldown
 /// since the last counted action of its kind on its workload, the replica ceiling and the
 /// data-age limits of the policy that allowed it; what was denied kept the proposal's action.
@@ -433,11 +564,7 @@ fn check_limits(
             .iter()
             .filter(|e| e.proposal.workload == r.proposal.workload)
             .filter(|e| e.verdict.action.kind() == kind && e.time >= r.time - window)
-            .filter(|e| match e.verdict.kind {
-                VerdictKind::Act => true,
-                VerdictKind::DryRun => mode == Mode::DryRun,
-                _ => false,
-            })
+            .filter(|e| counts(e, mode))
             .map(|e| e.time)
             .max();
         if let Some(t) = last {
@@ -447,6 +574,34 @@ fn check_limits(
                 r.proposal.workload,
                 r.time.since(t),
                 m.cooldown
+            );
+        }
+        // Budgets: fewer earlier counted actions of the policy's kinds in each budget's
+        // window and scope than its max.
+        for (max, per, scope) in &m.budgets {
+            let used = trail[..i]
+                .iter()
+                .filter(|e| counts(e, mode) && e.time >= r.time - window)
+                .filter(|e| m.actions.contains(&e.verdict.action.kind()))
+                .filter(|e| in_scope(*scope, &e.proposal.workload, &r.proposal.workload))
+                .filter(|e| r.time.since(e.time) < *per)
+                .count();
+            prop_assert!(
+                used < *max as usize,
+                "{used} actions within {per:?} ({scope:?}) before one more, budget {max}"
+            );
+        }
+        // Blast radius: a restart never takes more pods down than maxUnavailable allows.
+        if kind == ActionKind::RestartPods {
+            let limit = m
+                .max_unavailable
+                .unwrap_or(Unavailable::Count(1))
+                .limit(r.proposal.current_replicas);
+            let unavailable = r.proposal.unavailable_replicas;
+            prop_assert!(
+                unavailable.is_some_and(|u| u < limit),
+                "restart with {unavailable:?} of {} unavailable, limit {limit}",
+                r.proposal.current_replicas
             );
         }
         // Ceiling: never above it, never above what was proposed.

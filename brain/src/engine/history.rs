@@ -58,6 +58,7 @@ impl Engine {
                     kind: r.action.kind(),
                     time: r.time,
                     applied: true,
+                    helped: None,
                 })
                 .collect(),
         );
@@ -67,7 +68,7 @@ impl Engine {
     /// The actions since `since` that cooldowns and budgets count: the journal's and the
     /// cluster's.
     pub(super) fn past_actions(&self, since: Timestamp) -> Result<Vec<PastAction>, EngineError> {
-        let mut past = self.journal.past_actions(since)?;
+        let mut past = homeostat_policies::ActionLog::actions_since(&self.journal, since)?;
         if let Some(cluster) = &self.cluster_history {
             past.extend(cluster.iter().filter(|p| p.time >= since).cloned());
         }

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use homeostat_actuators::HpaState;
-use homeostat_core::{Action, Anomaly, AnomalyKind, Proposal, Timestamp, WorkloadRef};
+use homeostat_core::{
+    Action, Anomaly, AnomalyKind, AnomalySummary, Proposal, Timestamp, WorkloadRef,
+};
 
 use super::Engine;
 use super::relocate::Relocation;
@@ -43,7 +45,21 @@ impl Engine {
         }
     }
 
+    /// What to do about `workload`, if anything, with the anomaly behind it attached for
+    /// the policies' conditions.
     pub(super) async fn propose(
+        &mut self,
+        workload: &WorkloadRef,
+        anomaly: Option<&Anomaly>,
+        at: Timestamp,
+        now: Timestamp,
+    ) -> Option<Proposal> {
+        let mut proposal = self.propose_action(workload, anomaly, at, now).await?;
+        proposal.anomaly = anomaly.map(AnomalySummary::from);
+        Some(proposal)
+    }
+
+    async fn propose_action(
         &mut self,
         workload: &WorkloadRef,
         anomaly: Option<&Anomaly>,
@@ -116,6 +132,8 @@ impl Engine {
                 ),
                 evidence_time: at,
                 current_replicas: hpa.current_replicas,
+                anomaly: None,
+                unavailable_replicas: None,
             });
         }
         let original = state.episode.as_ref().and_then(|e| e.raised_from)?;
@@ -137,6 +155,8 @@ impl Engine {
             ),
             evidence_time: at,
             current_replicas: hpa.current_replicas,
+            anomaly: None,
+            unavailable_replicas: None,
         })
     }
 
@@ -187,6 +207,8 @@ impl Engine {
                 ),
                 evidence_time: at,
                 current_replicas: 0,
+                anomaly: None,
+                unavailable_replicas: None,
             });
         }
         let (node, _) = self.throttled.iter().find(|(_, t)| {
@@ -207,6 +229,8 @@ impl Engine {
             ),
             evidence_time: at,
             current_replicas: 0,
+            anomaly: None,
+            unavailable_replicas: None,
         })
     }
 
@@ -286,6 +310,8 @@ impl Engine {
             ),
             evidence_time: at,
             current_replicas: u32::try_from(pods.pods.len()).unwrap_or(u32::MAX),
+            anomaly: None,
+            unavailable_replicas: Some(pods.unavailable()),
         })
     }
 }

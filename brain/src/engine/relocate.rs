@@ -128,6 +128,8 @@ impl Engine {
                 ),
                 evidence_time: at,
                 current_replicas: 0,
+                anomaly: None,
+                unavailable_replicas: None,
             });
         }
         let pods = match self.restarter.find_for(workload).await {
@@ -162,6 +164,8 @@ impl Engine {
             ),
             evidence_time: at,
             current_replicas: u32::try_from(pods.pods.len()).unwrap_or(u32::MAX),
+            anomaly: None,
+            unavailable_replicas: Some(pods.unavailable()),
         })
     }
 
@@ -276,6 +280,8 @@ impl Engine {
             reason: format!("{why}: new pods may start there again"),
             evidence_time: at,
             current_replicas: 0,
+            anomaly: None,
+            unavailable_replicas: None,
         })
     }
 }

@@ -1,13 +1,27 @@
 //! Kubernetes Events on the objects homeostat changes, so `kubectl describe` shows what it
 //! did and why, next to what the HPA controller did.
 
-use homeostat_core::{ObjectRef, Timestamp};
+use homeostat_core::{Action, ObjectRef, Timestamp};
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use kube::api::PostParams;
 use kube::{Api, Client};
 
 use crate::{ActuatorError, FIELD_MANAGER};
+
+/// The Event an applied action leaves: its `reason` (what happened, CamelCase as Kubernetes
+/// reasons are) and its `action` (what homeostat did), one pair per kind of action.
+pub fn describe(action: &Action) -> (&'static str, &'static str) {
+    match action {
+        Action::ScaleHpa { .. } => ("HomeostatScaled", "SetMinReplicas"),
+        Action::RestartPods { .. } => ("HomeostatRestarted", "EvictPod"),
+        Action::ThrottleSampling { .. } => ("HomeostatThrottled", "ThrottleSampling"),
+        Action::TaintNode { remove: false, .. } => ("HomeostatTainted", "TaintNode"),
+        Action::TaintNode { remove: true, .. } => ("HomeostatUntainted", "UntaintNode"),
+        Action::ScaleWorkload { .. } => ("HomeostatScaled", "ScaleReplicas"),
+        Action::RolloutRestart { .. } => ("HomeostatRolloutRestarted", "RolloutRestart"),
+    }
+}
 
 /// Records core/v1 Events.
 #[derive(Clone)]
@@ -21,12 +35,12 @@ impl EventRecorder {
         EventRecorder { client }
     }
 
-    /// Records a `Normal` event with `reason` (CamelCase, as Kubernetes reasons are) on
-    /// `target`.
+    /// Records a `Normal` event of `action` on `target`, its reason and action named by
+    /// [`describe`].
     pub async fn normal(
         &self,
         target: &ObjectRef,
-        reason: &str,
+        action: &Action,
         message: &str,
         now: Timestamp,
     ) -> Result<(), ActuatorError> {
@@ -37,6 +51,7 @@ impl EventRecorder {
         } else {
             (target.namespace.as_str(), Some(target.namespace.clone()))
         };
+        let (reason, action) = describe(action);
         let event = Event {
             metadata: ObjectMeta {
                 generate_name: Some(format!("{}.", target.name)),
@@ -53,7 +68,7 @@ impl EventRecorder {
             reason: Some(reason.to_owned()),
             message: Some(message.to_owned()),
             type_: Some("Normal".to_owned()),
-            action: Some("Scale".to_owned()),
+            action: Some(action.to_owned()),
             count: Some(1),
             first_timestamp: time.map(Time),
             last_timestamp: time.map(Time),
@@ -71,5 +86,72 @@ impl EventRecorder {
             .await
             .map_err(|e| ActuatorError::from_kube(format!("Event on {target}"), e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+    use homeostat_core::WorkloadRef;
+    use http::Method;
+
+    #[tokio::test]
+    async fn each_kind_of_action_names_itself_in_the_event() {
+        let workload = WorkloadRef::deployment("shop", "cart");
+        let target = crate::workload::workload_object(&workload);
+        let cases = [
+            (
+                Action::ScaleWorkload {
+                    workload: workload.clone(),
+                    replicas: 4,
+                    previous_replicas: 2,
+                },
+                "HomeostatScaled",
+                "ScaleReplicas",
+            ),
+            (
+                Action::RolloutRestart {
+                    workload: workload.clone(),
+                },
+                "HomeostatRolloutRestarted",
+                "RolloutRestart",
+            ),
+            (
+                Action::ScaleHpa {
+                    hpa: crate::hpa::hpa_ref("shop", "cart"),
+                    min_replicas: 4,
+                    previous_min_replicas: 2,
+                },
+                "HomeostatScaled",
+                "SetMinReplicas",
+            ),
+        ];
+        for (action, reason, verb) in cases {
+            let (client, mut handle) = testing::client();
+            let server = tokio::spawn(async move {
+                testing::answer(
+                    &mut handle,
+                    Method::POST,
+                    "/api/v1/namespaces/shop/events",
+                    201,
+                    serde_json::json!({"apiVersion": "v1", "kind": "Event",
+                        "metadata": {"name": "cart.1", "namespace": "shop"},
+                        "involvedObject": {}}),
+                )
+                .await
+            });
+            EventRecorder::new(client)
+                .normal(&target, &action, "why", Timestamp::from_secs(1))
+                .await
+                .expect("recorded");
+            let sent: serde_json::Value =
+                serde_json::from_slice(&server.await.expect("server").body).expect("json");
+            assert_eq!(
+                (sent["reason"].as_str(), sent["action"].as_str()),
+                (Some(reason), Some(verb))
+            );
+            assert_eq!(sent["involvedObject"]["kind"], "Deployment");
+        }
     }
 }

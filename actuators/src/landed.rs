@@ -3,7 +3,8 @@
 //! Every patch homeostat sends stamps its target with the decision's id
 //! ([`DECISION_ANNOTATION`]), so the target itself says whether that decision's change was
 //! applied. An eviction leaves no stamp; it landed if the pod it named (by uid) is gone or
-//! going. With this the brain closes an interrupted decision as done or as never applied,
+//! going; a scale through the `scale` subresource, which keeps no annotations, landed if the
+//! workload's replicas are the planned ones. With this the brain closes an interrupted decision as done or as never applied,
 //! from the cluster's state rather than a guess, and never repeats it blindly.
 
 use homeostat_core::{DecisionId, PatchType, Plan};
@@ -19,6 +20,10 @@ pub async fn landed(
     decision: &DecisionId,
 ) -> Result<bool, ActuatorError> {
     let target = &plan.target;
+    let body = serde_json::from_str::<serde_json::Value>(&plan.patch).unwrap_or_default();
+    if plan.patch_type == PatchType::Apply && body["kind"] == "Scale" {
+        return crate::scale::at_planned_replicas(client, plan).await;
+    }
     let (group, version) = match target.api_version.split_once('/') {
         Some((g, v)) => (g, v),
         None => ("", target.api_version.as_str()),
@@ -35,13 +40,9 @@ pub async fn landed(
         .await
         .map_err(|e| ActuatorError::from_kube(target.to_string(), e))?;
     if plan.patch_type == PatchType::Eviction {
-        let evicted_uid = serde_json::from_str::<serde_json::Value>(&plan.patch)
-            .ok()
-            .and_then(|b| {
-                b["deleteOptions"]["preconditions"]["uid"]
-                    .as_str()
-                    .map(str::to_owned)
-            });
+        let evicted_uid = body["deleteOptions"]["preconditions"]["uid"]
+            .as_str()
+            .map(str::to_owned);
         return Ok(match current {
             None => true,
             Some(pod) => {

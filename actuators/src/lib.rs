@@ -12,10 +12,13 @@ pub mod landed;
 pub mod quantity;
 pub mod restart;
 pub mod retry;
+pub mod rollout;
+pub mod scale;
 pub mod taint;
 #[cfg(test)]
 mod testing;
 pub mod throttle;
+pub mod workload;
 
 use std::future::Future;
 
@@ -25,6 +28,8 @@ pub use error::{ActuatorError, Retry};
 pub use events::EventRecorder;
 pub use hpa::{HpaScaler, HpaState};
 pub use restart::{PodInfo, PodRestarter, RestartState};
+pub use rollout::RolloutRestarter;
+pub use scale::{ScaleState, WorkloadScaler};
 pub use taint::NodeTainter;
 pub use throttle::SamplingThrottler;
 

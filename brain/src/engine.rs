@@ -9,12 +9,11 @@ use std::time::{Duration, Instant};
 use homeostat_actuators::retry::RetryPolicy;
 use homeostat_actuators::{
     Actuator, ActuatorError, Applied, EventRecorder, HpaScaler, NodeTainter, PodRestarter, Retry,
-    SamplingThrottler,
+    RolloutRestarter, SamplingThrottler, WorkloadScaler,
 };
-use homeostat_core::ObjectRef;
 use homeostat_core::{
     Action, Anomaly, Clock, Decision, DecisionId, Mode, Outcome, Proposal, Timestamp, Verdict,
-    VerdictKind, WorkloadRef,
+    VerdictKind, Verification, WorkloadRef,
 };
 use homeostat_policies::PolicySet;
 use thiserror::Error;
@@ -28,9 +27,11 @@ use crate::store::SeriesStore;
 mod propose;
 mod recover;
 mod relocate;
+mod verify;
 
 use propose::Throttle;
 use relocate::Tainted;
+use verify::Watch;
 
 /// Tunables of the decision engine.
 #[derive(Clone, Debug, PartialEq)]
@@ -56,6 +57,9 @@ pub struct EngineConfig {
     /// A node homeostat tainted for CPU contention is untainted once no workload has shown
     /// it contended for this long.
     pub taint_hold: Duration,
+    /// How long an applied action is given to help: within it, the signals that triggered
+    /// it must fall back under their detectors' thresholds for the action to count as helped.
+    pub verify_window: Duration,
 }
 
 impl Default for EngineConfig {
@@ -70,6 +74,7 @@ impl Default for EngineConfig {
             restart_horizon: Duration::from_secs(10 * 60),
             leak_memory: Duration::from_secs(3600),
             taint_hold: Duration::from_secs(45 * 60),
+            verify_window: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -96,6 +101,8 @@ pub struct PassReport {
     pub anomalies: Vec<Anomaly>,
     /// Decisions taken this pass.
     pub decisions: Vec<Decision>,
+    /// Earlier decisions judged this pass: whether their change helped.
+    pub verifications: Vec<(DecisionId, Verification)>,
 }
 
 /// The decision engine.
@@ -105,7 +112,9 @@ pub struct Engine {
     store: Arc<Mutex<SeriesStore>>,
     policies: PolicySet,
     scaler: HpaScaler,
+    workload_scaler: WorkloadScaler,
     restarter: PodRestarter,
+    rollout: RolloutRestarter,
     throttler: SamplingThrottler,
     tainter: NodeTainter,
     /// Nodes whose sensor homeostat throttled.
@@ -119,6 +128,8 @@ pub struct Engine {
     relocated: BTreeMap<WorkloadRef, Timestamp>,
     /// When relocation was last refused or failed for the workload.
     relocation_refused: BTreeMap<WorkloadRef, Timestamp>,
+    /// Applied decisions whose verify window is still open.
+    watches: Vec<Watch>,
     /// Consecutive failures of an action kind on a workload, and the last one's time.
     failures: BTreeMap<(WorkloadRef, homeostat_core::ActionKind), (u32, Timestamp)>,
     events: EventRecorder,
@@ -157,7 +168,9 @@ impl Engine {
             store,
             policies,
             scaler: HpaScaler::new(client.clone()),
+            workload_scaler: WorkloadScaler::new(client.clone()),
             restarter: PodRestarter::new(client.clone()),
+            rollout: RolloutRestarter::new(client.clone()),
             throttler: SamplingThrottler::new(
                 client.clone(),
                 homeostat_actuators::throttle::SENSOR_NAMESPACE,
@@ -168,6 +181,7 @@ impl Engine {
             relocation_proposed: None,
             relocated: BTreeMap::new(),
             relocation_refused: BTreeMap::new(),
+            watches: Vec::new(),
             failures: BTreeMap::new(),
             events: EventRecorder::new(client.clone()),
             journal,
@@ -296,6 +310,7 @@ impl Engine {
             }
             report.decisions.push(decision);
         }
+        report.verifications = self.verify(now).await?;
         self.keep_learned_now_and_then(seen.iter()).await?;
         self.metrics
             .evaluation_seconds
@@ -313,6 +328,8 @@ impl Engine {
             Action::ThrottleSampling { .. } => self.throttler.plan(action, id).await,
             Action::ScaleHpa { .. } => self.scaler.plan(action, id).await,
             Action::TaintNode { .. } => self.tainter.plan(action, id).await,
+            Action::ScaleWorkload { .. } => self.workload_scaler.plan(action, id).await,
+            Action::RolloutRestart { .. } => self.rollout.plan(action, id).await,
         }
     }
 
@@ -327,6 +344,8 @@ impl Engine {
             Action::ThrottleSampling { .. } => self.throttler.apply(plan, now).await,
             Action::ScaleHpa { .. } => self.scaler.apply(plan, now).await,
             Action::TaintNode { .. } => self.tainter.apply(plan, now).await,
+            Action::ScaleWorkload { .. } => self.workload_scaler.apply(plan, now).await,
+            Action::RolloutRestart { .. } => self.rollout.apply(plan, now).await,
         }
     }
 
@@ -396,6 +415,7 @@ impl Engine {
             mode,
             plan: None,
             outcome: Outcome::Pending,
+            verification: None,
         };
         let t1 = Instant::now();
         match decision.verdict.kind {
@@ -440,29 +460,15 @@ impl Engine {
                                 "{} (decision {}): {}",
                                 plan.summary, decision.id, decision.proposal.reason
                             );
-                            let (target, reason) = match &decision.verdict.action {
+                            let action = &decision.verdict.action;
+                            let target = match action {
                                 // The pod is gone: the story belongs on its Deployment.
-                                Action::RestartPods { workload, .. } => (
-                                    ObjectRef {
-                                        api_version: "apps/v1".into(),
-                                        kind: workload.kind.as_str().into(),
-                                        namespace: workload.namespace.clone(),
-                                        name: workload.name.clone(),
-                                    },
-                                    "HomeostatRestarted",
-                                ),
-                                Action::ThrottleSampling { .. } => {
-                                    (plan.target.clone(), "HomeostatThrottled")
+                                Action::RestartPods { workload, .. } => {
+                                    homeostat_actuators::workload::workload_object(workload)
                                 }
-                                Action::ScaleHpa { .. } => (plan.target.clone(), "HomeostatScaled"),
-                                Action::TaintNode { remove: false, .. } => {
-                                    (plan.target.clone(), "HomeostatTainted")
-                                }
-                                Action::TaintNode { remove: true, .. } => {
-                                    (plan.target.clone(), "HomeostatUntainted")
-                                }
+                                _ => plan.target.clone(),
                             };
-                            if let Err(e) = self.events.normal(&target, reason, &message, now).await
+                            if let Err(e) = self.events.normal(&target, action, &message, now).await
                             {
                                 tracing::warn!(decision = %decision.id, error = %e, "the change was applied but its Event could not be recorded");
                             }
@@ -496,6 +502,7 @@ impl Engine {
             tracing::warn!(decision = %decision.id, workload = %decision.proposal.workload, action = decision.verdict.action.kind().as_str(), %error, "action failed");
         }
         self.note_outcome(&decision);
+        self.watch(&decision);
         if let (Outcome::Applied { .. }, Action::ThrottleSampling { node, rate, .. }) =
             (&decision.outcome, &decision.verdict.action)
         {
@@ -513,26 +520,38 @@ impl Engine {
                 self.throttled.remove(node);
             }
         }
-        if let (
-            Outcome::Applied { .. },
-            Action::ScaleHpa {
-                min_replicas,
-                previous_min_replicas,
-                ..
-            },
-        ) = (&decision.outcome, &decision.verdict.action)
+        if let (Outcome::Applied { .. }, Some((min_replicas, previous_min_replicas))) =
+            (&decision.outcome, scaling(&decision.verdict.action))
             && let Some(state) = self.workloads.get_mut(&decision.proposal.workload)
         {
             if min_replicas < previous_min_replicas {
                 // Restored: the episode is over.
                 state.episode = None;
             } else if let Some(e) = state.episode.as_mut() {
-                e.raised_from.get_or_insert(*previous_min_replicas);
-                e.last_target = Some(*min_replicas);
+                e.raised_from.get_or_insert(previous_min_replicas);
+                e.last_target = Some(min_replicas);
                 e.last_raise = Some(decision.time);
             }
         }
         Ok(decision)
+    }
+}
+
+/// The replicas a scaling action sets and those it replaces: an HPA's `minReplicas`, or the
+/// replicas of a workload no HPA scales. Either way the episode remembers what to put back.
+fn scaling(action: &Action) -> Option<(u32, u32)> {
+    match action {
+        Action::ScaleHpa {
+            min_replicas,
+            previous_min_replicas,
+            ..
+        } => Some((*min_replicas, *previous_min_replicas)),
+        Action::ScaleWorkload {
+            replicas,
+            previous_replicas,
+            ..
+        } => Some((*replicas, *previous_replicas)),
+        _ => None,
     }
 }
 

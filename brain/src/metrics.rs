@@ -9,6 +9,8 @@ pub struct BrainMetrics {
     pub decisions: IntCounterVec,
     /// Anomaly episodes opened, by kind.
     pub anomalies: IntCounterVec,
+    /// Applied actions judged after their verify window, by action and result.
+    pub verifications: IntCounterVec,
     /// Workload samples scored by a detector.
     pub samples: IntCounter,
     /// Points that arrived after their step had closed.
@@ -39,6 +41,13 @@ impl BrainMetrics {
                 ),
                 &["kind"],
             )?,
+            verifications: IntCounterVec::new(
+                Opts::new(
+                    "homeostat_verifications_total",
+                    "Applied actions judged after their verify window, by action and result (helped, not-helped).",
+                ),
+                &["action", "result"],
+            )?,
             samples: IntCounter::new(
                 "homeostat_samples_scored_total",
                 "Workload samples scored by a detector.",
@@ -65,6 +74,7 @@ impl BrainMetrics {
         };
         registry.register(Box::new(m.decisions.clone()))?;
         registry.register(Box::new(m.anomalies.clone()))?;
+        registry.register(Box::new(m.verifications.clone()))?;
         registry.register(Box::new(m.samples.clone()))?;
         registry.register(Box::new(m.dropped_points.clone()))?;
         registry.register(Box::new(m.workloads.clone()))?;

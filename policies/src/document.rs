@@ -213,11 +213,13 @@ fn nonzero<'de, D: Deserializer<'de>>(deserializer: D) -> Result<HumanDuration, 
 struct ActionName(ActionKind);
 
 /// Every action kind, in the order messages and the schema list them.
-pub(crate) const ACTION_KINDS: [ActionKind; 4] = [
+pub(crate) const ACTION_KINDS: [ActionKind; 6] = [
     ActionKind::ScaleHpa,
     ActionKind::RestartPods,
     ActionKind::ThrottleSampling,
     ActionKind::TaintNode,
+    ActionKind::ScaleWorkload,
+    ActionKind::RolloutRestart,
 ];
 
 impl<'de> Deserialize<'de> for ActionName {

@@ -52,7 +52,9 @@ fn every_variant_is_listed(mode: Mode, kind: ActionKind) {
         ActionKind::ScaleHpa
         | ActionKind::RestartPods
         | ActionKind::ThrottleSampling
-        | ActionKind::TaintNode => {}
+        | ActionKind::TaintNode
+        | ActionKind::ScaleWorkload
+        | ActionKind::RolloutRestart => {}
     }
 }
 

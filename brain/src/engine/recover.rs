@@ -2,7 +2,7 @@
 //! intent and outcome are closed from the cluster's state, and the minReplicas it raised are
 //! remembered, so they are put back in time rather than left raised for ever.
 
-use homeostat_core::{Action, Decision, Outcome, Timestamp};
+use homeostat_core::{Decision, Outcome, Timestamp};
 
 use super::{Engine, EngineError};
 use crate::assess::{Episode, Learned, WorkloadState};
@@ -110,6 +110,7 @@ impl Engine {
         }
         let decisions = self.journal.all()?;
         self.restore_episodes(&decisions);
+        self.resume_watches(&decisions, now);
         self.recovered = true;
         Ok(())
     }
@@ -123,11 +124,7 @@ impl Engine {
                 d.outcome,
                 Outcome::Applied { .. } | Outcome::Recovered { .. }
             );
-            let Action::ScaleHpa {
-                min_replicas,
-                previous_min_replicas,
-                ..
-            } = d.verdict.action
+            let Some((min_replicas, previous_min_replicas)) = super::scaling(&d.verdict.action)
             else {
                 continue;
             };

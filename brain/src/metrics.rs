@@ -1,6 +1,16 @@
 //! The brain's Prometheus metrics, registered into a registry it is handed (no globals).
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// Everything in `registry`, in the Prometheus text format, as `/metrics` serves it.
+pub fn exposition(registry: &Registry) -> Result<String, prometheus::Error> {
+    let mut body = Vec::new();
+    TextEncoder::new().encode(&registry.gather(), &mut body)?;
+    String::from_utf8(body).map_err(|e| prometheus::Error::Msg(e.to_string()))
+}
 
 /// The brain's own metrics.
 #[derive(Clone, Debug)]

@@ -1,0 +1,421 @@
+//! The actuators against the simulated cluster, over real HTTP: the HPA's minReplicas by
+//! server-side apply, with the field's ownership visible to a real kubectl; a workload no HPA
+//! scales, scaled through its `scale` subresource and brought up by the simulated Deployment
+//! controller; a rollout restart rolled within the Deployment's own surge and unavailability
+//! bounds. Each change is shown to be idempotent (sent again, nothing moves) and to be
+//! recognised as landed after a crash, and every request the actuators send is one the
+//! brain's roles in `deploy/manifests` grant.
+
+#[path = "support/rbac.rs"]
+mod rbac;
+#[path = "support/validator.rs"]
+mod validator;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use homeostat_actuators::landed::landed;
+use homeostat_actuators::rollout::RESTARTED_AT;
+use homeostat_actuators::{Actuator, HpaScaler, RolloutRestarter, WorkloadScaler};
+use homeostat_core::{Action, Clock, DecisionId, ManualClock, Timestamp, WorkloadRef};
+use homeostat_simulations::Scenario;
+use homeostat_simulations::apiserver::{ApiServer, ApiServerHandle, DEFAULT_ADDR, ObjectStore};
+use homeostat_simulations::cluster::SimCluster;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use serde_json::{Value, json};
+
+const STEP: Duration = Duration::from_secs(15);
+
+/// One Deployment `shop/cart` of `replicas` pods that start in 30 s, with an HPA.
+fn scenario(replicas: u32) -> Scenario {
+    let text = format!(
+        "name: actuate\nduration: 1h\nstep: 15s\nseed: 7\nworkloads:\n  - namespace: shop\n    name: cart\n    replicas: {replicas}\n    pod: {{capacity: 50, cpuRequest: 0.1, startupDelay: 30s, baseLatency: 20ms}}\n    hpa: {{minReplicas: {replicas}, maxReplicas: 8, targetCpuUtilization: 70}}\n    load: {{base: 20, noise: 0.05}}\n    slo: {{latencyP99: 500ms}}\n"
+    );
+    Scenario::parse("actuate.yaml", &text).expect("scenario parses")
+}
+
+/// The simulated cluster: its API server and its controllers, stepped by hand.
+struct Lab {
+    clock: ManualClock,
+    server: ApiServerHandle,
+    cluster: SimCluster,
+    client: kube::Client,
+}
+
+impl Lab {
+    async fn start(replicas: u32) -> Lab {
+        let clock = ManualClock::new(Timestamp::from_secs(1_790_000_000));
+        let store = ObjectStore::new(Arc::new(clock.clone()));
+        let cluster =
+            SimCluster::install(&store, &scenario(replicas), clock.now()).expect("installed");
+        let server = ApiServer::start(store, DEFAULT_ADDR)
+            .await
+            .expect("API server");
+        let client = server.kube_client().expect("client");
+        let mut lab = Lab {
+            clock,
+            server,
+            cluster,
+            client,
+        };
+        lab.steps(4);
+        lab
+    }
+
+    /// Runs the cluster's controllers for `n` steps.
+    fn steps(&mut self, n: usize) {
+        for _ in 0..n {
+            self.clock.advance(STEP);
+            for r in self
+                .cluster
+                .reconcile(self.server.store(), self.clock.now())
+            {
+                r.expect("controllers run");
+            }
+        }
+    }
+
+    fn deployments(&self) -> Api<Deployment> {
+        Api::namespaced(self.client.clone(), "shop")
+    }
+
+    async fn deployment(&self) -> Deployment {
+        self.deployments().get("cart").await.expect("deployment")
+    }
+
+    /// The workload's pods: (template hash, ready), skipping those being deleted.
+    async fn pods(&self) -> Vec<(String, bool)> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), "shop");
+        pods.list(&ListParams::default().labels("app=cart"))
+            .await
+            .expect("pods")
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .map(|p| {
+                let hash = p
+                    .metadata
+                    .labels
+                    .unwrap_or_default()
+                    .get("pod-template-hash")
+                    .cloned()
+                    .unwrap_or_default();
+                let ready = p
+                    .status
+                    .and_then(|s| s.conditions)
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+                (hash, ready)
+            })
+            .collect()
+    }
+
+    /// Requests the server has answered so far.
+    fn requests(&self) -> usize {
+        self.server.audit().len()
+    }
+
+    /// Asserts the brain's roles grant every request answered since `from`.
+    fn assert_granted_since(&self, from: usize) {
+        rbac::assert_brain_may(&self.server.audit()[from..]);
+    }
+
+    /// A decision id of now, as the engine makes them.
+    fn decision(&self) -> DecisionId {
+        DecisionId(ulid::Ulid::from_datetime(self.clock.now().to_system_time()).to_string())
+    }
+
+    /// Runs a real kubectl against the lab and returns what it printed.
+    fn kubectl(&self, args: &[&str]) -> String {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let kubectl = root.join(".tools/bin/kubectl");
+        assert!(
+            kubectl.exists(),
+            "{} is missing: run scripts/install-tools",
+            kubectl.display()
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        self.server
+            .write_kubeconfig(&kubeconfig)
+            .expect("kubeconfig");
+        let out = tokio::task::block_in_place(|| {
+            Command::new(&kubectl)
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .arg("--cache-dir")
+                .arg(dir.path().join("cache"))
+                .args(args)
+                .output()
+                .expect("kubectl runs")
+        });
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// `manager/operation/subresource: fields` of each managedFields entry, as kubectl shows them.
+fn managers(lab: &Lab, resource: &str) -> Vec<String> {
+    let out = lab.kubectl(&[
+        "get",
+        resource,
+        "-n",
+        "shop",
+        "--show-managed-fields",
+        "-o",
+        "json",
+    ]);
+    let object: Value = serde_json::from_str(&out).expect("kubectl prints JSON");
+    object["metadata"]["managedFields"]
+        .as_array()
+        .expect("managedFields")
+        .iter()
+        .map(|e| {
+            format!(
+                "{}/{}/{}: {}",
+                e["manager"].as_str().unwrap_or_default(),
+                e["operation"].as_str().unwrap_or_default(),
+                e["subresource"].as_str().unwrap_or_default(),
+                e["fieldsV1"]
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_replicas_is_applied_server_side_and_kubectl_shows_homeostat_owns_it() {
+    let lab = Lab::start(2).await;
+    // The HPA as its owner applies it: every field of its spec is kubectl's.
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(lab.client.clone(), "shop");
+    let owner = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "cart", "namespace": "shop"},
+        "spec": {"minReplicas": 2, "maxReplicas": 8,
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "cart"}}});
+    hpas.patch(
+        "cart",
+        &PatchParams::apply("kubectl"),
+        &Patch::Apply(&owner),
+    )
+    .await
+    .expect("the owner's apply");
+
+    // Unforced, homeostat's apply would be refused: the field is the owner's.
+    let mine = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "cart", "namespace": "shop"}, "spec": {"minReplicas": 4}});
+    match hpas
+        .patch(
+            "cart",
+            &PatchParams::apply("homeostat"),
+            &Patch::Apply(&mine),
+        )
+        .await
+    {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 409);
+            assert!(
+                s.message
+                    .contains("conflict with \"kubectl\" using autoscaling/v2: .spec.minReplicas"),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+
+    let from = lab.requests();
+    let scaler = HpaScaler::new(lab.client.clone());
+    let id = lab.decision();
+    let action = Action::ScaleHpa {
+        hpa: homeostat_actuators::hpa::hpa_ref("shop", "cart"),
+        min_replicas: 4,
+        previous_min_replicas: 2,
+    };
+    let plan = scaler.plan(&action, &id).await.expect("plan");
+    let applied = scaler.apply(&plan, lab.clock.now()).await.expect("applied");
+    assert!(landed(&lab.client, &plan, &id).await.expect("asked"));
+    // Sent again (a retry after a lost answer), it changes nothing.
+    let again = scaler.apply(&plan, lab.clock.now()).await.expect("again");
+    assert_eq!(again.resource_version, applied.resource_version);
+    lab.assert_granted_since(from);
+    let hpa = hpas.get("cart").await.expect("hpa");
+    assert_eq!(hpa.spec.as_ref().and_then(|s| s.min_replicas), Some(4));
+    assert_eq!(hpa.spec.as_ref().map(|s| s.max_replicas), Some(8));
+
+    // kubectl shows who owns what: homeostat minReplicas and its stamp, kubectl the rest.
+    assert_eq!(
+        managers(&lab, "hpa/cart"),
+        [
+            r#"kubectl/Apply/: {"f:spec":{"f:maxReplicas":{},"f:scaleTargetRef":{"f:apiVersion":{},"f:kind":{},"f:name":{}}}}"#,
+            r#"homeostat/Apply/: {"f:metadata":{"f:annotations":{"f:homeostat.dev/decision-id":{}}},"f:spec":{"f:minReplicas":{}}}"#,
+        ]
+    );
+    lab.server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workload_without_an_hpa_is_scaled_through_its_scale_subresource() {
+    let mut lab = Lab::start(2).await;
+    // No HPA scales it; its replicas are what its owner applied.
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(lab.client.clone(), "shop");
+    hpas.delete("cart", &DeleteParams::default())
+        .await
+        .expect("HPA deleted");
+    let owner = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "cart", "namespace": "shop"}, "spec": {"replicas": 2}});
+    lab.deployments()
+        .patch(
+            "cart",
+            &PatchParams::apply("kubectl"),
+            &Patch::Apply(&owner),
+        )
+        .await
+        .expect("the owner's apply");
+    let workload = WorkloadRef::deployment("shop", "cart");
+    let from = lab.requests();
+    assert_eq!(
+        HpaScaler::new(lab.client.clone())
+            .find_for(&workload)
+            .await
+            .expect("read"),
+        None
+    );
+
+    let scaler = WorkloadScaler::new(lab.client.clone());
+    let state = scaler
+        .find_for(&workload)
+        .await
+        .expect("read")
+        .expect("a deployment");
+    assert_eq!((state.replicas, state.ready_replicas), (2, 2));
+    let id = lab.decision();
+    let action = Action::ScaleWorkload {
+        workload: workload.clone(),
+        replicas: 4,
+        previous_replicas: 2,
+    };
+    let plan = scaler.plan(&action, &id).await.expect("plan");
+    assert_eq!(plan.summary, "scale Deployment/shop/cart replicas 2 -> 4");
+    assert!(
+        !landed(&lab.client, &plan, &id).await.expect("asked"),
+        "not yet"
+    );
+    let applied = scaler.apply(&plan, lab.clock.now()).await.expect("applied");
+    assert!(landed(&lab.client, &plan, &id).await.expect("asked"));
+    let again = scaler.apply(&plan, lab.clock.now()).await.expect("again");
+    assert_eq!(
+        again.resource_version, applied.resource_version,
+        "a repeat is a no-op"
+    );
+    lab.assert_granted_since(from);
+
+    // The request went to the subresource, as homeostat's forced apply.
+    let writes: Vec<_> = lab
+        .server
+        .audit()
+        .into_iter()
+        .filter(|r| r.is_write() && r.path.ends_with("/deployments/cart/scale"))
+        .collect();
+    assert_eq!(writes.len(), 2, "{writes:?}");
+    for w in &writes {
+        assert_eq!(w.method, "PATCH");
+        assert_eq!(
+            w.content_type.as_deref(),
+            Some("application/apply-patch+yaml")
+        );
+        assert_eq!(
+            w.query.as_deref(),
+            Some("&force=true&fieldManager=homeostat")
+        );
+        assert_eq!(w.status, 200);
+    }
+
+    // The Deployment controller brings the two new pods up.
+    lab.steps(4);
+    let d = lab.deployment().await;
+    assert_eq!(d.spec.as_ref().and_then(|s| s.replicas), Some(4));
+    assert_eq!(d.status.and_then(|s| s.ready_replicas), Some(4));
+    assert_eq!(lab.pods().await.len(), 4);
+
+    // kubectl: spec.replicas is homeostat's, through the scale subresource.
+    assert_eq!(
+        managers(&lab, "deployment/cart"),
+        [r#"homeostat/Apply/scale: {"f:spec":{"f:replicas":{}}}"#],
+        "kubectl's apply owned nothing else, so its entry is gone"
+    );
+    lab.server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_restart_replaces_every_pod_within_the_rollout_bounds() {
+    let mut lab = Lab::start(4).await;
+    let before = lab.pods().await;
+    assert_eq!(before.len(), 4);
+    assert!(before.iter().all(|(_, ready)| *ready), "{before:?}");
+    let old_hash = before[0].0.clone();
+
+    let from = lab.requests();
+    let restarter = RolloutRestarter::new(lab.client.clone());
+    let id = lab.decision();
+    let action = Action::RolloutRestart {
+        workload: WorkloadRef::deployment("shop", "cart"),
+    };
+    let plan = restarter.plan(&action, &id).await.expect("plan");
+    assert_eq!(
+        plan.summary,
+        "rollout restart of Deployment/shop/cart (4 pods, at most 25% unavailable and 25% extra at a time)"
+    );
+    restarter
+        .apply(&plan, lab.clock.now())
+        .await
+        .expect("applied");
+    assert!(landed(&lab.client, &plan, &id).await.expect("asked"));
+    lab.assert_granted_since(from);
+    let template = lab
+        .deployment()
+        .await
+        .spec
+        .and_then(|s| s.template.metadata)
+        .and_then(|m| m.annotations)
+        .unwrap_or_default();
+    assert!(
+        template.contains_key(RESTARTED_AT),
+        "the template is stamped: {template:?}"
+    );
+
+    // Step by step: never fewer than 3 ready (maxUnavailable 1) nor more than 5 pods
+    // (maxSurge 1), until every pod is of the new template.
+    let mut replaced = false;
+    for _ in 0..40 {
+        lab.steps(1);
+        let pods = lab.pods().await;
+        let ready = pods.iter().filter(|(_, r)| *r).count();
+        assert!(ready >= 3, "{ready} ready: {pods:?}");
+        assert!(pods.len() <= 5, "{} pods: {pods:?}", pods.len());
+        if pods.len() == 4 && pods.iter().all(|(h, r)| *r && *h != old_hash) {
+            replaced = true;
+            break;
+        }
+    }
+    assert!(
+        replaced,
+        "the rollout did not finish: {:?}",
+        lab.pods().await
+    );
+
+    // The same decision sent again rolls nothing.
+    let rv = lab.deployment().await.metadata.resource_version;
+    restarter
+        .apply(&plan, lab.clock.now())
+        .await
+        .expect("again");
+    assert_eq!(lab.deployment().await.metadata.resource_version, rv);
+    lab.server.shutdown().await.expect("shutdown");
+}

@@ -4,7 +4,8 @@
 //! controller; a rollout restart rolled within the Deployment's own surge and unavailability
 //! bounds. Each change is shown to be idempotent (sent again, nothing moves) and to be
 //! recognised as landed after a crash, and every request the actuators send is one the
-//! brain's roles in `deploy/manifests` grant.
+//! brain's roles in `deploy/manifests` grant. Last, the whole engine: fed a saturated
+//! workload that no HPA scales, it scales it through `scale` and judges the change.
 
 #[path = "support/rbac.rs"]
 mod rbac;
@@ -18,7 +19,12 @@ use std::time::Duration;
 use homeostat_actuators::landed::landed;
 use homeostat_actuators::rollout::RESTARTED_AT;
 use homeostat_actuators::{Actuator, HpaScaler, RolloutRestarter, WorkloadScaler};
-use homeostat_core::{Action, Clock, DecisionId, ManualClock, Timestamp, WorkloadRef};
+use homeostat_brain::point::{Point, PointValue};
+use homeostat_brain::{Brain, DecisionSpans, EngineConfig, Journal};
+use homeostat_core::{
+    Action, Clock, DecisionId, Entity, ManualClock, Mode, Timestamp, WorkloadRef, signal,
+};
+use homeostat_policies::PolicySet;
 use homeostat_simulations::Scenario;
 use homeostat_simulations::apiserver::{ApiServer, ApiServerHandle, DEFAULT_ADDR, ObjectStore};
 use homeostat_simulations::cluster::SimCluster;
@@ -417,5 +423,181 @@ async fn a_rollout_restart_replaces_every_pod_within_the_rollout_bounds() {
         .await
         .expect("again");
     assert_eq!(lab.deployment().await.metadata.resource_version, rv);
+    lab.server.shutdown().await.expect("shutdown");
+}
+
+/// Cumulative request-latency and run-queue histograms of the workload's one pod, fed a step
+/// at a time: calm steps wobble around 20 % slow requests, saturated ones are mostly slow and
+/// wait long for a CPU.
+#[derive(Default)]
+struct Signals {
+    requests: [u64; 3],
+    waits: [u64; 3],
+}
+
+impl Signals {
+    fn step(&mut self, k: i64, saturated: bool, at: Timestamp, start: Timestamp) -> Vec<Point> {
+        let slow = if saturated {
+            95
+        } else {
+            (20.0 + 10.0 * ((k as f64) * 0.7).sin()).round() as u64
+        };
+        // Calm: the slow share of requests waits a little; saturated: nearly all wait long.
+        let (fast, slow) = if saturated {
+            (5, 95)
+        } else {
+            (100 - slow, slow)
+        };
+        self.requests[0] += fast;
+        self.requests[1] += slow;
+        self.waits[0] += fast;
+        self.waits[if saturated { 2 } else { 1 }] += slow;
+        let mut entity = Entity::workload(WorkloadRef::deployment("shop", "cart"));
+        entity.pod = Some("cart-0".into());
+        let histogram = |name: &str, counts: [u64; 3], bounds: [f64; 3]| Point {
+            entity: entity.clone(),
+            signal: name.into(),
+            attributes: Vec::new(),
+            time: at,
+            start_time: start,
+            value: PointValue::Histogram {
+                count: counts.iter().sum(),
+                sum: counts[0] as f64 * bounds[0]
+                    + counts[1] as f64 * bounds[1]
+                    + counts[2] as f64 * bounds[2],
+                bounds: bounds.to_vec(),
+                counts: vec![counts[0], counts[1], counts[2], 0],
+                cumulative: true,
+            },
+        };
+        vec![
+            histogram(
+                signal::HTTP_SERVER_REQUEST_DURATION,
+                self.requests,
+                [0.05, 0.4, 1.0],
+            ),
+            histogram(signal::RUNQUEUE_LATENCY, self.waits, [0.0001, 0.0005, 0.02]),
+        ]
+    }
+}
+
+const SCALE_WORKLOAD_POLICY: &str = "apiVersion: homeostat.dev/v1alpha1
+kind: Policy
+metadata:
+  name: shop-replicas
+spec:
+  mode: enforce
+  actions: [scale-workload]
+  target:
+    namespaces: [shop]
+  cooldown: 10m
+  maxDataAge: 2m
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_scales_a_workload_without_an_hpa_and_judges_that_it_helped() {
+    let mut lab = Lab::start(2).await;
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(lab.client.clone(), "shop");
+    hpas.delete("cart", &DeleteParams::default())
+        .await
+        .expect("HPA deleted");
+    let journal = Journal::temporary().expect("journal");
+    let mut brain = Brain::assemble(
+        EngineConfig {
+            mode: Mode::Enforce,
+            ..EngineConfig::default()
+        },
+        STEP,
+        Arc::new(lab.clock.clone()),
+        PolicySet::from_str("shop-replicas.yaml", SCALE_WORKLOAD_POLICY).expect("policy"),
+        lab.client.clone(),
+        journal.clone(),
+        DecisionSpans::disabled(),
+    )
+    .expect("brain");
+
+    // 40 calm steps to learn the normal, then saturation until homeostat acts, then calm.
+    // Steps fall on multiples of the step since the epoch, as the store closes them.
+    let now = lab.clock.now().as_secs_f64() as i64;
+    let start = Timestamp::from_secs((now / 15 + 1) * 15);
+    let mut signals = Signals::default();
+    let mut acted: Option<i64> = None;
+    let mut verified = None;
+    for k in 1..=80 {
+        let saturated = k > 40 && acted.is_none_or(|a| k <= a + 2);
+        let at = start + STEP * u32::try_from(k).expect("small");
+        brain
+            .store
+            .lock()
+            .expect("store")
+            .ingest(signals.step(k, saturated, at, start));
+        lab.clock.set(at + Duration::from_secs(6));
+        for r in lab.cluster.reconcile(lab.server.store(), lab.clock.now()) {
+            r.expect("controllers run");
+        }
+        let pass = brain.engine.evaluate().await.expect("pass");
+        if acted.is_none()
+            && pass
+                .decisions
+                .iter()
+                .any(|d| matches!(d.outcome, homeostat_core::Outcome::Applied { .. }))
+        {
+            acted = Some(k);
+        }
+        if let Some(v) = pass.verifications.first() {
+            verified = Some(v.clone());
+            break;
+        }
+    }
+
+    let decisions = journal.all().expect("journal");
+    let applied: Vec<_> = decisions
+        .iter()
+        .filter(|d| matches!(d.outcome, homeostat_core::Outcome::Applied { .. }))
+        .collect();
+    assert_eq!(applied.len(), 1, "{decisions:#?}");
+    let d = applied[0];
+    assert_eq!(
+        d.verdict.action,
+        Action::ScaleWorkload {
+            workload: WorkloadRef::deployment("shop", "cart"),
+            replicas: 4,
+            previous_replicas: 2,
+        }
+    );
+    assert!(
+        d.proposal
+            .reason
+            .contains("raise replicas (no HPA scales it) to 4"),
+        "{}",
+        d.proposal.reason
+    );
+    let plan = d.plan.as_ref().expect("plan");
+    assert!(
+        plan.target.to_string() == "Deployment/shop/cart",
+        "{plan:?}"
+    );
+    assert_eq!(
+        lab.deployment().await.spec.and_then(|s| s.replicas),
+        Some(4),
+        "scaled through the API"
+    );
+    assert!(
+        lab.server
+            .audit()
+            .iter()
+            .any(|r| r.method == "PATCH" && r.path.ends_with("/deployments/cart/scale")),
+        "through the scale subresource"
+    );
+
+    // The signals calmed two steps after the change (this test scripts them so): judged
+    // helped once they were back two passes running, and so journaled.
+    let (id, v) = verified.expect("judged within the window");
+    assert_eq!(id, d.id);
+    assert!(v.helped, "{v:?}");
+    assert_eq!(
+        journal.get(&id).expect("read").and_then(|d| d.verification),
+        Some(v)
+    );
     lab.server.shutdown().await.expect("shutdown");
 }

@@ -7,12 +7,13 @@
 //! brain's roles in `deploy/manifests` grant. Last, the whole engine: fed a saturated
 //! workload that no HPA scales, it scales it through `scale` and judges the change.
 
+#[path = "support/kubectl.rs"]
+mod kubectl;
 #[path = "support/rbac.rs"]
 mod rbac;
 #[path = "support/validator.rs"]
 mod validator;
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -134,51 +135,22 @@ impl Lab {
     fn decision(&self) -> DecisionId {
         DecisionId(ulid::Ulid::from_datetime(self.clock.now().to_system_time()).to_string())
     }
-
-    /// Runs a real kubectl against the lab and returns what it printed.
-    fn kubectl(&self, args: &[&str]) -> String {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let kubectl = root.join(".tools/bin/kubectl");
-        assert!(
-            kubectl.exists(),
-            "{} is missing: run scripts/install-tools",
-            kubectl.display()
-        );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let kubeconfig = dir.path().join("kubeconfig");
-        self.server
-            .write_kubeconfig(&kubeconfig)
-            .expect("kubeconfig");
-        let out = tokio::task::block_in_place(|| {
-            Command::new(&kubectl)
-                .arg("--kubeconfig")
-                .arg(&kubeconfig)
-                .arg("--cache-dir")
-                .arg(dir.path().join("cache"))
-                .args(args)
-                .output()
-                .expect("kubectl runs")
-        });
-        assert!(
-            out.status.success(),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
 }
 
 /// `manager/operation/subresource: fields` of each managedFields entry, as kubectl shows them.
 fn managers(lab: &Lab, resource: &str) -> Vec<String> {
-    let out = lab.kubectl(&[
-        "get",
-        resource,
-        "-n",
-        "shop",
-        "--show-managed-fields",
-        "-o",
-        "json",
-    ]);
+    let out = kubectl::run(
+        &lab.server,
+        &[
+            "get",
+            resource,
+            "-n",
+            "shop",
+            "--show-managed-fields",
+            "-o",
+            "json",
+        ],
+    );
     let object: Value = serde_json::from_str(&out).expect("kubectl prints JSON");
     object["metadata"]["managedFields"]
         .as_array()

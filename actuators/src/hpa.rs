@@ -240,14 +240,7 @@ mod tests {
         let patch = method == Method::PATCH;
         let received = testing::answer(handle, method, path, 200, reply).await;
         if patch {
-            assert_eq!(
-                received.content_type.as_deref(),
-                Some("application/apply-patch+yaml")
-            );
-            assert_eq!(
-                received.query.as_deref(),
-                Some("&force=true&fieldManager=homeostat")
-            );
+            received.assert_forced_apply();
         }
         received.body
     }

@@ -222,11 +222,7 @@ mod tests {
             .await
             .expect("applied");
         let sent = server.await.expect("server");
-        assert_eq!(
-            sent.content_type.as_deref(),
-            Some("application/merge-patch+json")
-        );
-        assert_eq!(sent.query.as_deref(), Some("&fieldManager=homeostat"));
+        sent.assert_merge_patch();
         let at = restarted_at(&id).expect("stamp");
         assert_eq!(
             serde_json::from_slice::<Value>(&sent.body).expect("json"),

@@ -214,14 +214,7 @@ mod tests {
                 .await
                 .expect("applied");
             let sent = server.await.expect("server");
-            assert_eq!(
-                sent.content_type.as_deref(),
-                Some("application/apply-patch+yaml")
-            );
-            assert_eq!(
-                sent.query.as_deref(),
-                Some("&force=true&fieldManager=homeostat")
-            );
+            sent.assert_forced_apply();
             assert_eq!(
                 serde_json::from_slice::<serde_json::Value>(&sent.body).expect("json"),
                 json!({

@@ -23,6 +23,29 @@ pub struct Received {
     pub body: Vec<u8>,
 }
 
+impl Received {
+    /// Asserts it was a forced server-side apply as homeostat.
+    pub fn assert_forced_apply(&self) {
+        assert_eq!(
+            self.content_type.as_deref(),
+            Some("application/apply-patch+yaml")
+        );
+        assert_eq!(
+            self.query.as_deref(),
+            Some("&force=true&fieldManager=homeostat")
+        );
+    }
+
+    /// Asserts it was a merge patch as homeostat.
+    pub fn assert_merge_patch(&self) {
+        assert_eq!(
+            self.content_type.as_deref(),
+            Some("application/merge-patch+json")
+        );
+        assert_eq!(self.query.as_deref(), Some("&fieldManager=homeostat"));
+    }
+}
+
 /// Answers the next request with `status` and `reply`, after checking its method and path.
 pub async fn answer(
     handle: &mut Handle,

@@ -181,14 +181,7 @@ mod tests {
             .await
             .expect("applied");
         let sent = server.await.expect("server");
-        assert_eq!(
-            sent.content_type.as_deref(),
-            Some("application/apply-patch+yaml")
-        );
-        assert_eq!(
-            sent.query.as_deref(),
-            Some("&force=true&fieldManager=homeostat")
-        );
+        sent.assert_forced_apply();
         let body: serde_json::Value = serde_json::from_slice(&sent.body).expect("json");
         assert_eq!(
             body["data"]["node.node-c.yaml"],

@@ -212,17 +212,10 @@ impl Journal {
     }
 
     /// The actions taken or planned since `since`, as policies need them for cooldowns.
-    pub fn past_actions(
-        &self,
-        since: homeostat_core::Timestamp,
-    ) -> Result<Vec<PastAction>, JournalError> {
+    pub fn past_actions(&self, since: Timestamp) -> Result<Vec<PastAction>, JournalError> {
         let mut out = Vec::new();
-        for entry in self.decisions.iter().rev() {
-            let (k, v) = entry?;
-            let d = decode(&String::from_utf8_lossy(&k), &v)?;
-            if d.time < since {
-                break;
-            }
+        for d in self.newest_since(since) {
+            let d = d?;
             let applied = match &d.outcome {
                 Outcome::Applied { .. } | Outcome::Recovered { .. } | Outcome::Pending => true,
                 Outcome::Planned => false,
@@ -257,12 +250,8 @@ impl Journal {
     /// what escalation reads to tell an action that helped from one that did not.
     pub fn verified(&self, since: Timestamp) -> Result<Vec<VerifiedAction>, JournalError> {
         let mut out = Vec::new();
-        for entry in self.decisions.iter().rev() {
-            let (k, v) = entry?;
-            let d = decode(&String::from_utf8_lossy(&k), &v)?;
-            if d.time < since {
-                break;
-            }
+        for d in self.newest_since(since) {
+            let d = d?;
             if let Some(v) = &d.verification {
                 out.push(VerifiedAction {
                     kind: d.verdict.action.kind(),
@@ -274,6 +263,21 @@ impl Journal {
             }
         }
         Ok(out)
+    }
+
+    /// The decisions taken since `since`, newest first.
+    fn newest_since(
+        &self,
+        since: Timestamp,
+    ) -> impl Iterator<Item = Result<Decision, JournalError>> + '_ {
+        self.decisions
+            .iter()
+            .rev()
+            .map(|entry| {
+                let (k, v) = entry?;
+                decode(&String::from_utf8_lossy(&k), &v)
+            })
+            .take_while(move |d| d.as_ref().map_or(true, |d| d.time >= since))
     }
 
     /// Decisions whose intent was written but not their outcome: a crash in between.

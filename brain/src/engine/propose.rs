@@ -106,6 +106,17 @@ impl Engine {
         }
     }
 
+    /// The workload's pods; `None` (and nothing is proposed) when they cannot be read.
+    async fn pods_of(&self, workload: &WorkloadRef) -> Option<homeostat_actuators::RestartState> {
+        match self.restarter.find_for(workload).await {
+            Ok(pods) => pods,
+            Err(e) => {
+                tracing::warn!(workload = %workload, error = %e, "cannot read the workload's pods; proposing nothing");
+                None
+            }
+        }
+    }
+
     pub(super) async fn propose(
         &mut self,
         workload: &WorkloadRef,
@@ -221,14 +232,7 @@ impl Engine {
         {
             return None;
         }
-        let pods = match self.restarter.find_for(workload).await {
-            Ok(Some(pods)) => pods,
-            Ok(None) => return None,
-            Err(e) => {
-                tracing::warn!(workload = %workload, error = %e, "cannot read the workload's pods; proposing nothing");
-                return None;
-            }
-        };
+        let pods = self.pods_of(workload).await?;
         let failing = pods
             .pods
             .iter()
@@ -354,14 +358,7 @@ impl Engine {
         let memory = state
             .latest(signal::K8S_POD_MEMORY_WORKING_SET, Stat::Max)
             .filter(|l| l.time == at)?;
-        let pods = match self.restarter.find_for(workload).await {
-            Ok(Some(pods)) => pods,
-            Ok(None) => return None,
-            Err(e) => {
-                tracing::warn!(workload = %workload, error = %e, "cannot read the workload's pods; proposing nothing");
-                return None;
-            }
-        };
+        let pods = self.pods_of(workload).await?;
         if !pods.all_ready() {
             // A pod is starting or going: one restart at a time, each seen through.
             return None;

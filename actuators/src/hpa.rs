@@ -184,11 +184,7 @@ impl Actuator for HpaScaler {
                 reason: "not a server-side apply of an autoscaling/v2 HPA".into(),
             });
         }
-        let body: serde_json::Value =
-            serde_json::from_str(&plan.patch).map_err(|e| ActuatorError::InvalidPlan {
-                target: target.clone(),
-                reason: e.to_string(),
-            })?;
+        let body = crate::patch_body(plan)?;
         let api: Api<HorizontalPodAutoscaler> =
             Api::namespaced(self.client.clone(), &plan.target.namespace);
         // Forced, on the plan's two fields only: see the module's documentation.

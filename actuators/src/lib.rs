@@ -39,6 +39,14 @@ pub const DECISION_ANNOTATION: &str = "homeostat.dev/decision-id";
 /// The field manager homeostat writes as, so field ownership is visible in the cluster.
 pub const FIELD_MANAGER: &str = "homeostat";
 
+/// The body of `plan` as JSON; a plan whose body is not JSON was not made by an actuator.
+pub(crate) fn patch_body(plan: &Plan) -> Result<serde_json::Value, ActuatorError> {
+    serde_json::from_str(&plan.patch).map_err(|e| ActuatorError::InvalidPlan {
+        target: plan.target.to_string(),
+        reason: e.to_string(),
+    })
+}
+
 /// What the API server said when a plan was applied.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Applied {

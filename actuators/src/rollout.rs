@@ -122,11 +122,7 @@ impl Actuator for RolloutRestarter {
     async fn apply(&self, plan: &Plan, now: Timestamp) -> Result<Applied, ActuatorError> {
         let target = plan.target.to_string();
         let api = api_for(&self.client, &plan.target, ACTUATOR)?;
-        let body: Value =
-            serde_json::from_str(&plan.patch).map_err(|e| ActuatorError::InvalidPlan {
-                target: target.clone(),
-                reason: e.to_string(),
-            })?;
+        let body = crate::patch_body(plan)?;
         let template_annotations = &body["spec"]["template"]["metadata"]["annotations"];
         if plan.patch_type != PatchType::Merge || !template_annotations[RESTARTED_AT].is_string() {
             return Err(ActuatorError::InvalidPlan {

@@ -108,11 +108,7 @@ impl Actuator for WorkloadScaler {
     async fn apply(&self, plan: &Plan, now: Timestamp) -> Result<Applied, ActuatorError> {
         let target = plan.target.to_string();
         let api = api_for(&self.client, &plan.target, ACTUATOR)?;
-        let body: serde_json::Value =
-            serde_json::from_str(&plan.patch).map_err(|e| ActuatorError::InvalidPlan {
-                target: target.clone(),
-                reason: e.to_string(),
-            })?;
+        let body = crate::patch_body(plan)?;
         if plan.patch_type != PatchType::Apply || body["kind"] != "Scale" {
             return Err(ActuatorError::InvalidPlan {
                 target,

@@ -139,11 +139,7 @@ impl Actuator for NodeTainter {
                 reason: "not a merge patch of a Node".into(),
             });
         }
-        let body: serde_json::Value =
-            serde_json::from_str(&plan.patch).map_err(|e| ActuatorError::InvalidPlan {
-                target: target.clone(),
-                reason: e.to_string(),
-            })?;
+        let body = crate::patch_body(plan)?;
         let nodes: Api<Node> = Api::all(self.client.clone());
         let updated = nodes
             .patch(

@@ -124,6 +124,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_scale_landed_when_the_workload_has_the_planned_replicas() {
+        let scale = || Plan {
+            target: crate::workload::workload_object(&homeostat_core::WorkloadRef::deployment(
+                "shop", "x",
+            )),
+            patch_type: PatchType::Apply,
+            patch: json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+                "metadata": {"name": "x", "namespace": "shop"}, "spec": {"replicas": 4}})
+            .to_string(),
+            summary: String::new(),
+        };
+        let path = "/apis/apps/v1/namespaces/shop/deployments/x";
+        let deployment = |replicas: u32| {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "x", "namespace": "shop"}, "spec": {"replicas": replicas}})
+        };
+        assert!(ask(scale(), path, 200, deployment(4)).await);
+        assert!(!ask(scale(), path, 200, deployment(2)).await, "not yet");
+        let gone = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "reason": "NotFound", "code": 404, "message": "not found"});
+        assert!(!ask(scale(), path, 404, gone).await, "a deleted workload");
+    }
+
+    #[tokio::test]
     async fn an_eviction_landed_when_its_pod_is_gone_going_or_replaced() {
         let evict = || plan("Pod", "v1", "shop", PatchType::Eviction);
         let path = "/api/v1/namespaces/shop/pods/x";

@@ -573,3 +573,140 @@ async fn the_engine_scales_a_workload_without_an_hpa_and_judges_that_it_helped()
     );
     lab.server.shutdown().await.expect("shutdown");
 }
+
+const ROLLOUT_RESTART_POLICY: &str = "apiVersion: homeostat.dev/v1alpha1
+kind: Policy
+metadata:
+  name: shop-rollout-restart
+spec:
+  mode: enforce
+  actions: [rollout-restart]
+  target:
+    namespaces: [shop]
+  cooldown: 30m
+  maxDataAge: 1m
+";
+
+/// The workload's error exits so far, as its pod's cumulative counter.
+fn error_exits(total: f64, at: Timestamp, start: Timestamp) -> Point {
+    let mut entity = Entity::workload(WorkloadRef::deployment("shop", "cart"));
+    entity.pod = Some("cart-0".into());
+    Point {
+        entity,
+        signal: signal::PROCESS_EXITS.into(),
+        attributes: vec![(signal::EXIT_KIND.into(), "error".into())],
+        time: at,
+        start_time: start,
+        value: PointValue::Counter {
+            value: total,
+            cumulative: true,
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_restarts_a_workload_whose_pods_mostly_crash_and_judges_the_restart() {
+    let mut lab = Lab::start(2).await;
+    let journal = Journal::temporary().expect("journal");
+    let mut brain = Brain::assemble(
+        EngineConfig {
+            mode: Mode::Enforce,
+            ..EngineConfig::default()
+        },
+        STEP,
+        Arc::new(lab.clock.clone()),
+        PolicySet::from_str("rollout.yaml", ROLLOUT_RESTART_POLICY).expect("policy"),
+        lab.client.clone(),
+        journal.clone(),
+        DecisionSpans::disabled(),
+    )
+    .expect("brain");
+    let pods: Api<Pod> = Api::namespaced(lab.client.clone(), "shop");
+    let start = Timestamp::from_secs((lab.clock.now().as_secs_f64() as i64 / 15 + 1) * 15);
+    let mut exits = 0.0;
+    let mut acted: Option<i64> = None;
+    let mut verified = None;
+    for k in 1..=100 {
+        let at = start + STEP * u32::try_from(k).expect("small");
+        // From step 41 both pods crash and are not ready, until the restart replaces them.
+        let crashing = k > 40 && acted.is_none();
+        if crashing {
+            exits += 4.0;
+            for p in pods.list(&ListParams::default()).await.expect("pods").items {
+                let name = p.metadata.name.clone().expect("name");
+                let down =
+                    json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}});
+                pods.patch(&name, &PatchParams::default(), &Patch::Merge(&down))
+                    .await
+                    .expect("marked not ready");
+            }
+        }
+        brain
+            .store
+            .lock()
+            .expect("store")
+            .ingest([error_exits(exits, at, start)]);
+        lab.clock.set(at + Duration::from_secs(6));
+        if !crashing {
+            for r in lab.cluster.reconcile(lab.server.store(), lab.clock.now()) {
+                r.expect("controllers run");
+            }
+        }
+        let pass = brain.engine.evaluate().await.expect("pass");
+        if acted.is_none()
+            && pass
+                .decisions
+                .iter()
+                .any(|d| matches!(d.outcome, homeostat_core::Outcome::Applied { .. }))
+        {
+            acted = Some(k);
+        }
+        if let Some(v) = pass.verifications.first() {
+            verified = Some(v.clone());
+            break;
+        }
+    }
+
+    let decisions = journal.all().expect("journal");
+    let applied: Vec<_> = decisions
+        .iter()
+        .filter(|d| matches!(d.outcome, homeostat_core::Outcome::Applied { .. }))
+        .collect();
+    assert_eq!(
+        applied.len(),
+        1,
+        "one restart, not one a pass: {decisions:#?}"
+    );
+    let d = applied[0];
+    assert_eq!(
+        d.verdict.action,
+        Action::RolloutRestart {
+            workload: WorkloadRef::deployment("shop", "cart")
+        }
+    );
+    assert!(
+        d.proposal
+            .reason
+            .starts_with("crash loop: 2 of 2 pods not ready"),
+        "{}",
+        d.proposal.reason
+    );
+    let template = lab
+        .deployment()
+        .await
+        .spec
+        .and_then(|s| s.template.metadata)
+        .and_then(|m| m.annotations)
+        .unwrap_or_default();
+    assert!(template.contains_key(RESTARTED_AT), "{template:?}");
+    let (id, v) = verified.expect("judged within the window");
+    assert_eq!(id, d.id);
+    assert!(v.helped, "{v:?}");
+    assert!(
+        v.detail
+            .starts_with("homeostat.process.exits{exit.kind=error} rate back under"),
+        "{}",
+        v.detail
+    );
+    lab.server.shutdown().await.expect("shutdown");
+}

@@ -32,7 +32,14 @@ pub(super) struct Watch {
 
 impl Watch {
     /// A watch over `d`, if it is an applied change an anomaly triggered and not yet judged.
-    fn of(d: &Decision, window: std::time::Duration) -> Option<Watch> {
+    /// An event series (error exits, OOM kills) is judged by a count over the last
+    /// `event_lookback`, which cannot fall before that long after the events stop: its
+    /// window is longer by as much.
+    fn of(
+        d: &Decision,
+        window: std::time::Duration,
+        event_lookback: std::time::Duration,
+    ) -> Option<Watch> {
         if d.verification.is_some()
             || !matches!(
                 d.outcome,
@@ -53,6 +60,11 @@ impl Watch {
         if triggers.is_empty() {
             return None;
         }
+        let window = if triggers.iter().any(|(_, stat)| *stat == Stat::Rate) {
+            window + event_lookback
+        } else {
+            window
+        };
         Some(Watch {
             id: d.id.clone(),
             workload: d.proposal.workload.clone(),
@@ -139,9 +151,15 @@ fn judge(w: &mut Watch, state: Option<&WorkloadState>, now: Timestamp) -> Option
 }
 
 impl Engine {
+    /// How far back an event series' detector counts.
+    fn event_lookback(&self) -> std::time::Duration {
+        let steps = u32::try_from(crate::detect::EventConfig::default().window).unwrap_or(u32::MAX);
+        self.step() * steps
+    }
+
     /// Starts the verify window of `d` if it is an applied change an anomaly triggered.
     pub(super) fn watch(&mut self, d: &Decision) {
-        if let Some(w) = Watch::of(d, self.config.verify_window) {
+        if let Some(w) = Watch::of(d, self.config.verify_window, self.event_lookback()) {
             self.watches.push(w);
         }
     }
@@ -151,7 +169,7 @@ impl Engine {
     /// known, and a guess either way would mislead escalation.
     pub(super) fn resume_watches(&mut self, decisions: &[Decision], now: Timestamp) {
         for d in decisions {
-            if let Some(w) = Watch::of(d, self.config.verify_window)
+            if let Some(w) = Watch::of(d, self.config.verify_window, self.event_lookback())
                 && w.deadline > now
                 && !self.watches.iter().any(|o| o.id == w.id)
             {
@@ -286,7 +304,8 @@ mod tests {
     fn helped_once_the_trigger_is_back_two_passes_running() {
         let mut s = learned();
         feed(&mut s, 600, 0.6);
-        let mut w = Watch::of(&decision(600), Duration::from_secs(300)).expect("watched");
+        let mut w =
+            Watch::of(&decision(600), Duration::from_secs(300), Duration::ZERO).expect("watched");
         assert_eq!(w.triggers.len(), 1, "one series, named twice");
         assert_eq!(judge(&mut w, Some(&s), Timestamp::from_secs(600)), None);
         feed(&mut s, 615, 0.6);
@@ -306,7 +325,8 @@ mod tests {
     #[test]
     fn not_helped_when_still_anomalous_or_unseen_at_the_deadline() {
         let mut s = learned();
-        let mut w = Watch::of(&decision(600), Duration::from_secs(60)).expect("watched");
+        let mut w =
+            Watch::of(&decision(600), Duration::from_secs(60), Duration::ZERO).expect("watched");
         for t in [615, 630, 645] {
             feed(&mut s, t, 0.6);
             assert_eq!(judge(&mut w, Some(&s), Timestamp::from_secs(t)), None);
@@ -320,7 +340,8 @@ mod tests {
             v.detail
         );
 
-        let mut w = Watch::of(&decision(600), Duration::from_secs(60)).expect("watched");
+        let mut w =
+            Watch::of(&decision(600), Duration::from_secs(60), Duration::ZERO).expect("watched");
         let v = judge(&mut w, None, Timestamp::from_secs(660)).expect("deadline");
         assert!(
             !v.helped && v.detail.starts_with("no judgement"),
@@ -328,10 +349,23 @@ mod tests {
             v.detail
         );
 
+        let mut crash = decision(600);
+        if let Some(a) = crash.anomaly.as_mut() {
+            a.contributions[1].signal = "homeostat.process.exits{exit.kind=error}".into();
+            a.contributions[1].stat = Stat::Rate;
+        }
+        let w =
+            Watch::of(&crash, Duration::from_secs(60), Duration::from_secs(300)).expect("watched");
+        assert_eq!(
+            w.deadline,
+            Timestamp::from_secs(960),
+            "an event count needs its lookback to fall"
+        );
+
         let mut planned = decision(600);
         planned.outcome = Outcome::Planned;
         assert!(
-            Watch::of(&planned, Duration::from_secs(60)).is_none(),
+            Watch::of(&planned, Duration::from_secs(60), Duration::ZERO).is_none(),
             "nothing applied"
         );
     }

@@ -398,6 +398,87 @@ async fn a_rollout_restart_replaces_every_pod_within_the_rollout_bounds() {
     lab.server.shutdown().await.expect("shutdown");
 }
 
+/// A whole brain acting on the lab under one policy, stepped by hand: what it did and judged.
+struct Acting {
+    brain: Brain,
+    journal: Journal,
+    /// The first step, on a multiple of the step since the epoch, as the store closes them.
+    start: Timestamp,
+    /// The step at which it first applied a change.
+    acted: Option<i64>,
+    /// The first judgement of a change.
+    verified: Option<(DecisionId, homeostat_core::Verification)>,
+}
+
+impl Acting {
+    fn new(lab: &Lab, policy: &str) -> Acting {
+        let journal = Journal::temporary().expect("journal");
+        let brain = Brain::assemble(
+            EngineConfig {
+                mode: Mode::Enforce,
+                ..EngineConfig::default()
+            },
+            STEP,
+            Arc::new(lab.clock.clone()),
+            PolicySet::from_str("policy.yaml", policy).expect("policy"),
+            lab.client.clone(),
+            journal.clone(),
+            DecisionSpans::disabled(),
+        )
+        .expect("brain");
+        let start = Timestamp::from_secs((lab.clock.now().as_secs_f64() as i64 / 15 + 1) * 15);
+        Acting {
+            brain,
+            journal,
+            start,
+            acted: None,
+            verified: None,
+        }
+    }
+
+    /// The time of step `k`.
+    fn at(&self, k: i64) -> Timestamp {
+        self.start + STEP * u32::try_from(k).expect("small")
+    }
+
+    /// Step `k`: the brain gets `points`, the cluster's controllers run (unless held), the
+    /// brain evaluates. Returns whether a change has been judged.
+    async fn step(&mut self, lab: &mut Lab, k: i64, points: Vec<Point>, controllers: bool) -> bool {
+        self.brain.store.lock().expect("store").ingest(points);
+        lab.clock.set(self.at(k) + Duration::from_secs(6));
+        if controllers {
+            for r in lab.cluster.reconcile(lab.server.store(), lab.clock.now()) {
+                r.expect("controllers run");
+            }
+        }
+        let pass = self.brain.engine.evaluate().await.expect("pass");
+        let applied = pass
+            .decisions
+            .iter()
+            .any(|d| matches!(d.outcome, homeostat_core::Outcome::Applied { .. }));
+        if self.acted.is_none() && applied {
+            self.acted = Some(k);
+        }
+        self.verified = self.verified.take().or(pass.verifications.first().cloned());
+        self.verified.is_some()
+    }
+
+    /// The one change it applied.
+    fn only_applied(&self) -> homeostat_core::Decision {
+        let decisions = self.journal.all().expect("journal");
+        let applied: Vec<_> = decisions
+            .iter()
+            .filter(|d| matches!(d.outcome, homeostat_core::Outcome::Applied { .. }))
+            .collect();
+        assert_eq!(
+            applied.len(),
+            1,
+            "one change, not one a pass: {decisions:#?}"
+        );
+        applied[0].clone()
+    }
+}
+
 /// Cumulative request-latency and run-queue histograms of the workload's one pod, fed a step
 /// at a time: calm steps wobble around 20 % slow requests, saturated ones are mostly slow and
 /// wait long for a CPU.
@@ -473,62 +554,17 @@ async fn the_engine_scales_a_workload_without_an_hpa_and_judges_that_it_helped()
     hpas.delete("cart", &DeleteParams::default())
         .await
         .expect("HPA deleted");
-    let journal = Journal::temporary().expect("journal");
-    let mut brain = Brain::assemble(
-        EngineConfig {
-            mode: Mode::Enforce,
-            ..EngineConfig::default()
-        },
-        STEP,
-        Arc::new(lab.clock.clone()),
-        PolicySet::from_str("shop-replicas.yaml", SCALE_WORKLOAD_POLICY).expect("policy"),
-        lab.client.clone(),
-        journal.clone(),
-        DecisionSpans::disabled(),
-    )
-    .expect("brain");
-
+    let mut acting = Acting::new(&lab, SCALE_WORKLOAD_POLICY);
     // 40 calm steps to learn the normal, then saturation until homeostat acts, then calm.
-    // Steps fall on multiples of the step since the epoch, as the store closes them.
-    let now = lab.clock.now().as_secs_f64() as i64;
-    let start = Timestamp::from_secs((now / 15 + 1) * 15);
     let mut signals = Signals::default();
-    let mut acted: Option<i64> = None;
-    let mut verified = None;
     for k in 1..=80 {
-        let saturated = k > 40 && acted.is_none_or(|a| k <= a + 2);
-        let at = start + STEP * u32::try_from(k).expect("small");
-        brain
-            .store
-            .lock()
-            .expect("store")
-            .ingest(signals.step(k, saturated, at, start));
-        lab.clock.set(at + Duration::from_secs(6));
-        for r in lab.cluster.reconcile(lab.server.store(), lab.clock.now()) {
-            r.expect("controllers run");
-        }
-        let pass = brain.engine.evaluate().await.expect("pass");
-        if acted.is_none()
-            && pass
-                .decisions
-                .iter()
-                .any(|d| matches!(d.outcome, homeostat_core::Outcome::Applied { .. }))
-        {
-            acted = Some(k);
-        }
-        if let Some(v) = pass.verifications.first() {
-            verified = Some(v.clone());
+        let saturated = k > 40 && acting.acted.is_none_or(|a| k <= a + 2);
+        let points = signals.step(k, saturated, acting.at(k), acting.start);
+        if acting.step(&mut lab, k, points, true).await {
             break;
         }
     }
-
-    let decisions = journal.all().expect("journal");
-    let applied: Vec<_> = decisions
-        .iter()
-        .filter(|d| matches!(d.outcome, homeostat_core::Outcome::Applied { .. }))
-        .collect();
-    assert_eq!(applied.len(), 1, "{decisions:#?}");
-    let d = applied[0];
+    let d = acting.only_applied();
     assert_eq!(
         d.verdict.action,
         Action::ScaleWorkload {
@@ -564,11 +600,15 @@ async fn the_engine_scales_a_workload_without_an_hpa_and_judges_that_it_helped()
 
     // The signals calmed two steps after the change (this test scripts them so): judged
     // helped once they were back two passes running, and so journaled.
-    let (id, v) = verified.expect("judged within the window");
+    let (id, v) = acting.verified.clone().expect("judged within the window");
     assert_eq!(id, d.id);
     assert!(v.helped, "{v:?}");
     assert_eq!(
-        journal.get(&id).expect("read").and_then(|d| d.verification),
+        acting
+            .journal
+            .get(&id)
+            .expect("read")
+            .and_then(|d| d.verification),
         Some(v)
     );
     lab.server.shutdown().await.expect("shutdown");
@@ -607,29 +647,12 @@ fn error_exits(total: f64, at: Timestamp, start: Timestamp) -> Point {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_restarts_a_workload_whose_pods_mostly_crash_and_judges_the_restart() {
     let mut lab = Lab::start(2).await;
-    let journal = Journal::temporary().expect("journal");
-    let mut brain = Brain::assemble(
-        EngineConfig {
-            mode: Mode::Enforce,
-            ..EngineConfig::default()
-        },
-        STEP,
-        Arc::new(lab.clock.clone()),
-        PolicySet::from_str("rollout.yaml", ROLLOUT_RESTART_POLICY).expect("policy"),
-        lab.client.clone(),
-        journal.clone(),
-        DecisionSpans::disabled(),
-    )
-    .expect("brain");
+    let mut acting = Acting::new(&lab, ROLLOUT_RESTART_POLICY);
     let pods: Api<Pod> = Api::namespaced(lab.client.clone(), "shop");
-    let start = Timestamp::from_secs((lab.clock.now().as_secs_f64() as i64 / 15 + 1) * 15);
     let mut exits = 0.0;
-    let mut acted: Option<i64> = None;
-    let mut verified = None;
     for k in 1..=100 {
-        let at = start + STEP * u32::try_from(k).expect("small");
         // From step 41 both pods crash and are not ready, until the restart replaces them.
-        let crashing = k > 40 && acted.is_none();
+        let crashing = k > 40 && acting.acted.is_none();
         if crashing {
             exits += 4.0;
             for p in pods.list(&ListParams::default()).await.expect("pods").items {
@@ -641,43 +664,12 @@ async fn the_engine_restarts_a_workload_whose_pods_mostly_crash_and_judges_the_r
                     .expect("marked not ready");
             }
         }
-        brain
-            .store
-            .lock()
-            .expect("store")
-            .ingest([error_exits(exits, at, start)]);
-        lab.clock.set(at + Duration::from_secs(6));
-        if !crashing {
-            for r in lab.cluster.reconcile(lab.server.store(), lab.clock.now()) {
-                r.expect("controllers run");
-            }
-        }
-        let pass = brain.engine.evaluate().await.expect("pass");
-        if acted.is_none()
-            && pass
-                .decisions
-                .iter()
-                .any(|d| matches!(d.outcome, homeostat_core::Outcome::Applied { .. }))
-        {
-            acted = Some(k);
-        }
-        if let Some(v) = pass.verifications.first() {
-            verified = Some(v.clone());
+        let points = vec![error_exits(exits, acting.at(k), acting.start)];
+        if acting.step(&mut lab, k, points, !crashing).await {
             break;
         }
     }
-
-    let decisions = journal.all().expect("journal");
-    let applied: Vec<_> = decisions
-        .iter()
-        .filter(|d| matches!(d.outcome, homeostat_core::Outcome::Applied { .. }))
-        .collect();
-    assert_eq!(
-        applied.len(),
-        1,
-        "one restart, not one a pass: {decisions:#?}"
-    );
-    let d = applied[0];
+    let d = acting.only_applied();
     assert_eq!(
         d.verdict.action,
         Action::RolloutRestart {
@@ -699,7 +691,7 @@ async fn the_engine_restarts_a_workload_whose_pods_mostly_crash_and_judges_the_r
         .and_then(|m| m.annotations)
         .unwrap_or_default();
     assert!(template.contains_key(RESTARTED_AT), "{template:?}");
-    let (id, v) = verified.expect("judged within the window");
+    let (id, v) = acting.verified.clone().expect("judged within the window");
     assert_eq!(id, d.id);
     assert!(v.helped, "{v:?}");
     assert!(

@@ -87,6 +87,14 @@ impl Lab {
         }
     }
 
+    /// Deletes the workload's HPA, as its owner would to scale it by hand.
+    async fn delete_hpa(&self) {
+        let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(self.client.clone(), "shop");
+        hpas.delete("cart", &DeleteParams::default())
+            .await
+            .expect("HPA deleted");
+    }
+
     fn deployments(&self) -> Api<Deployment> {
         Api::namespaced(self.client.clone(), "shop")
     }
@@ -242,10 +250,7 @@ async fn min_replicas_is_applied_server_side_and_kubectl_shows_homeostat_owns_it
 async fn a_workload_without_an_hpa_is_scaled_through_its_scale_subresource() {
     let mut lab = Lab::start(2).await;
     // No HPA scales it; its replicas are what its owner applied.
-    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(lab.client.clone(), "shop");
-    hpas.delete("cart", &DeleteParams::default())
-        .await
-        .expect("HPA deleted");
+    lab.delete_hpa().await;
     let owner = json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "cart", "namespace": "shop"}, "spec": {"replicas": 2}});
     lab.deployments()
@@ -550,10 +555,7 @@ spec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_scales_a_workload_without_an_hpa_and_judges_that_it_helped() {
     let mut lab = Lab::start(2).await;
-    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(lab.client.clone(), "shop");
-    hpas.delete("cart", &DeleteParams::default())
-        .await
-        .expect("HPA deleted");
+    lab.delete_hpa().await;
     let mut acting = Acting::new(&lab, SCALE_WORKLOAD_POLICY);
     // 40 calm steps to learn the normal, then saturation until homeostat acts, then calm.
     let mut signals = Signals::default();

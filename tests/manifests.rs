@@ -172,7 +172,7 @@ fn roles_grant_exactly_what_the_brain_and_the_sensor_touch() {
                     &[],
                     &["get", "list", "patch"],
                 ),
-                ("", "events", &[], &["create"]),
+                ("", "events", &[], &["create", "list"]),
                 ("apps", "deployments", &[], &["get", "patch"]),
                 ("apps", "statefulsets", &[], &["get", "patch"]),
                 ("apps", "deployments/scale", &[], &["get", "patch"]),

@@ -166,6 +166,51 @@ async fn only_the_leader_acts_and_the_other_takes_over_within_15_seconds() {
             .contains("leading: this replica acts")
     );
 
+    // The new leader's journal holds none of the old leader's actions, but the cluster's
+    // Events do: the raise its predecessor made keeps its cooldown, so the crowd that goes on
+    // is not answered with a second raise straight away.
+    let url = format!(
+        "http://127.0.0.1:{}/api/v1/decisions?limit=100",
+        follower.api
+    );
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let refused = loop {
+        let ds = process::get_json(&http, &url).await["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let scale: Vec<_> = ds
+            .iter()
+            .filter(|d| d["verdict"]["action"]["kind"] == "scale-hpa")
+            .collect();
+        assert!(
+            !scale.iter().any(|d| d["outcome"]["state"] == "applied"
+                && d["verdict"]["action"]["min_replicas"].as_u64()
+                    > d["verdict"]["action"]["previous_min_replicas"].as_u64()),
+            "the new leader raised again inside its predecessor's cooldown: {scale:#?}"
+        );
+        if let Some(d) = scale
+            .iter()
+            .find(|d| d["verdict"]["kind"] == "deny" && d["verdict"]["rule"] == "cooldown")
+        {
+            break d["verdict"]["reason"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new leader proposed no raise to refuse: {ds:#?}\n{}",
+            follower.proc.output()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    eprintln!("the new leader's raise refused: {refused}");
+    // And it knows the raise is its to put back when the crowd has gone.
+    let output = follower.proc.output();
+    assert!(
+        output.contains("read past actions this journal does not hold")
+            && output.contains("remembering a raised minReplicas to put back"),
+        "{output}"
+    );
+
     // A clean stop gives the Lease up at once.
     let status = follower.proc.terminate().await;
     assert!(status.success(), "{}", follower.proc.output());

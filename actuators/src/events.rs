@@ -7,6 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time
 use kube::api::PostParams;
 use kube::{Api, Client};
 
+use crate::history::{ACTION_LABEL, ActionRecord, RECORD_ANNOTATION};
 use crate::{ActuatorError, FIELD_MANAGER};
 
 /// The Event an applied action leaves: its `reason` (what happened, CamelCase as Kubernetes
@@ -44,6 +45,39 @@ impl EventRecorder {
         message: &str,
         now: Timestamp,
     ) -> Result<(), ActuatorError> {
+        self.create(target, action, message, now, None).await
+    }
+
+    /// Records the `Normal` event of an applied action, named by [`describe`], labelled and
+    /// carrying `record`, so [`ActionHistory`](crate::history::ActionHistory) can read the
+    /// action back.
+    pub async fn applied(
+        &self,
+        target: &ObjectRef,
+        message: &str,
+        record: &ActionRecord,
+    ) -> Result<(), ActuatorError> {
+        self.create(target, &record.action, message, record.time, Some(record))
+            .await
+    }
+
+    async fn create(
+        &self,
+        target: &ObjectRef,
+        action: &Action,
+        message: &str,
+        now: Timestamp,
+        record: Option<&ActionRecord>,
+    ) -> Result<(), ActuatorError> {
+        let labels = record.map(|r| {
+            [(ACTION_LABEL.to_owned(), r.action.kind().as_str().to_owned())]
+                .into_iter()
+                .collect()
+        });
+        // Plain data: serialising it cannot fail.
+        let annotations = record
+            .and_then(|r| serde_json::to_string(r).ok())
+            .map(|json| [(RECORD_ANNOTATION.to_owned(), json)].into_iter().collect());
         let time = k8s_openapi::jiff::Timestamp::from_nanosecond(i128::from(now.as_nanos())).ok();
         // A cluster-scoped object's (a Node's) events live in `default`, as the kubelet's do.
         let (namespace, involved_namespace) = if target.namespace.is_empty() {
@@ -56,6 +90,8 @@ impl EventRecorder {
             metadata: ObjectMeta {
                 generate_name: Some(format!("{}.", target.name)),
                 namespace: Some(namespace.to_owned()),
+                labels,
+                annotations,
                 ..ObjectMeta::default()
             },
             involved_object: ObjectReference {

@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod events;
+pub mod history;
 pub mod hpa;
 pub mod landed;
 pub mod quantity;
@@ -26,6 +27,7 @@ use homeostat_core::{Action, DecisionId, Plan, Timestamp};
 
 pub use error::{ActuatorError, Retry};
 pub use events::EventRecorder;
+pub use history::{ActionHistory, ActionRecord};
 pub use hpa::{HpaScaler, HpaState};
 pub use restart::{PodInfo, PodRestarter, RestartState};
 pub use rollout::RolloutRestarter;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use homeostat_actuators::retry::RetryPolicy;
 use homeostat_actuators::{
-    Actuator, ActuatorError, Applied, EventRecorder, HpaScaler, NodeTainter, PodRestarter, Retry,
-    RolloutRestarter, SamplingThrottler, WorkloadScaler,
+    ActionHistory, ActionRecord, Actuator, ActuatorError, Applied, EventRecorder, HpaScaler,
+    NodeTainter, PodRestarter, Retry, RolloutRestarter, SamplingThrottler, WorkloadScaler,
 };
 use homeostat_core::{
     Action, Anomaly, Clock, Decision, DecisionId, Mode, Outcome, Proposal, Timestamp, Verdict,
@@ -24,6 +24,7 @@ use crate::metrics::BrainMetrics;
 use crate::spans::{DecisionSpans, StepTimings};
 use crate::store::SeriesStore;
 
+mod history;
 mod propose;
 mod recover;
 mod relocate;
@@ -133,6 +134,10 @@ pub struct Engine {
     /// Consecutive failures of an action kind on a workload, and the last one's time.
     failures: BTreeMap<(WorkloadRef, homeostat_core::ActionKind), (u32, Timestamp)>,
     events: EventRecorder,
+    /// The cluster's record of applied actions, for those the journal does not hold.
+    action_history: ActionHistory,
+    /// Those actions, read once per stretch of leadership; `None` until then.
+    cluster_history: Option<Vec<homeostat_policies::PastAction>>,
     journal: Journal,
     spans: DecisionSpans,
     metrics: BrainMetrics,
@@ -184,6 +189,8 @@ impl Engine {
             watches: Vec::new(),
             failures: BTreeMap::new(),
             events: EventRecorder::new(client.clone()),
+            action_history: ActionHistory::new(client.clone()),
+            cluster_history: None,
             journal,
             spans,
             metrics,
@@ -261,7 +268,14 @@ impl Engine {
         }
         let follower = self.leading.as_ref().is_some_and(|l| !*l.borrow());
         self.metrics.leader.set(i64::from(!follower));
+        if follower {
+            // Whoever leads meanwhile acts; on taking the lead again, read what it did.
+            self.cluster_history = None;
+        }
+        let mut history_known = true;
         if self.config.mode != Mode::Observe && !follower && !steps.is_empty() {
+            // Only once interrupted decisions are settled: they may be raises to put back.
+            history_known = self.recovered && self.know_cluster_history(now).await?;
             self.load_taints(now).await;
         }
         for (workload, at) in steps {
@@ -283,7 +297,7 @@ impl Engine {
                 }
                 report.anomalies.push(a.clone());
             }
-            if self.config.mode == Mode::Observe || follower {
+            if self.config.mode == Mode::Observe || follower || !history_known {
                 continue;
             }
             let Some(proposal) = self.propose(&workload, anomaly.as_ref(), at, now).await else {
@@ -395,7 +409,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<Decision, EngineError> {
         let id = DecisionId(ulid::Ulid::from_datetime(now.to_system_time()).to_string());
-        let history = self.journal.past_actions(now - self.config.history)?;
+        let history = self.past_actions(now - self.config.history)?;
         let t0 = Instant::now();
         let verdict = homeostat_policies::evaluate(
             &self.policies,
@@ -468,8 +482,13 @@ impl Engine {
                                 }
                                 _ => plan.target.clone(),
                             };
-                            if let Err(e) = self.events.normal(&target, action, &message, now).await
-                            {
+                            let record = ActionRecord {
+                                decision: decision.id.clone(),
+                                workload: decision.proposal.workload.clone(),
+                                action: action.clone(),
+                                time: decision.time,
+                            };
+                            if let Err(e) = self.events.applied(&target, &message, &record).await {
                                 tracing::warn!(decision = %decision.id, error = %e, "the change was applied but its Event could not be recorded");
                             }
                         }

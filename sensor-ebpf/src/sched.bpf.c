@@ -51,7 +51,8 @@ struct {
 
 /* What this CPU is running, and what it has measured but not yet added to the maps. */
 struct hs_cpu_state {
-	__u64 task;          /* the task last switched in here (its address), 0 before the first */
+	__u64 task;          /* the task last switched in here (its address); 0 for none or idle */
+	__u64 idle;          /* this CPU's idle task (its address), 0 until first seen */
 	__u64 runtime_in;    /* its se.sum_exec_runtime then */
 	__u64 run_delay_in;  /* its sched_info.run_delay then (before this run's wait is added) */
 	__u64 cgroup_id;     /* the cgroup of the last run that ended here: the buffer's */
@@ -114,9 +115,14 @@ int hs_sched_switch(__u64 *ctx)
 	if (!st || !(cpu_on || runq_on))
 		return 0;
 
-	/* The run ending now, if we saw it begin. The idle task (pid 0) is no workload. tp_btf
-	 * task pointers are trusted: plain loads, each field read once. */
-	if (st->task == (__u64)prev && prev->pid != 0) {
+	/* The idle task (pid 0) is no workload. Each CPU has its own for good, so its address
+	 * is learned once and the switch reads no pid after that. */
+	if (!st->idle && next->pid == 0)
+		st->idle = (__u64)next;
+
+	/* The run ending now, if we saw it begin (never idle's). tp_btf task pointers are
+	 * trusted: plain loads, each field read once. */
+	if (st->task == (__u64)prev) {
 		/* The cgroup as the run ends (a task can move while it runs, as `echo $$ >
 		 * cgroup.procs` does); another cgroup than the buffer's flushes the buffer first. */
 		__u64 cgroup_id = hs_task_cgroup(prev);
@@ -137,6 +143,10 @@ int hs_sched_switch(__u64 *ctx)
 			hs_hist_record(&st->runq, waited);
 	}
 
+	if ((__u64)next == st->idle) {
+		st->task = 0;
+		return 0;
+	}
 	st->task = (__u64)next;
 	st->runtime_in = next->se.sum_exec_runtime;
 	st->run_delay_in = hs_run_delay(next);

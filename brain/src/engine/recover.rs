@@ -2,7 +2,7 @@
 //! intent and outcome are closed from the cluster's state, and the minReplicas it raised are
 //! remembered, so they are put back in time rather than left raised for ever.
 
-use homeostat_core::{Decision, Outcome, Timestamp};
+use homeostat_core::{Action, Decision, Outcome, Timestamp, WorkloadRef};
 
 use super::{Engine, EngineError};
 use crate::assess::{Episode, Learned, WorkloadState};
@@ -109,51 +109,64 @@ impl Engine {
             return Ok(());
         }
         let decisions = self.journal.all()?;
-        self.restore_episodes(&decisions);
         self.resume_watches(&decisions, now);
         self.recovered = true;
         Ok(())
     }
 
-    /// Re-creates, from the journal, the episode of every HPA whose minReplicas homeostat
-    /// raised and has not put back.
-    fn restore_episodes(&mut self, decisions: &[Decision]) {
-        let mut raised: std::collections::BTreeMap<_, Episode> = Default::default();
-        for d in decisions {
-            let landed = matches!(
-                d.outcome,
-                Outcome::Applied { .. } | Outcome::Recovered { .. }
-            );
-            let Some((min_replicas, previous_min_replicas)) = super::scaling(&d.verdict.action)
-            else {
+    /// Re-creates the episode of every HPA whose minReplicas (or workload whose replicas)
+    /// homeostat raised and has not put back, from the landed actions given oldest first (the journal's, and those of another
+    /// replica the cluster remembers), so it is put back in time rather than left raised.
+    pub(super) fn restore_episodes<'a>(
+        &mut self,
+        landed: impl IntoIterator<Item = (&'a WorkloadRef, Timestamp, &'a Action)>,
+    ) {
+        let mut raised: std::collections::BTreeMap<WorkloadRef, Episode> = Default::default();
+        for (workload, time, action) in landed {
+            let Some((min_replicas, previous_min_replicas)) = super::scaling(action) else {
                 continue;
             };
-            if !landed {
-                continue;
-            }
-            let workload = d.proposal.workload.clone();
             if min_replicas < previous_min_replicas {
-                raised.remove(&workload);
+                raised.remove(workload);
                 continue;
             }
-            let e = raised.entry(workload).or_insert(Episode {
-                started: d.time,
-                last_anomalous: d.time,
+            let e = raised.entry(workload.clone()).or_insert(Episode {
+                started: time,
+                last_anomalous: time,
                 raised_from: Some(previous_min_replicas),
                 last_target: None,
                 last_raise: None,
             });
-            e.last_anomalous = d.time;
+            e.last_anomalous = time;
             e.last_target = Some(min_replicas);
-            e.last_raise = Some(d.time);
+            e.last_raise = Some(time);
         }
         let step = self.step();
-        for (workload, episode) in raised {
-            tracing::info!(workload = %workload, from = ?episode.raised_from, "remembering a raised minReplicas to put back");
-            self.workloads
+        for (workload, restored) in raised {
+            tracing::info!(workload = %workload, from = ?restored.raised_from, "remembering a raised minReplicas to put back");
+            let state = self
+                .workloads
                 .entry(workload.clone())
-                .or_insert_with(|| WorkloadState::new(workload, step))
-                .episode = Some(episode);
+                .or_insert_with(|| WorkloadState::new(workload, step));
+            // A replica that followed saw the anomaly itself: keep what it saw, add the raise.
+            state.episode = Some(match state.episode.take() {
+                Some(seen) => Episode {
+                    started: seen.started.min(restored.started),
+                    last_anomalous: seen.last_anomalous.max(restored.last_anomalous),
+                    raised_from: seen.raised_from.or(restored.raised_from),
+                    last_target: restored.last_target,
+                    last_raise: restored.last_raise,
+                },
+                None => restored,
+            });
         }
     }
+}
+
+/// Whether a decision's change is on the cluster.
+pub(super) fn landed(d: &Decision) -> bool {
+    matches!(
+        d.outcome,
+        Outcome::Applied { .. } | Outcome::Recovered { .. }
+    )
 }

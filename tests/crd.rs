@@ -6,11 +6,12 @@
 //! * the simulated API server accepts it and then serves the example policies as `Policy`
 //!   objects, to kube-rs and to a real kubectl, with their specs as written.
 
+#[path = "support/kubectl.rs"]
+mod kubectl;
 #[path = "support/validator.rs"]
 mod validator;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
@@ -120,32 +121,8 @@ async fn the_simulated_api_server_serves_the_example_policies() {
     }
 
     // A real kubectl finds the kind through discovery.
-    let kubectl = repo_root().join(".tools").join("bin").join("kubectl");
-    assert!(
-        kubectl.exists(),
-        "{} is missing: run scripts/install-tools",
-        kubectl.display()
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    let run = |args: &[&str]| {
-        let out = Command::new(&kubectl)
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .arg("--cache-dir")
-            .arg(dir.path().join("cache"))
-            .args(args)
-            .output()
-            .expect("kubectl runs");
-        assert!(
-            out.status.success(),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let names = tokio::task::block_in_place(|| run(&["get", "policies", "-o", "name"]));
+    let run = |args: &[&str]| kubectl::run(&server, args);
+    let names = run(&["get", "policies", "-o", "name"]);
     let mut names: Vec<&str> = names.lines().collect();
     names.sort_unstable();
     assert_eq!(
@@ -157,15 +134,13 @@ async fn the_simulated_api_server_serves_the_example_policies() {
             "policy.homeostat.dev/shop-saturation",
         ]
     );
-    let ceiling = tokio::task::block_in_place(|| {
-        run(&[
-            "get",
-            "policy",
-            "shop-saturation",
-            "-o",
-            "jsonpath={.spec.maxReplicas}",
-        ])
-    });
+    let ceiling = run(&[
+        "get",
+        "policy",
+        "shop-saturation",
+        "-o",
+        "jsonpath={.spec.maxReplicas}",
+    ]);
     assert_eq!(ceiling, "40");
     server.shutdown().await.expect("shutdown");
 }

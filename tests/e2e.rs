@@ -88,7 +88,7 @@ async fn enforce_raises_min_replicas_through_the_api_journals_and_traces_it() {
     let journal = Journal::temporary().expect("journal");
     let result = run_with_homeostat(Mode::Enforce, &receiver, &journal).await;
 
-    // The HPA was changed through the HTTP API, by homeostat's merge patches.
+    // The HPA was changed through the HTTP API, by homeostat's server-side applies.
     let patches: Vec<_> = result
         .audit
         .iter()
@@ -98,7 +98,7 @@ async fn enforce_raises_min_replicas_through_the_api_journals_and_traces_it() {
         !patches.is_empty(),
         "no write to the HPA reached the API server"
     );
-    assert_patches_by_homeostat(&patches, "application/merge-patch+json");
+    assert_patches_by_homeostat(&patches, "application/apply-patch+yaml");
     let timeline = &result.workloads[0].timeline;
     let peak_min = timeline.iter().map(|p| p.hpa_min).max().unwrap_or(0);
     assert!(peak_min > 4, "minReplicas was never raised above 4");
@@ -135,6 +135,51 @@ async fn enforce_raises_min_replicas_through_the_api_journals_and_traces_it() {
         "{:?}",
         first.anomaly
     );
+
+    // Every raise was judged within its verify window, and a restore, which no anomaly
+    // triggered, is not. The spike outgrew the first doubling, so the first raise did not
+    // help (a second one followed while its window was open); the last raise did: the
+    // latency and run-queue delay that triggered it fell back under their thresholds.
+    let raises: Vec<_> = applied.iter().filter(|d| d.anomaly.is_some()).collect();
+    for d in &applied {
+        match (&d.anomaly, &d.verification) {
+            (Some(_), Some(v)) => {
+                assert!(v.at > d.time && v.at <= d.time + std::time::Duration::from_secs(300));
+            }
+            (None, None) => {}
+            other => panic!("{}: {other:?}", d.id),
+        }
+    }
+    let (last, earlier) = raises.split_last().expect("a raise");
+    let verdict = last.verification.as_ref().expect("judged");
+    assert!(verdict.helped, "{verdict:?}");
+    assert!(
+        verdict.detail.contains("back under the detector threshold"),
+        "{}",
+        verdict.detail
+    );
+    for d in earlier {
+        let v = d.verification.as_ref().expect("judged");
+        assert!(
+            !v.helped && v.detail.starts_with("still anomalous after 5m"),
+            "a raise followed by another within its window: {v:?}"
+        );
+    }
+    // …and the brain counted them so.
+    let mut counted = vec![("helped", 1)];
+    if !earlier.is_empty() {
+        counted.push(("not-helped", earlier.len()));
+    }
+    for (judged, count) in counted {
+        let line = format!(
+            "homeostat_verifications_total{{action=\"scale-hpa\",result=\"{judged}\"}} {count}"
+        );
+        assert!(
+            result.metrics.lines().any(|l| l == line),
+            "no `{line}` in:\n{}",
+            result.metrics
+        );
+    }
 
     // The last applied decision stamped the HPA, read back through the API.
     let cluster = result.cluster.as_ref().expect("cluster kept");
@@ -187,10 +232,21 @@ async fn enforce_raises_min_replicas_through_the_api_journals_and_traces_it() {
             span.resource_attr("service.name").as_deref(),
             Some("homeostat-e2e")
         );
-        assert_eq!(
-            children(&spans, span),
-            ["homeostat.actuate", "homeostat.policy.evaluate"]
-        );
+        let mut expected = vec!["homeostat.actuate", "homeostat.policy.evaluate"];
+        if let Some(v) = &d.verification {
+            expected.push("homeostat.verify");
+            let verify = spans
+                .iter()
+                .find(|s| {
+                    s.span.name == "homeostat.verify" && s.span.parent_span_id == span.span.span_id
+                })
+                .expect("the verify span");
+            assert_eq!(
+                verify.attr("homeostat.verification.result").as_deref(),
+                Some(v.result())
+            );
+        }
+        assert_eq!(children(&spans, span), expected);
     }
     cluster_shutdown(result).await;
 }
@@ -247,7 +303,7 @@ async fn dry_run_changes_nothing_and_still_emits_the_planned_patch() {
         );
         assert_eq!(
             span.attr("homeostat.plan.patch_type").as_deref(),
-            Some("application/merge-patch+json")
+            Some("application/apply-patch+yaml")
         );
         assert!(plan.patch.contains("\"minReplicas\":"), "{}", plan.patch);
     }

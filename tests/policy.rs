@@ -74,6 +74,10 @@ fn explain_shows_a_journaled_decisions_whole_trail() {
         .plan
         .as_ref()
         .expect("an applied decision has a plan");
+    let verified = applied
+        .verification
+        .as_ref()
+        .expect("a raise is judged after its window");
     assert_all_in(
         &text,
         [
@@ -98,6 +102,12 @@ fn explain_shows_a_journaled_decisions_whole_trail() {
             format!("plan      {}", plan.summary),
             format!("          {}", plan.patch),
             "outcome   applied at".to_owned(),
+            format!(
+                "verified  {} at {}: {}",
+                verified.result(),
+                verified.at,
+                verified.detail
+            ),
             "journal   written as pending → applied".to_owned(),
         ],
     );

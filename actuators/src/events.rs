@@ -1,7 +1,7 @@
 //! Kubernetes Events on the objects homeostat changes, so `kubectl describe` shows what it
 //! did and why, next to what the HPA controller did.
 
-use homeostat_core::{ObjectRef, Timestamp};
+use homeostat_core::{Action, ObjectRef, Timestamp};
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use kube::api::PostParams;
@@ -10,8 +10,19 @@ use kube::{Api, Client};
 use crate::history::{ACTION_LABEL, ActionRecord, RECORD_ANNOTATION};
 use crate::{ActuatorError, FIELD_MANAGER};
 
-/// The type and action of the Events of what homeostat did.
-const NORMAL: (&str, &str) = ("Normal", "Scale");
+/// The Event an applied action leaves: its `reason` (what happened, CamelCase as Kubernetes
+/// reasons are) and its `action` (what homeostat did), one pair per kind of action.
+pub fn describe(action: &Action) -> (&'static str, &'static str) {
+    match action {
+        Action::ScaleHpa { .. } => ("HomeostatScaled", "SetMinReplicas"),
+        Action::RestartPods { .. } => ("HomeostatRestarted", "EvictPod"),
+        Action::ThrottleSampling { .. } => ("HomeostatThrottled", "ThrottleSampling"),
+        Action::TaintNode { remove: false, .. } => ("HomeostatTainted", "TaintNode"),
+        Action::TaintNode { remove: true, .. } => ("HomeostatUntainted", "UntaintNode"),
+        Action::ScaleWorkload { .. } => ("HomeostatScaled", "ScaleReplicas"),
+        Action::RolloutRestart { .. } => ("HomeostatRolloutRestarted", "RolloutRestart"),
+    }
+}
 
 /// Records core/v1 Events.
 #[derive(Clone)]
@@ -25,16 +36,17 @@ impl EventRecorder {
         EventRecorder { client }
     }
 
-    /// Records a `Normal` event with `reason` (CamelCase, as Kubernetes reasons are) on
-    /// `target`.
+    /// Records a `Normal` event of `action` on `target`, its reason and action named by
+    /// [`describe`].
     pub async fn normal(
         &self,
         target: &ObjectRef,
-        reason: &str,
+        action: &Action,
         message: &str,
         now: Timestamp,
     ) -> Result<(), ActuatorError> {
-        self.create(target, NORMAL, reason, message, now, None)
+        let (reason, action) = describe(action);
+        self.create(target, ("Normal", reason, action), message, now, None)
             .await
     }
 
@@ -48,29 +60,34 @@ impl EventRecorder {
         message: &str,
         now: Timestamp,
     ) -> Result<(), ActuatorError> {
-        self.create(target, ("Warning", action), reason, message, now, None)
+        self.create(target, ("Warning", reason, action), message, now, None)
             .await
     }
 
-    /// Records the `Normal` event of an applied action, labelled and carrying `record`, so
-    /// [`ActionHistory`](crate::history::ActionHistory) can read the action back.
+    /// Records the `Normal` event of an applied action, named by [`describe`], labelled and
+    /// carrying `record`, so [`ActionHistory`](crate::history::ActionHistory) can read the
+    /// action back.
     pub async fn applied(
         &self,
         target: &ObjectRef,
-        reason: &str,
         message: &str,
         record: &ActionRecord,
     ) -> Result<(), ActuatorError> {
-        self.create(target, NORMAL, reason, message, record.time, Some(record))
-            .await
+        let (reason, action) = describe(&record.action);
+        self.create(
+            target,
+            ("Normal", reason, action),
+            message,
+            record.time,
+            Some(record),
+        )
+        .await
     }
 
-    /// The second argument is the Event's type and action: [`NORMAL`] for what homeostat did.
     async fn create(
         &self,
         target: &ObjectRef,
-        (type_, action): (&str, &str),
-        reason: &str,
+        (type_, reason, action): (&str, &str, &str),
         message: &str,
         now: Timestamp,
         record: Option<&ActionRecord>,
@@ -127,5 +144,72 @@ impl EventRecorder {
             .await
             .map_err(|e| ActuatorError::from_kube(format!("Event on {target}"), e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+    use homeostat_core::WorkloadRef;
+    use http::Method;
+
+    #[tokio::test]
+    async fn each_kind_of_action_names_itself_in_the_event() {
+        let workload = WorkloadRef::deployment("shop", "cart");
+        let target = crate::workload::workload_object(&workload);
+        let cases = [
+            (
+                Action::ScaleWorkload {
+                    workload: workload.clone(),
+                    replicas: 4,
+                    previous_replicas: 2,
+                },
+                "HomeostatScaled",
+                "ScaleReplicas",
+            ),
+            (
+                Action::RolloutRestart {
+                    workload: workload.clone(),
+                },
+                "HomeostatRolloutRestarted",
+                "RolloutRestart",
+            ),
+            (
+                Action::ScaleHpa {
+                    hpa: crate::hpa::hpa_ref("shop", "cart"),
+                    min_replicas: 4,
+                    previous_min_replicas: 2,
+                },
+                "HomeostatScaled",
+                "SetMinReplicas",
+            ),
+        ];
+        for (action, reason, verb) in cases {
+            let (client, mut handle) = testing::client();
+            let server = tokio::spawn(async move {
+                testing::answer(
+                    &mut handle,
+                    Method::POST,
+                    "/api/v1/namespaces/shop/events",
+                    201,
+                    serde_json::json!({"apiVersion": "v1", "kind": "Event",
+                        "metadata": {"name": "cart.1", "namespace": "shop"},
+                        "involvedObject": {}}),
+                )
+                .await
+            });
+            EventRecorder::new(client)
+                .normal(&target, &action, "why", Timestamp::from_secs(1))
+                .await
+                .expect("recorded");
+            let sent: serde_json::Value =
+                serde_json::from_slice(&server.await.expect("server").body).expect("json");
+            assert_eq!(
+                (sent["reason"].as_str(), sent["action"].as_str()),
+                (Some(reason), Some(verb))
+            );
+            assert_eq!(sent["involvedObject"]["kind"], "Deployment");
+        }
     }
 }

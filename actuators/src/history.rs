@@ -161,11 +161,8 @@ mod tests {
         };
         let rec = record("01ABC", 1_000);
         let sent = rec.clone();
-        let recording = tokio::spawn(async move {
-            recorder
-                .applied(&target, "HomeostatScaled", "raised", &sent)
-                .await
-        });
+        let recording =
+            tokio::spawn(async move { recorder.applied(&target, "raised", &sent).await });
         let got = answer(
             &mut handle,
             Method::POST,

@@ -1,5 +1,17 @@
 //! Scaling through a HorizontalPodAutoscaler: homeostat moves the HPA's bounds and lets the
 //! HPA move the replicas, so it never fights the autoscaler the cluster already runs.
+//!
+//! The change is a server-side apply as field manager `homeostat` of exactly two fields,
+//! `spec.minReplicas` and the decision-id annotation, so `managedFields` shows who set the
+//! bound. It is *forced*: an HPA's `minReplicas` usually belongs to whoever applied the HPA
+//! (`kubectl`, Helm), and an unforced apply would be refused with a conflict (409) on every
+//! HPA so made, so a change policy allowed could never happen. Forcing moves the ownership of
+//! the fields named in the applied configuration only — `maxReplicas`, the metrics and the
+//! scale target stay their owner's. The owner's next `kubectl apply --server-side` then
+//! conflicts on `minReplicas` until homeostat has put it back (or the owner forces), which is
+//! the visible hand-over SSA is for; a client-side apply or `helm upgrade` just takes the
+//! field back, and homeostat's next plan reads the value as it then is. Applying the same
+//! configuration again changes nothing, so a repeated decision is a no-op.
 
 use homeostat_core::{
     Action, DecisionId, ObjectRef, PatchType, Plan, Timestamp, WorkloadKind, WorkloadRef,
@@ -136,7 +148,13 @@ impl Actuator for HpaScaler {
         // The API server refuses minReplicas above maxReplicas; never plan what it would refuse.
         let target = (*min_replicas).clamp(1, current.max_replicas.max(1));
         let patch = json!({
-            "metadata": { "annotations": { DECISION_ANNOTATION: decision.0 } },
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": {
+                "name": hpa.name,
+                "namespace": hpa.namespace,
+                "annotations": { DECISION_ANNOTATION: decision.0 },
+            },
             "spec": { "minReplicas": target },
         });
         let bounded = if target == *min_replicas {
@@ -146,7 +164,7 @@ impl Actuator for HpaScaler {
         };
         Ok(Plan {
             target: hpa.clone(),
-            patch_type: PatchType::Merge,
+            patch_type: PatchType::Apply,
             patch: patch.to_string(),
             summary: format!(
                 "set {hpa} minReplicas {} -> {target}{bounded}",
@@ -159,26 +177,20 @@ impl Actuator for HpaScaler {
         let target = plan.target.to_string();
         if plan.target.kind != KIND
             || plan.target.api_version != API_VERSION
-            || plan.patch_type != PatchType::Merge
+            || plan.patch_type != PatchType::Apply
         {
             return Err(ActuatorError::InvalidPlan {
                 target,
-                reason: "not an autoscaling/v2 merge patch".into(),
+                reason: "not a server-side apply of an autoscaling/v2 HPA".into(),
             });
         }
-        let body: serde_json::Value =
-            serde_json::from_str(&plan.patch).map_err(|e| ActuatorError::InvalidPlan {
-                target: target.clone(),
-                reason: e.to_string(),
-            })?;
+        let body = crate::patch_body(plan)?;
         let api: Api<HorizontalPodAutoscaler> =
             Api::namespaced(self.client.clone(), &plan.target.namespace);
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..PatchParams::default()
-        };
+        // Forced, on the plan's two fields only: see the module's documentation.
+        let params = PatchParams::apply(FIELD_MANAGER).force();
         let updated = api
-            .patch(&plan.target.name, &params, &Patch::Merge(&body))
+            .patch(&plan.target.name, &params, &Patch::Apply(&body))
             .await
             .map_err(|e| ActuatorError::from_kube(target, e))?;
         tracing::info!(hpa = %plan.target, patch = %plan.patch, "applied");
@@ -213,7 +225,8 @@ mod tests {
         (HpaScaler::new(client), handle)
     }
 
-    /// Answers with 200, checking that a patch is a merge patch; returns the body sent.
+    /// Answers with 200, checking that a patch is a forced server-side apply as homeostat;
+    /// returns the body sent.
     async fn answer(
         handle: &mut Handle,
         method: Method,
@@ -223,11 +236,7 @@ mod tests {
         let patch = method == Method::PATCH;
         let received = testing::answer(handle, method, path, 200, reply).await;
         if patch {
-            assert_eq!(
-                received.content_type.as_deref(),
-                Some("application/merge-patch+json")
-            );
-            assert_eq!(received.query.as_deref(), Some("&fieldManager=homeostat"));
+            received.assert_forced_apply();
         }
         received.body
     }
@@ -252,10 +261,16 @@ mod tests {
         let plan = scaler.plan(&raise(15), &id).await.expect("plan");
         server.await.expect("server");
         let patch: serde_json::Value = serde_json::from_str(&plan.patch).expect("patch is json");
-        assert_eq!(patch["spec"]["minReplicas"], 10);
+        assert_eq!(plan.patch_type, PatchType::Apply);
+        // Exactly the two fields homeostat owns, and what SSA needs to find the object.
         assert_eq!(
-            patch["metadata"]["annotations"][DECISION_ANNOTATION],
-            "01JTEST"
+            patch,
+            json!({
+                "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                "metadata": { "name": "checkout", "namespace": "shop",
+                    "annotations": { DECISION_ANNOTATION: "01JTEST" } },
+                "spec": { "minReplicas": 10 }
+            })
         );
         assert!(
             plan.summary.contains("3 -> 10 (bounded by maxReplicas 10)"),
@@ -267,12 +282,7 @@ mod tests {
     #[tokio::test]
     async fn apply_sends_exactly_the_planned_patch() {
         let (scaler, mut handle) = scaler();
-        let plan = Plan {
-            target: hpa_ref("shop", "checkout"),
-            patch_type: PatchType::Merge,
-            patch: r#"{"spec":{"minReplicas":6}}"#.into(),
-            summary: String::new(),
-        };
+        let plan = ssa_plan();
         let server =
             tokio::spawn(
                 async move { answer(&mut handle, Method::PATCH, PATH, hpa_json(6, 10)).await },
@@ -284,9 +294,34 @@ mod tests {
         let sent = server.await.expect("server");
         assert_eq!(
             serde_json::from_slice::<serde_json::Value>(&sent).expect("json"),
-            json!({"spec":{"minReplicas":6}})
+            serde_json::from_str::<serde_json::Value>(&plan.patch).expect("json")
         );
         assert_eq!(applied.resource_version.as_deref(), Some("7"));
+    }
+
+    fn ssa_plan() -> Plan {
+        Plan {
+            target: hpa_ref("shop", "checkout"),
+            patch_type: PatchType::Apply,
+            patch: json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                "metadata": {"name": "checkout", "namespace": "shop"},
+                "spec": {"minReplicas": 6}})
+            .to_string(),
+            summary: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn each_failure_answer_is_classified_for_the_retry_loop() {
+        // With the apply forced, a 409 is no field conflict but the object changing under
+        // the request: re-read and re-planned.
+        testing::check_failures(Method::PATCH, PATH, |client| async move {
+            HpaScaler::new(client)
+                .apply(&ssa_plan(), Timestamp::EPOCH)
+                .await
+                .map(|_| ())
+        })
+        .await;
     }
 
     #[tokio::test]
@@ -310,10 +345,8 @@ mod tests {
         assert!(matches!(err, ActuatorError::NotFound { .. }), "{err}");
 
         let foreign = Plan {
-            target: hpa_ref("shop", "checkout"),
-            patch_type: PatchType::Json,
-            patch: "[]".into(),
-            summary: String::new(),
+            patch_type: PatchType::Merge,
+            ..ssa_plan()
         };
         let err = scaler
             .apply(&foreign, Timestamp::EPOCH)

@@ -3,7 +3,8 @@
 //! Every patch homeostat sends stamps its target with the decision's id
 //! ([`DECISION_ANNOTATION`]), so the target itself says whether that decision's change was
 //! applied. An eviction leaves no stamp; it landed if the pod it named (by uid) is gone or
-//! going. With this the brain closes an interrupted decision as done or as never applied,
+//! going; a scale through the `scale` subresource, which keeps no annotations, landed if the
+//! workload's replicas are the planned ones. With this the brain closes an interrupted decision as done or as never applied,
 //! from the cluster's state rather than a guess, and never repeats it blindly.
 
 use homeostat_core::{DecisionId, PatchType, Plan};
@@ -19,6 +20,10 @@ pub async fn landed(
     decision: &DecisionId,
 ) -> Result<bool, ActuatorError> {
     let target = &plan.target;
+    let body = serde_json::from_str::<serde_json::Value>(&plan.patch).unwrap_or_default();
+    if plan.patch_type == PatchType::Apply && body["kind"] == "Scale" {
+        return crate::scale::at_planned_replicas(client, plan).await;
+    }
     let (group, version) = match target.api_version.split_once('/') {
         Some((g, v)) => (g, v),
         None => ("", target.api_version.as_str()),
@@ -35,13 +40,9 @@ pub async fn landed(
         .await
         .map_err(|e| ActuatorError::from_kube(target.to_string(), e))?;
     if plan.patch_type == PatchType::Eviction {
-        let evicted_uid = serde_json::from_str::<serde_json::Value>(&plan.patch)
-            .ok()
-            .and_then(|b| {
-                b["deleteOptions"]["preconditions"]["uid"]
-                    .as_str()
-                    .map(str::to_owned)
-            });
+        let evicted_uid = body["deleteOptions"]["preconditions"]["uid"]
+            .as_str()
+            .map(str::to_owned);
         return Ok(match current {
             None => true,
             Some(pod) => {
@@ -120,6 +121,30 @@ mod tests {
         let n = json!({"apiVersion": "v1", "kind": "Node",
             "metadata": {"name": "x", "annotations": {DECISION_ANNOTATION: "01D"}}});
         assert!(ask(node, "/api/v1/nodes/x", 200, n).await, "cluster-scoped");
+    }
+
+    #[tokio::test]
+    async fn a_scale_landed_when_the_workload_has_the_planned_replicas() {
+        let scale = || Plan {
+            target: crate::workload::workload_object(&homeostat_core::WorkloadRef::deployment(
+                "shop", "x",
+            )),
+            patch_type: PatchType::Apply,
+            patch: json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+                "metadata": {"name": "x", "namespace": "shop"}, "spec": {"replicas": 4}})
+            .to_string(),
+            summary: String::new(),
+        };
+        let path = "/apis/apps/v1/namespaces/shop/deployments/x";
+        let deployment = |replicas: u32| {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "x", "namespace": "shop"}, "spec": {"replicas": replicas}})
+        };
+        assert!(ask(scale(), path, 200, deployment(4)).await);
+        assert!(!ask(scale(), path, 200, deployment(2)).await, "not yet");
+        let gone = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "reason": "NotFound", "code": 404, "message": "not found"});
+        assert!(!ask(scale(), path, 404, gone).await, "a deleted workload");
     }
 
     #[tokio::test]

@@ -13,10 +13,13 @@ pub mod landed;
 pub mod quantity;
 pub mod restart;
 pub mod retry;
+pub mod rollout;
+pub mod scale;
 pub mod taint;
 #[cfg(test)]
 mod testing;
 pub mod throttle;
+pub mod workload;
 
 use std::future::Future;
 
@@ -27,6 +30,8 @@ pub use events::EventRecorder;
 pub use history::{ActionHistory, ActionRecord};
 pub use hpa::{HpaScaler, HpaState};
 pub use restart::{PodInfo, PodRestarter, RestartState};
+pub use rollout::RolloutRestarter;
+pub use scale::{ScaleState, WorkloadScaler};
 pub use taint::NodeTainter;
 pub use throttle::SamplingThrottler;
 
@@ -35,6 +40,14 @@ pub const DECISION_ANNOTATION: &str = "homeostat.dev/decision-id";
 
 /// The field manager homeostat writes as, so field ownership is visible in the cluster.
 pub const FIELD_MANAGER: &str = "homeostat";
+
+/// The body of `plan` as JSON; a plan whose body is not JSON was not made by an actuator.
+pub(crate) fn patch_body(plan: &Plan) -> Result<serde_json::Value, ActuatorError> {
+    serde_json::from_str(&plan.patch).map_err(|e| ActuatorError::InvalidPlan {
+        target: plan.target.to_string(),
+        reason: e.to_string(),
+    })
+}
 
 /// What the API server said when a plan was applied.
 #[derive(Clone, Debug, PartialEq)]

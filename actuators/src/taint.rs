@@ -139,11 +139,7 @@ impl Actuator for NodeTainter {
                 reason: "not a merge patch of a Node".into(),
             });
         }
-        let body: serde_json::Value =
-            serde_json::from_str(&plan.patch).map_err(|e| ActuatorError::InvalidPlan {
-                target: target.clone(),
-                reason: e.to_string(),
-            })?;
+        let body = crate::patch_body(plan)?;
         let nodes: Api<Node> = Api::all(self.client.clone());
         let updated = nodes
             .patch(
@@ -230,11 +226,7 @@ mod tests {
             .await
             .expect("applied");
         let sent = server.await.expect("server");
-        assert_eq!(
-            sent.content_type.as_deref(),
-            Some("application/merge-patch+json")
-        );
-        assert_eq!(sent.query.as_deref(), Some("&fieldManager=homeostat"));
+        sent.assert_merge_patch();
         let sent: serde_json::Value = serde_json::from_slice(&sent.body).expect("json");
         assert_eq!(sent, body, "the plan is sent as planned");
         assert_eq!(applied.resource_version.as_deref(), Some("42"));

@@ -105,11 +105,7 @@ impl Actuator for SamplingThrottler {
                 reason: "not a server-side apply of the sensors' ConfigMap".into(),
             });
         }
-        let body: serde_json::Value =
-            serde_json::from_str(&plan.patch).map_err(|e| ActuatorError::InvalidPlan {
-                target: target.clone(),
-                reason: e.to_string(),
-            })?;
+        let body = crate::patch_body(plan)?;
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
         // Forced: the key is homeostat's to set; a person editing it by hand is overridden,
         // and the managed fields show who set it last.
@@ -181,14 +177,7 @@ mod tests {
             .await
             .expect("applied");
         let sent = server.await.expect("server");
-        assert_eq!(
-            sent.content_type.as_deref(),
-            Some("application/apply-patch+yaml")
-        );
-        assert_eq!(
-            sent.query.as_deref(),
-            Some("&force=true&fieldManager=homeostat")
-        );
+        sent.assert_forced_apply();
         let body: serde_json::Value = serde_json::from_slice(&sent.body).expect("json");
         assert_eq!(
             body["data"]["node.node-c.yaml"],

@@ -56,11 +56,12 @@ async fn readyz(State(s): State<ApiState>) -> Response {
 }
 
 async fn metrics(State(s): State<ApiState>) -> Response {
-    let encoder = TextEncoder::new();
-    let mut body = Vec::new();
-    match encoder.encode(&s.registry.gather(), &mut body) {
-        Ok(()) => (
-            [(header::CONTENT_TYPE, encoder.format_type().to_owned())],
+    match crate::metrics::exposition(&s.registry) {
+        Ok(body) => (
+            [(
+                header::CONTENT_TYPE,
+                TextEncoder::new().format_type().to_owned(),
+            )],
             body,
         )
             .into_response(),

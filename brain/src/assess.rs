@@ -388,6 +388,26 @@ impl WorkloadState {
         self.leak.filter(|l| at.since(l.seen) <= within)
     }
 
+    /// The newest judgement of one series by its detector, whichever kind it is: when, its
+    /// score, and whether that reached the detector's threshold. `None` before the detector
+    /// has judged anything. What verifies an action reads.
+    pub fn judged(&self, series: &str, stat: Stat) -> Option<(Timestamp, f64, bool)> {
+        if stat == Stat::Rate
+            && let Some(e) = self.events.get(series)
+        {
+            return e.latest.map(|(t, s)| (t, s.score, s.anomalous));
+        }
+        if series == signal::K8S_POD_MEMORY_WORKING_SET && stat == Stat::Max {
+            return self.memory_latest.map(|(t, _, s)| (t, s.score, s.rising));
+        }
+        let l = self.latest(series, stat)?;
+        if series == signal::SENSOR_OVERHEAD && stat == Stat::Max {
+            // A budget rather than a baseline.
+            return Some((l.time, l.value / SENSOR_BUDGET, l.value > SENSOR_BUDGET));
+        }
+        l.score.map(|s| (l.time, s.score, s.anomalous))
+    }
+
     /// The latest value of a series.
     pub fn latest(&self, signal: &str, stat: Stat) -> Option<Latest> {
         self.latest.get(&(signal.to_owned(), stat)).copied()

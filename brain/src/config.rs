@@ -57,6 +57,9 @@ pub struct BrainConfig {
     pub evaluation_interval: Duration,
     /// Leader election among several replicas; absent, this brain acts alone.
     pub leader_election: Option<LeaderElectionConfig>,
+    /// How long an applied action is given to help before it is judged (default 5m).
+    #[serde(deserialize_with = "homeostat_policies::duration::deserialize")]
+    pub verify_window: Duration,
 }
 
 /// Leader election on a Lease: of the replicas sharing it, only the holder acts.
@@ -107,6 +110,7 @@ impl Default for BrainConfig {
             tracing: TracingConfig::default(),
             evaluation_interval: Duration::from_secs(15),
             leader_election: None,
+            verify_window: Duration::from_secs(5 * 60),
         }
     }
 }

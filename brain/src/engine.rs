@@ -9,12 +9,11 @@ use std::time::{Duration, Instant};
 use homeostat_actuators::retry::RetryPolicy;
 use homeostat_actuators::{
     ActionHistory, ActionRecord, Actuator, ActuatorError, Applied, EventRecorder, HpaScaler,
-    NodeTainter, PodRestarter, Retry, SamplingThrottler,
+    NodeTainter, PodRestarter, Retry, RolloutRestarter, SamplingThrottler, WorkloadScaler,
 };
-use homeostat_core::ObjectRef;
 use homeostat_core::{
     Action, Anomaly, Clock, Decision, DecisionId, Mode, Outcome, Proposal, Timestamp, Verdict,
-    VerdictKind, WorkloadRef,
+    VerdictKind, Verification, WorkloadRef,
 };
 use homeostat_policies::PolicySet;
 use thiserror::Error;
@@ -30,9 +29,11 @@ mod history;
 mod propose;
 mod recover;
 mod relocate;
+mod verify;
 
 use propose::Throttle;
 use relocate::Tainted;
+use verify::Watch;
 
 /// Tunables of the decision engine.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,6 +59,9 @@ pub struct EngineConfig {
     /// A node homeostat tainted for CPU contention is untainted once no workload has shown
     /// it contended for this long.
     pub taint_hold: Duration,
+    /// How long an applied action is given to help: within it, the signals that triggered
+    /// it must fall back under their detectors' thresholds for the action to count as helped.
+    pub verify_window: Duration,
 }
 
 impl Default for EngineConfig {
@@ -72,6 +76,7 @@ impl Default for EngineConfig {
             restart_horizon: Duration::from_secs(10 * 60),
             leak_memory: Duration::from_secs(3600),
             taint_hold: Duration::from_secs(45 * 60),
+            verify_window: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -101,6 +106,8 @@ pub struct PassReport {
     pub anomalies: Vec<Anomaly>,
     /// Decisions taken this pass.
     pub decisions: Vec<Decision>,
+    /// Earlier decisions judged this pass: whether their change helped.
+    pub verifications: Vec<(DecisionId, Verification)>,
 }
 
 /// The decision engine.
@@ -111,7 +118,9 @@ pub struct Engine {
     /// The policies in force, read afresh by every decision so a reload counts at once.
     policies: PolicyHandle,
     scaler: HpaScaler,
+    workload_scaler: WorkloadScaler,
     restarter: PodRestarter,
+    rollout: RolloutRestarter,
     throttler: SamplingThrottler,
     tainter: NodeTainter,
     /// Nodes whose sensor homeostat throttled.
@@ -125,6 +134,8 @@ pub struct Engine {
     relocated: BTreeMap<WorkloadRef, Timestamp>,
     /// When relocation was last refused or failed for the workload.
     relocation_refused: BTreeMap<WorkloadRef, Timestamp>,
+    /// Applied decisions whose verify window is still open.
+    watches: Vec<Watch>,
     /// Consecutive failures of an action kind on a workload, and the last one's time.
     failures: BTreeMap<(WorkloadRef, homeostat_core::ActionKind), (u32, Timestamp)>,
     events: EventRecorder,
@@ -167,7 +178,9 @@ impl Engine {
             store,
             policies: crate::reload::fixed(policies),
             scaler: HpaScaler::new(client.clone()),
+            workload_scaler: WorkloadScaler::new(client.clone()),
             restarter: PodRestarter::new(client.clone()),
+            rollout: RolloutRestarter::new(client.clone()),
             throttler: SamplingThrottler::new(
                 client.clone(),
                 homeostat_actuators::throttle::SENSOR_NAMESPACE,
@@ -178,6 +191,7 @@ impl Engine {
             relocation_proposed: None,
             relocated: BTreeMap::new(),
             relocation_refused: BTreeMap::new(),
+            watches: Vec::new(),
             failures: BTreeMap::new(),
             events: EventRecorder::new(client.clone()),
             action_history: ActionHistory::new(client.clone()),
@@ -321,6 +335,7 @@ impl Engine {
             }
             report.decisions.push(decision);
         }
+        report.verifications = self.verify(now).await?;
         self.keep_learned_now_and_then(seen.iter()).await?;
         self.metrics
             .evaluation_seconds
@@ -338,6 +353,8 @@ impl Engine {
             Action::ThrottleSampling { .. } => self.throttler.plan(action, id).await,
             Action::ScaleHpa { .. } => self.scaler.plan(action, id).await,
             Action::TaintNode { .. } => self.tainter.plan(action, id).await,
+            Action::ScaleWorkload { .. } => self.workload_scaler.plan(action, id).await,
+            Action::RolloutRestart { .. } => self.rollout.plan(action, id).await,
         }
     }
 
@@ -352,6 +369,8 @@ impl Engine {
             Action::ThrottleSampling { .. } => self.throttler.apply(plan, now).await,
             Action::ScaleHpa { .. } => self.scaler.apply(plan, now).await,
             Action::TaintNode { .. } => self.tainter.apply(plan, now).await,
+            Action::ScaleWorkload { .. } => self.workload_scaler.apply(plan, now).await,
+            Action::RolloutRestart { .. } => self.rollout.apply(plan, now).await,
         }
     }
 
@@ -418,6 +437,7 @@ impl Engine {
             plan: None,
             outcome: Outcome::Pending,
             policy_set: Some(policies.id.clone()),
+            verification: None,
         };
         let t1 = Instant::now();
         match decision.verdict.kind {
@@ -462,39 +482,21 @@ impl Engine {
                                 "{} (decision {}): {}",
                                 plan.summary, decision.id, decision.proposal.reason
                             );
-                            let (target, reason) = match &decision.verdict.action {
+                            let action = &decision.verdict.action;
+                            let target = match action {
                                 // The pod is gone: the story belongs on its Deployment.
-                                Action::RestartPods { workload, .. } => (
-                                    ObjectRef {
-                                        api_version: "apps/v1".into(),
-                                        kind: workload.kind.as_str().into(),
-                                        namespace: workload.namespace.clone(),
-                                        name: workload.name.clone(),
-                                    },
-                                    "HomeostatRestarted",
-                                ),
-                                Action::ThrottleSampling { .. } => {
-                                    (plan.target.clone(), "HomeostatThrottled")
+                                Action::RestartPods { workload, .. } => {
+                                    homeostat_actuators::workload::workload_object(workload)
                                 }
-                                Action::ScaleHpa { .. } => (plan.target.clone(), "HomeostatScaled"),
-                                Action::TaintNode { remove: false, .. } => {
-                                    (plan.target.clone(), "HomeostatTainted")
-                                }
-                                Action::TaintNode { remove: true, .. } => {
-                                    (plan.target.clone(), "HomeostatUntainted")
-                                }
+                                _ => plan.target.clone(),
                             };
                             let record = ActionRecord {
                                 decision: decision.id.clone(),
                                 workload: decision.proposal.workload.clone(),
-                                action: decision.verdict.action.clone(),
+                                action: action.clone(),
                                 time: decision.time,
                             };
-                            if let Err(e) = self
-                                .events
-                                .applied(&target, reason, &message, &record)
-                                .await
-                            {
+                            if let Err(e) = self.events.applied(&target, &message, &record).await {
                                 tracing::warn!(decision = %decision.id, error = %e, "the change was applied but its Event could not be recorded");
                             }
                         }
@@ -528,6 +530,7 @@ impl Engine {
             tracing::warn!(decision = %decision.id, workload = %decision.proposal.workload, action = decision.verdict.action.kind().as_str(), %error, "action failed");
         }
         self.note_outcome(&decision);
+        self.watch(&decision);
         if let (Outcome::Applied { .. }, Action::ThrottleSampling { node, rate, .. }) =
             (&decision.outcome, &decision.verdict.action)
         {
@@ -545,26 +548,38 @@ impl Engine {
                 self.throttled.remove(node);
             }
         }
-        if let (
-            Outcome::Applied { .. },
-            Action::ScaleHpa {
-                min_replicas,
-                previous_min_replicas,
-                ..
-            },
-        ) = (&decision.outcome, &decision.verdict.action)
+        if let (Outcome::Applied { .. }, Some((min_replicas, previous_min_replicas))) =
+            (&decision.outcome, scaling(&decision.verdict.action))
             && let Some(state) = self.workloads.get_mut(&decision.proposal.workload)
         {
             if min_replicas < previous_min_replicas {
                 // Restored: the episode is over.
                 state.episode = None;
             } else if let Some(e) = state.episode.as_mut() {
-                e.raised_from.get_or_insert(*previous_min_replicas);
-                e.last_target = Some(*min_replicas);
+                e.raised_from.get_or_insert(previous_min_replicas);
+                e.last_target = Some(min_replicas);
                 e.last_raise = Some(decision.time);
             }
         }
         Ok(decision)
+    }
+}
+
+/// The replicas a scaling action sets and those it replaces: an HPA's `minReplicas`, or the
+/// replicas of a workload no HPA scales. Either way the episode remembers what to put back.
+fn scaling(action: &Action) -> Option<(u32, u32)> {
+    match action {
+        Action::ScaleHpa {
+            min_replicas,
+            previous_min_replicas,
+            ..
+        } => Some((*min_replicas, *previous_min_replicas)),
+        Action::ScaleWorkload {
+            replicas,
+            previous_replicas,
+            ..
+        } => Some((*replicas, *previous_replicas)),
+        _ => None,
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use homeostat_core::{Decision, DecisionId, Outcome, WorkloadRef};
+use homeostat_core::{ActionKind, Decision, DecisionId, Outcome, Timestamp, WorkloadRef};
 use homeostat_policies::{ActionLog, ActionLogError, PastAction};
 use sled::Transactional;
 use thiserror::Error;
@@ -48,6 +48,24 @@ pub struct LogEntry {
     pub id: DecisionId,
     /// The state it was written in.
     pub outcome: Outcome,
+    /// Whether the change helped, once that was judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helped: Option<bool>,
+}
+
+/// An applied action and whether it helped, as escalation reads them back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VerifiedAction {
+    /// The decision.
+    pub id: DecisionId,
+    /// The workload it was for.
+    pub workload: WorkloadRef,
+    /// The kind of action.
+    pub kind: ActionKind,
+    /// When it was decided.
+    pub time: Timestamp,
+    /// Whether it helped within its verify window.
+    pub helped: bool,
 }
 
 impl Journal {
@@ -121,6 +139,7 @@ impl Journal {
         let entry = serde_json::to_vec(&LogEntry {
             id: decision.id.clone(),
             outcome: decision.outcome.clone(),
+            helped: decision.verification.as_ref().map(|v| v.helped),
         })
         .map_err(codec)?;
         let seq = self.db.generate_id()?;
@@ -140,7 +159,8 @@ impl Journal {
         Ok(())
     }
 
-    /// Every state `id` was written in, oldest first.
+    /// Every state `id` was written in, oldest first (the write of its verification, which
+    /// changes no state, is not one).
     pub fn history(&self, id: &DecisionId) -> Result<Vec<Outcome>, JournalError> {
         let mut out = Vec::new();
         for entry in self.log.iter() {
@@ -149,7 +169,7 @@ impl Journal {
                 id: id.0.clone(),
                 source,
             })?;
-            if &e.id == id {
+            if &e.id == id && e.helped.is_none() {
                 out.push(e.outcome);
             }
         }
@@ -192,17 +212,10 @@ impl Journal {
     }
 
     /// The actions taken or planned since `since`, as policies need them for cooldowns.
-    pub fn past_actions(
-        &self,
-        since: homeostat_core::Timestamp,
-    ) -> Result<Vec<PastAction>, JournalError> {
+    pub fn past_actions(&self, since: Timestamp) -> Result<Vec<PastAction>, JournalError> {
         let mut out = Vec::new();
-        for entry in self.decisions.iter().rev() {
-            let (k, v) = entry?;
-            let d = decode(&String::from_utf8_lossy(&k), &v)?;
-            if d.time < since {
-                break;
-            }
+        for d in self.newest_since(since) {
+            let d = d?;
             let applied = match &d.outcome {
                 Outcome::Applied { .. } | Outcome::Recovered { .. } | Outcome::Pending => true,
                 Outcome::Planned => false,
@@ -217,6 +230,55 @@ impl Journal {
             });
         }
         Ok(out)
+    }
+
+    /// Records whether decision `id`'s change helped; returns the decision as now written,
+    /// or `None` if the journal does not hold it.
+    pub async fn verify(
+        &self,
+        id: &DecisionId,
+        verification: homeostat_core::Verification,
+    ) -> Result<Option<Decision>, JournalError> {
+        let Some(mut d) = self.get(id)? else {
+            return Ok(None);
+        };
+        d.verification = Some(verification);
+        self.write(&d).await?;
+        Ok(Some(d))
+    }
+
+    /// The actions decided since `since` whose verify window has been judged, newest first:
+    /// what escalation reads to tell an action that helped from one that did not.
+    pub fn verified(&self, since: Timestamp) -> Result<Vec<VerifiedAction>, JournalError> {
+        let mut out = Vec::new();
+        for d in self.newest_since(since) {
+            let d = d?;
+            if let Some(v) = &d.verification {
+                out.push(VerifiedAction {
+                    kind: d.verdict.action.kind(),
+                    workload: d.proposal.workload,
+                    id: d.id,
+                    time: d.time,
+                    helped: v.helped,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The decisions taken since `since`, newest first.
+    fn newest_since(
+        &self,
+        since: Timestamp,
+    ) -> impl Iterator<Item = Result<Decision, JournalError>> + '_ {
+        self.decisions
+            .iter()
+            .rev()
+            .map(|entry| {
+                let (k, v) = entry?;
+                decode(&String::from_utf8_lossy(&k), &v)
+            })
+            .take_while(move |d| d.as_ref().map_or(true, |d| d.time >= since))
     }
 
     /// Decisions whose intent was written but not their outcome: a crash in between.
@@ -308,7 +370,60 @@ mod tests {
             plan: None,
             outcome: Outcome::Pending,
             policy_set: None,
+            verification: None,
         }
+    }
+
+    #[tokio::test]
+    async fn a_verification_is_kept_logged_and_read_back_for_escalation() {
+        let j = Journal::temporary().expect("journal");
+        let mut d = decision("01V", 100);
+        d.outcome = Outcome::Applied {
+            at: Timestamp::from_secs(100),
+        };
+        j.write(&d).await.expect("written");
+        j.write(&decision("01W", 200)).await.expect("written");
+        let v = homeostat_core::Verification {
+            at: Timestamp::from_secs(400),
+            helped: true,
+            detail: "back".into(),
+        };
+        let written = j
+            .verify(&d.id, v.clone())
+            .await
+            .expect("verified")
+            .expect("held");
+        assert_eq!(written.verification.as_ref(), Some(&v));
+        assert_eq!(
+            j.get(&d.id).expect("read").and_then(|d| d.verification),
+            Some(v)
+        );
+        assert_eq!(
+            j.verified(Timestamp::from_secs(50)).expect("read"),
+            vec![VerifiedAction {
+                id: d.id.clone(),
+                workload: WorkloadRef::deployment("shop", "web"),
+                kind: ActionKind::ScaleHpa,
+                time: Timestamp::from_secs(100),
+                helped: true,
+            }]
+        );
+        assert!(
+            j.verified(Timestamp::from_secs(150))
+                .expect("read")
+                .is_empty()
+        );
+        assert_eq!(
+            j.verify(
+                &DecisionId("01X".into()),
+                written.verification.clone().expect("v")
+            )
+            .await
+            .expect("no error"),
+            None
+        );
+        let states = j.history(&d.id).expect("history");
+        assert_eq!(states.len(), 1, "a verification is no new state");
     }
 
     #[tokio::test]

@@ -1,9 +1,16 @@
 //! The brain's Prometheus metrics, registered into a registry it is handed (no globals).
 
 use prometheus::{
-    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
+
+/// Everything in `registry`, in the Prometheus text format, as `/metrics` serves it.
+pub fn exposition(registry: &Registry) -> Result<String, prometheus::Error> {
+    let mut body = Vec::new();
+    TextEncoder::new().encode(&registry.gather(), &mut body)?;
+    String::from_utf8(body).map_err(|e| prometheus::Error::Msg(e.to_string()))
+}
 
 /// The brain's own metrics.
 #[derive(Clone, Debug)]
@@ -12,6 +19,8 @@ pub struct BrainMetrics {
     pub decisions: IntCounterVec,
     /// Anomaly episodes opened, by kind.
     pub anomalies: IntCounterVec,
+    /// Applied actions judged after their verify window, by action and result.
+    pub verifications: IntCounterVec,
     /// Workload samples scored by a detector.
     pub samples: IntCounter,
     /// Points that arrived after their step had closed.
@@ -42,6 +51,13 @@ impl BrainMetrics {
                 ),
                 &["kind"],
             )?,
+            verifications: IntCounterVec::new(
+                Opts::new(
+                    "homeostat_verifications_total",
+                    "Applied actions judged after their verify window, by action and result (helped, not-helped).",
+                ),
+                &["action", "result"],
+            )?,
             samples: IntCounter::new(
                 "homeostat_samples_scored_total",
                 "Workload samples scored by a detector.",
@@ -68,6 +84,7 @@ impl BrainMetrics {
         };
         registry.register(Box::new(m.decisions.clone()))?;
         registry.register(Box::new(m.anomalies.clone()))?;
+        registry.register(Box::new(m.verifications.clone()))?;
         registry.register(Box::new(m.samples.clone()))?;
         registry.register(Box::new(m.dropped_points.clone()))?;
         registry.register(Box::new(m.workloads.clone()))?;

@@ -269,6 +269,7 @@ pub async fn start(
     };
     let engine_config = EngineConfig {
         mode: config.mode,
+        verify_window: config.verify_window,
         ..EngineConfig::default()
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

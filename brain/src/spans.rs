@@ -1,13 +1,17 @@
 //! Decision spans: one OTLP trace per decision, exported with opentelemetry-otlp.
 //!
 //! `homeostat.decide` is the root; `homeostat.policy.evaluate` and, when something was planned,
-//! `homeostat.actuate` are its children. Attributes use the OpenTelemetry Kubernetes names
+//! `homeostat.actuate` are its children; `homeostat.verify` joins the trace when the applied
+//! change has been judged, minutes later. (A brain restarted in between no longer knows the
+//! trace: its verify span is then a root of its own, carrying the decision's id.) Attributes use the OpenTelemetry Kubernetes names
 //! and `homeostat.*`, so a trace backend can answer "what did it do to checkout, and why".
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use homeostat_core::{Action, Decision, Outcome, WorkloadKind, semconv};
-use opentelemetry::trace::{Span, Status, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::trace::{Span, SpanContext, Status, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
 use opentelemetry_sdk::Resource;
@@ -44,12 +48,14 @@ pub struct StepTimings {
 #[derive(Clone, Debug, Default)]
 pub struct DecisionSpans {
     provider: Option<SdkTracerProvider>,
+    /// The root span of each decision awaiting its verification, to parent `homeostat.verify`.
+    awaiting: Arc<Mutex<HashMap<String, SpanContext>>>,
 }
 
 impl DecisionSpans {
     /// Spans go nowhere.
     pub fn disabled() -> Self {
-        DecisionSpans { provider: None }
+        DecisionSpans::default()
     }
 
     /// Spans go to the OTLP/gRPC endpoint, e.g. `http://collector:4317`. Needs a Tokio runtime.
@@ -77,6 +83,7 @@ impl DecisionSpans {
             .build();
         Ok(DecisionSpans {
             provider: Some(provider),
+            awaiting: Arc::default(),
         })
     }
 
@@ -133,10 +140,52 @@ impl DecisionSpans {
             actuate.end_with_timestamp(end);
         }
         let root = cx.span();
+        if matches!(decision.outcome, Outcome::Applied { .. }) && decision.anomaly.is_some() {
+            self.awaiting
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .insert(decision.id.0.clone(), root.span_context().clone());
+        }
         if let Outcome::Failed { error } = &decision.outcome {
             root.set_status(Status::error(error.clone()));
         }
         root.end_with_timestamp(end);
+    }
+
+    /// Records the judgement of `decision`'s change as its trace's `homeostat.verify` span,
+    /// from the change to the judgement.
+    pub fn record_verification(&self, decision: &Decision) {
+        let (Some(provider), Some(v)) = (&self.provider, &decision.verification) else {
+            return;
+        };
+        let parent = self
+            .awaiting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&decision.id.0);
+        let cx = match parent {
+            Some(sc) => Context::new().with_remote_span_context(sc),
+            None => Context::new(),
+        };
+        let tracer = provider.tracer("homeostat");
+        let mut span = tracer
+            .span_builder("homeostat.verify")
+            .with_start_time(decision.time.to_system_time())
+            .with_attributes(vec![
+                KeyValue::new(semconv::HOMEOSTAT_DECISION_ID, decision.id.0.clone()),
+                KeyValue::new(
+                    semconv::HOMEOSTAT_ACTION,
+                    decision.verdict.action.kind().as_str(),
+                ),
+                KeyValue::new("homeostat.verification.result", v.result()),
+                KeyValue::new("homeostat.verification.helped", v.helped),
+                KeyValue::new("homeostat.verification.detail", v.detail.clone()),
+            ])
+            .start_with_context(&tracer, &cx);
+        if !v.helped {
+            span.set_status(Status::error(v.detail.clone()));
+        }
+        span.end_with_timestamp(v.at.to_system_time());
     }
 
     /// Sends every finished span now; call before exiting, or before a test looks.

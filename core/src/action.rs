@@ -43,6 +43,10 @@ pub enum ActionKind {
     ThrottleSampling,
     /// Mark a node as one new pods should avoid (a `PreferNoSchedule` taint), or unmark it.
     TaintNode,
+    /// Set the replicas of a workload that no HPA scales, through its `scale` subresource.
+    ScaleWorkload,
+    /// Replace all of a workload's pods by a rolling update of its template.
+    RolloutRestart,
 }
 
 impl ActionKind {
@@ -53,6 +57,8 @@ impl ActionKind {
             ActionKind::RestartPods => "restart-pods",
             ActionKind::ThrottleSampling => "throttle-sampling",
             ActionKind::TaintNode => "taint-node",
+            ActionKind::ScaleWorkload => "scale-workload",
+            ActionKind::RolloutRestart => "rollout-restart",
         }
     }
 }
@@ -100,6 +106,24 @@ pub enum Action {
         /// Take the taint off rather than put it on.
         remove: bool,
     },
+    /// Set `spec.replicas` of a Deployment or StatefulSet that no HPA scales (an HPA would
+    /// undo it at its next sync), through its `scale` subresource.
+    ScaleWorkload {
+        /// The workload.
+        workload: WorkloadRef,
+        /// The new replicas.
+        replicas: u32,
+        /// Replicas before the change, to restore them later.
+        previous_replicas: u32,
+    },
+    /// Replace every pod of a workload by a rolling update, as `kubectl rollout restart`
+    /// does: for trouble the whole workload shares (most pods crash-looping), where evicting
+    /// one pod at a time would not end it. The workload's own `maxUnavailable`/`maxSurge` bound
+    /// how many pods are down at once.
+    RolloutRestart {
+        /// The workload.
+        workload: WorkloadRef,
+    },
 }
 
 impl Action {
@@ -110,6 +134,8 @@ impl Action {
             Action::RestartPods { .. } => ActionKind::RestartPods,
             Action::ThrottleSampling { .. } => ActionKind::ThrottleSampling,
             Action::TaintNode { .. } => ActionKind::TaintNode,
+            Action::ScaleWorkload { .. } => ActionKind::ScaleWorkload,
+            Action::RolloutRestart { .. } => ActionKind::RolloutRestart,
         }
     }
 
@@ -121,7 +147,12 @@ impl Action {
                 previous_min_replicas,
                 ..
             } => min_replicas < previous_min_replicas,
-            Action::RestartPods { .. } => true,
+            Action::ScaleWorkload {
+                replicas,
+                previous_replicas,
+                ..
+            } => replicas < previous_replicas,
+            Action::RestartPods { .. } | Action::RolloutRestart { .. } => true,
             Action::ThrottleSampling { .. } | Action::TaintNode { .. } => false,
         }
     }

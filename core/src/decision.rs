@@ -96,4 +96,76 @@ pub struct Decision {
     /// brain runs; absent in records written before reloading existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_set: Option<String>,
+    /// Whether an applied change helped, once its verify window has passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
+}
+
+/// Whether an applied change helped: judged on the signals that triggered it, once the
+/// action's verify window has passed (or as soon as they recovered within it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verification {
+    /// When it was judged.
+    pub at: Timestamp,
+    /// Whether the triggering signals recovered (scored under the detector's threshold, or
+    /// the anomaly ended) within the window.
+    pub helped: bool,
+    /// What was seen, in a sentence.
+    pub detail: String,
+}
+
+impl Verification {
+    /// The name used in spans, metrics and the API: `helped` or `not-helped`.
+    pub fn result(&self) -> &'static str {
+        if self.helped { "helped" } else { "not-helped" }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::Action;
+    use crate::entity::WorkloadRef;
+
+    #[test]
+    fn new_actions_and_a_verification_read_back_as_written() {
+        let actions = [
+            Action::ScaleWorkload {
+                workload: WorkloadRef::deployment("shop", "cart"),
+                replicas: 4,
+                previous_replicas: 2,
+            },
+            Action::RolloutRestart {
+                workload: WorkloadRef::deployment("shop", "cart"),
+            },
+        ];
+        for (action, kind) in actions.iter().zip(["scale-workload", "rollout-restart"]) {
+            let json = serde_json::to_value(action).expect("serialises");
+            assert_eq!(json["kind"], kind);
+            assert_eq!(action.kind().as_str(), kind);
+            let back: Action = serde_json::from_value(json).expect("reads back");
+            assert_eq!(&back, action);
+        }
+        assert!(
+            !actions[0].is_destructive(),
+            "scaling up takes nothing away"
+        );
+        assert!(actions[1].is_destructive(), "every pod is replaced");
+        let down = Action::ScaleWorkload {
+            workload: WorkloadRef::deployment("shop", "cart"),
+            replicas: 2,
+            previous_replicas: 4,
+        };
+        assert!(down.is_destructive());
+
+        let v = Verification {
+            at: Timestamp::from_secs(600),
+            helped: false,
+            detail: "latency still 4.1 σ above baseline".into(),
+        };
+        assert_eq!(v.result(), "not-helped");
+        let back: Verification =
+            serde_json::from_str(&serde_json::to_string(&v).expect("json")).expect("reads back");
+        assert_eq!(back, v);
+    }
 }

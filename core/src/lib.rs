@@ -20,7 +20,7 @@ pub mod verdict;
 pub use action::{Action, ActionKind, ObjectRef, PatchType, Plan, Proposal};
 pub use anomaly::{Anomaly, AnomalyKind, AnomalySummary, Contribution};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use decision::{Decision, DecisionId, Outcome};
+pub use decision::{Decision, DecisionId, Outcome, Verification};
 pub use entity::{Entity, WorkloadKind, WorkloadRef};
 pub use mode::Mode;
 pub use sample::{Sample, Stat};

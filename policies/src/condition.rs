@@ -177,7 +177,7 @@ pub struct Bindings {
     /// Local time.
     pub time: LocalTime,
     /// Actions per kind on the workload in the last hour, counted as cooldowns count them.
-    pub recent: [(ActionKind, u32); 4],
+    pub recent: [(ActionKind, u32); crate::document::ACTION_KINDS.len()],
 }
 
 impl Bindings {
@@ -269,6 +269,8 @@ fn camel(kind: ActionKind) -> &'static str {
         ActionKind::RestartPods => "restartPods",
         ActionKind::ThrottleSampling => "throttleSampling",
         ActionKind::TaintNode => "taintNode",
+        ActionKind::ScaleWorkload => "scaleWorkload",
+        ActionKind::RolloutRestart => "rolloutRestart",
     }
 }
 

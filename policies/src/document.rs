@@ -103,8 +103,8 @@ pub(crate) struct Metadata {
                  and escalation"
 )]
 #[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "!self.actions.exists(a, a == 'scale-hpa') || has(self.maxReplicas)",
-    "message": "maxReplicas is required when actions include scale-hpa",
+    "rule": "!self.actions.exists(a, a == 'scale-hpa' || a == 'scale-workload') || has(self.maxReplicas)",
+    "message": "maxReplicas is required when actions include scale-hpa or scale-workload",
 }]))]
 pub struct PolicySpec {
     /// The most this policy lets the loop do; the global mode can only make it stricter.
@@ -130,7 +130,8 @@ pub struct PolicySpec {
     /// or cluster.
     #[serde(default)]
     pub budgets: Vec<Budget>,
-    /// Ceiling for `minReplicas`; required when `actions` include `scale-hpa`.
+    /// Ceiling for an HPA's `minReplicas` and a workload's `replicas`; required when `actions`
+    /// include `scale-hpa` or `scale-workload`.
     #[serde(default)]
     pub max_replicas: Option<ReplicaCeiling>,
     /// Most of a workload's pods unavailable at once, counting the one a restart takes down:
@@ -244,11 +245,13 @@ pub(crate) fn nonzero<'de, D: Deserializer<'de>>(
 pub(crate) struct ActionName(pub(crate) ActionKind);
 
 /// Every action kind, in the order messages and the schema list them.
-pub(crate) const ACTION_KINDS: [ActionKind; 4] = [
+pub(crate) const ACTION_KINDS: [ActionKind; 6] = [
     ActionKind::ScaleHpa,
     ActionKind::RestartPods,
     ActionKind::ThrottleSampling,
     ActionKind::TaintNode,
+    ActionKind::ScaleWorkload,
+    ActionKind::RolloutRestart,
 ];
 
 impl<'de> Deserialize<'de> for ActionName {

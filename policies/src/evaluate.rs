@@ -115,10 +115,15 @@ pub fn evaluate(
     let by = format!("allowed by {} ({mode})", policy.name);
     match bounded {
         Bound::Unchanged => decide(allowed, "allowed", by, &proposal.action),
-        Bound::Clamped { action, from, to } => decide(
+        Bound::Clamped {
+            action,
+            field,
+            from,
+            to,
+        } => decide(
             allowed,
             "replica-ceiling",
-            format!("{by}; minReplicas bounded from {from} to the ceiling of {to}"),
+            format!("{by}; {field} bounded from {from} to the ceiling of {to}"),
             &action,
         ),
         Bound::Refused(reason) => deny("replica-ceiling", reason),
@@ -441,46 +446,66 @@ fn blast_radius(policy: &Policy, proposal: &Proposal, action: &Action) -> Option
     })
 }
 
+/// `action` (a scaling one) asking for `n` instead.
+fn with_replicas(action: &Action, n: u32) -> Action {
+    let mut bounded = action.clone();
+    match &mut bounded {
+        Action::ScaleHpa { min_replicas, .. } => *min_replicas = n,
+        Action::ScaleWorkload { replicas, .. } => *replicas = n,
+        _ => {}
+    }
+    bounded
+}
+
 /// What the replica ceiling does to an action.
 enum Bound {
     /// Nothing to bound.
     Unchanged,
-    /// `minReplicas` lowered from `from` to the ceiling `to`.
-    Clamped { action: Action, from: u32, to: u32 },
+    /// `field` (`minReplicas` or `replicas`) lowered from `from` to the ceiling `to`.
+    Clamped {
+        action: Action,
+        field: &'static str,
+        from: u32,
+        to: u32,
+    },
     /// Nothing left to do within the ceiling, or no ceiling to bound by.
     Refused(String),
 }
 
 fn bound(policy: &Policy, action: &Action) -> Bound {
-    let Action::ScaleHpa {
-        hpa,
-        min_replicas,
-        previous_min_replicas,
-    } = action
-    else {
-        return Bound::Unchanged;
+    // What is bounded: the field, the value asked for and the value before.
+    let (field, wanted, previous) = match action {
+        Action::ScaleHpa {
+            min_replicas,
+            previous_min_replicas,
+            ..
+        } => ("minReplicas", *min_replicas, *previous_min_replicas),
+        Action::ScaleWorkload {
+            replicas,
+            previous_replicas,
+            ..
+        } => ("replicas", *replicas, *previous_replicas),
+        _ => return Bound::Unchanged,
     };
     let Some(ceiling) = policy.spec.max_replicas.map(|c| c.get()) else {
         return Bound::Refused(format!(
-            "policy {} sets no maxReplicas, so scale-hpa has no ceiling",
-            policy.name
+            "policy {} sets no maxReplicas, so {} has no ceiling",
+            policy.name,
+            action.kind().as_str()
         ));
     };
-    if *min_replicas <= ceiling {
+    if wanted <= ceiling {
         return Bound::Unchanged;
     }
-    if *min_replicas > *previous_min_replicas && ceiling <= *previous_min_replicas {
+    if wanted > previous && ceiling <= previous {
         return Bound::Refused(format!(
-            "already at the ceiling of {ceiling}: minReplicas is {previous_min_replicas}"
+            "already at the ceiling of {ceiling}: {field} is {previous}"
         ));
     }
     Bound::Clamped {
-        action: Action::ScaleHpa {
-            hpa: hpa.clone(),
-            min_replicas: ceiling,
-            previous_min_replicas: *previous_min_replicas,
-        },
-        from: *min_replicas,
+        action: with_replicas(action, ceiling),
+        field,
+        from: wanted,
         to: ceiling,
     }
 }

@@ -211,11 +211,17 @@ fn parse_source(file: &str, text: &str, out: &mut Vec<Parsed>, diagnostics: &mut
 /// Checks that involve more than one field, located by finding the key in the source text.
 fn cross_check(file: &str, text: &str, span: Span, spec: &PolicySpec, out: &mut Vec<Diagnostic>) {
     let mut found: Vec<(Location, String)> = Vec::new();
-    if spec.actions.contains(&ActionKind::ScaleHpa) && spec.max_replicas.is_none() {
-        found.push((
-            locate::key(text, span, &["spec", "actions"]),
-            "spec.maxReplicas: required when spec.actions includes scale-hpa".to_owned(),
-        ));
+    for scaling in [ActionKind::ScaleHpa, ActionKind::ScaleWorkload] {
+        if spec.actions.contains(&scaling) && spec.max_replicas.is_none() {
+            found.push((
+                locate::key(text, span, &["spec", "actions"]),
+                format!(
+                    "spec.maxReplicas: required when spec.actions includes {}",
+                    scaling.as_str()
+                ),
+            ));
+            break;
+        }
     }
     if spec.max_unavailable.is_some() && !spec.actions.contains(&ActionKind::RestartPods) {
         found.push((

@@ -79,7 +79,9 @@ fn every_variant_is_listed(mode: Mode, kind: ActionKind) {
         ActionKind::ScaleHpa
         | ActionKind::RestartPods
         | ActionKind::ThrottleSampling
-        | ActionKind::TaintNode => {}
+        | ActionKind::TaintNode
+        | ActionKind::ScaleWorkload
+        | ActionKind::RolloutRestart => {}
     }
 }
 
@@ -145,7 +147,7 @@ mod tests {
         );
         assert_eq!(
             spec["x-kubernetes-validations"][0]["rule"],
-            "!self.actions.exists(a, a == 'scale-hpa') || has(self.maxReplicas)"
+            "!self.actions.exists(a, a == 'scale-hpa' || a == 'scale-workload') || has(self.maxReplicas)"
         );
         let window = &spec["properties"]["schedule"]["properties"]["deny"]["items"];
         assert_eq!(

@@ -345,6 +345,54 @@ fn scale_ups_are_clamped_to_the_ceiling() {
 }
 
 #[test]
+fn a_workload_scaled_without_an_hpa_has_the_same_ceiling() {
+    let policies =
+        set("  mode: enforce\n  actions: [scale-workload]\n  cooldown: 5m\n  maxReplicas: 20\n");
+    let mut p = scale("cart", 8, 30);
+    p.action = Action::ScaleWorkload {
+        workload: p.workload.clone(),
+        replicas: 30,
+        previous_replicas: 8,
+    };
+    let v = evaluate(&policies, &p, Mode::Enforce, &[], NOW);
+    check(
+        &v,
+        VerdictKind::Act,
+        "replica-ceiling",
+        "allowed by web (enforce); replicas bounded from 30 to the ceiling of 20",
+    );
+    assert!(matches!(
+        v.action,
+        Action::ScaleWorkload {
+            replicas: 20,
+            previous_replicas: 8,
+            ..
+        }
+    ));
+    p.action = Action::ScaleWorkload {
+        workload: p.workload.clone(),
+        replicas: 30,
+        previous_replicas: 20,
+    };
+    let v = evaluate(&policies, &p, Mode::Enforce, &[], NOW);
+    check(
+        &v,
+        VerdictKind::Deny,
+        "replica-ceiling",
+        "already at the ceiling of 20: replicas is 20",
+    );
+    // And a policy allowing it without a ceiling does not load.
+    let text = "apiVersion: homeostat.dev/v1alpha1\nkind: Policy\nmetadata:\n  name: web\nspec:\n  \
+                mode: enforce\n  actions: [scale-workload]\n  cooldown: 5m\n";
+    let err = PolicySet::from_str("test.yaml", text).expect_err("no ceiling");
+    assert!(
+        err.to_string()
+            .contains("spec.maxReplicas: required when spec.actions includes scale-workload"),
+        "{err}"
+    );
+}
+
+#[test]
 fn nothing_left_below_the_ceiling_is_denied() {
     for from in [20, 25] {
         let v = evaluate(

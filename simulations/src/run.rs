@@ -157,6 +157,9 @@ pub struct RunResult {
     pub signal_faults: SignalFaultStats,
     /// What the brain made of the signals it was sent (all zero without a brain).
     pub ingest: IngestCounts,
+    /// The brain's Prometheus metrics at the end of the run, as its `/metrics` would serve
+    /// them (empty without a brain).
+    pub metrics: String,
 }
 
 /// What the brain did with the points the pods sent it: a fault the brain absorbed shows up
@@ -451,8 +454,11 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
             f(i, ticks);
         }
     }
+    let mut metrics = String::new();
     if let Some(b) = brain.take() {
         let brain = b.stop().await?;
+        metrics =
+            homeostat_brain::metrics::exposition(&brain.registry).map_err(BrainError::from)?;
         let stats = brain
             .store
             .lock()
@@ -505,5 +511,6 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
         api_faults: api_fault_stats,
         signal_faults: signal_fault_stats,
         ingest: ingest_counts,
+        metrics,
     })
 }

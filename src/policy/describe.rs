@@ -21,6 +21,14 @@ pub fn action(a: &Action) -> String {
             "{kind} node {node}: {} homeostat's PreferNoSchedule taint",
             if *remove { "remove" } else { "put" }
         ),
+        Action::ScaleWorkload {
+            workload,
+            replicas,
+            previous_replicas,
+        } => format!("{kind} {workload}: replicas {previous_replicas} → {replicas}"),
+        Action::RolloutRestart { workload } => {
+            format!("{kind} {workload}: replace every pod by a rolling update")
+        }
     }
 }
 
@@ -70,6 +78,22 @@ mod tests {
         assert_eq!(
             action(&taint),
             "taint-node node n1: remove homeostat's PreferNoSchedule taint"
+        );
+        let scaled = Action::ScaleWorkload {
+            workload: WorkloadRef::deployment("shop", "cart"),
+            replicas: 6,
+            previous_replicas: 3,
+        };
+        assert_eq!(
+            action(&scaled),
+            "scale-workload shop/Deployment/cart: replicas 3 → 6"
+        );
+        let rollout = Action::RolloutRestart {
+            workload: WorkloadRef::deployment("shop", "cart"),
+        };
+        assert_eq!(
+            action(&rollout),
+            "rollout-restart shop/Deployment/cart: replace every pod by a rolling update"
         );
     }
 }

@@ -180,6 +180,12 @@ pub fn trail(d: &Decision, history: &[Outcome]) -> String {
         other => other.as_str().to_owned(),
     };
     line("outcome", &outcome);
+    if let Some(v) = &d.verification {
+        line(
+            "verified",
+            &format!("{} at {}: {}", v.result(), v.at, v.detail),
+        );
+    }
     let states: Vec<&str> = history.iter().map(Outcome::as_str).collect();
     line("journal", &format!("written as {}", states.join(" → ")));
     out

@@ -1,10 +1,11 @@
 //! What the engine proposes for a workload it has just assessed: raise or restore an HPA's
-//! `minReplicas`, restart a leaking pod, throttle an overloaded sensor. Each proposal states
+//! `minReplicas` (or, for a workload no HPA scales, its replicas), restart a leaking pod or,
+//! when most of a workload's pods crash-loop, all of them, throttle an overloaded sensor. Each proposal states
 //! its reason in words a person accepts; policy then decides whether it may be done.
 
 use std::time::Duration;
 
-use homeostat_actuators::HpaState;
+use homeostat_actuators::{HpaState, ScaleState};
 use homeostat_core::{
     Action, Anomaly, AnomalyKind, AnomalySummary, Proposal, Timestamp, WorkloadRef,
 };
@@ -34,12 +35,85 @@ const THROTTLE_MAX: u32 = 64;
 /// How long a throttle is given to take effect before it is judged (and before scaling).
 const THROTTLE_SETTLE: Duration = Duration::from_secs(120);
 
+/// How the workload's replicas are set: by its HPA's `minReplicas`, or directly.
+enum Scaling {
+    Hpa(HpaState),
+    Direct(ScaleState),
+}
+
+impl Scaling {
+    /// The floor homeostat moves: minReplicas, or the replicas themselves.
+    fn floor(&self) -> u32 {
+        match self {
+            Scaling::Hpa(h) => h.min_replicas,
+            Scaling::Direct(s) => s.replicas,
+        }
+    }
+
+    fn ready(&self) -> u32 {
+        match self {
+            Scaling::Hpa(h) => h.ready_replicas.unwrap_or(h.current_replicas),
+            Scaling::Direct(s) => s.ready_replicas,
+        }
+    }
+
+    fn current(&self) -> u32 {
+        match self {
+            Scaling::Hpa(h) => h.current_replicas,
+            Scaling::Direct(s) => s.replicas,
+        }
+    }
+
+    /// The action setting the floor to `to`, and the name of what it sets.
+    fn set(&self, workload: &WorkloadRef, to: u32) -> (Action, &'static str) {
+        match self {
+            Scaling::Hpa(h) => (
+                Action::ScaleHpa {
+                    hpa: h.hpa.clone(),
+                    min_replicas: to,
+                    previous_min_replicas: h.min_replicas,
+                },
+                "minReplicas",
+            ),
+            Scaling::Direct(s) => (
+                Action::ScaleWorkload {
+                    workload: workload.clone(),
+                    replicas: to,
+                    previous_replicas: s.replicas,
+                },
+                "replicas (no HPA scales it)",
+            ),
+        }
+    }
+}
+
 impl Engine {
-    async fn hpa_for(&self, workload: &WorkloadRef) -> Option<HpaState> {
+    /// How `workload` is scaled: through its HPA if it has one, else directly; `None` when
+    /// that cannot be read (nothing is proposed on missing data).
+    async fn scaling_for(&self, workload: &WorkloadRef) -> Option<Scaling> {
         match self.scaler.find_for(workload).await {
-            Ok(hpa) => hpa,
+            Ok(Some(hpa)) => return Some(Scaling::Hpa(hpa)),
+            Ok(None) => {}
             Err(e) => {
                 tracing::warn!(workload = %workload, error = %e, "cannot read the workload's HPA; proposing nothing");
+                return None;
+            }
+        }
+        match self.workload_scaler.find_for(workload).await {
+            Ok(state) => state.map(Scaling::Direct),
+            Err(e) => {
+                tracing::warn!(workload = %workload, error = %e, "cannot read the workload's replicas; proposing nothing");
+                None
+            }
+        }
+    }
+
+    /// The workload's pods; `None` (and nothing is proposed) when they cannot be read.
+    async fn pods_of(&self, workload: &WorkloadRef) -> Option<homeostat_actuators::RestartState> {
+        match self.restarter.find_for(workload).await {
+            Ok(pods) => pods,
+            Err(e) => {
+                tracing::warn!(workload = %workload, error = %e, "cannot read the workload's pods; proposing nothing");
                 None
             }
         }
@@ -99,12 +173,15 @@ impl Engine {
                     .is_some_and(|since| at.since(since) >= self.config.restore_after)
         };
         if !saturated && !restore_due {
+            if let Some(p) = self.propose_rollout_restart(workload, anomaly, at).await {
+                return Some(p);
+            }
             return self.propose_restart(workload, anomaly, at).await;
         }
-        let hpa = self.hpa_for(workload).await?;
+        let scaling = self.scaling_for(workload).await?;
         let state = self.workloads.get_mut(workload)?;
         if saturated {
-            let ready = hpa.ready_replicas.unwrap_or(hpa.current_replicas);
+            let ready = scaling.ready();
             let last_target = state.episode.as_ref().and_then(|e| e.last_target);
             if last_target.is_some_and(|t| ready < t) {
                 // The last raise has not taken effect yet: judge it before raising again.
@@ -114,47 +191,87 @@ impl Engine {
                 // Latency is falling: the capacity is there and the queue is draining.
                 return None;
             }
-            let current = ready.max(hpa.min_replicas).max(1);
-            let target = ((f64::from(current) * self.config.scale_factor).ceil() as u32)
-                .min(hpa.max_replicas);
-            if target <= hpa.min_replicas {
+            let current = ready.max(scaling.floor()).max(1);
+            let mut target = (f64::from(current) * self.config.scale_factor).ceil() as u32;
+            if let Scaling::Hpa(hpa) = &scaling {
+                target = target.min(hpa.max_replicas);
+            }
+            if target <= scaling.floor() {
                 return None;
             }
+            let (action, what) = scaling.set(workload, target);
             return Some(Proposal {
                 workload: workload.clone(),
-                action: Action::ScaleHpa {
-                    hpa: hpa.hpa,
-                    min_replicas: target,
-                    previous_min_replicas: hpa.min_replicas,
-                },
+                action,
                 reason: format!(
-                    "saturated: latency and run-queue delay above baseline at {current} replicas; raise minReplicas to {target}"
+                    "saturated: latency and run-queue delay above baseline at {current} replicas; raise {what} to {target}"
                 ),
                 evidence_time: at,
-                current_replicas: hpa.current_replicas,
+                current_replicas: scaling.current(),
                 anomaly: None,
                 unavailable_replicas: None,
             });
         }
         let original = state.episode.as_ref().and_then(|e| e.raised_from)?;
-        if hpa.min_replicas <= original {
+        if scaling.floor() <= original {
             state.episode = None;
             return None;
         }
         let normal_for = state.normal_since.map(|s| now.since(s)).unwrap_or_default();
+        let (action, what) = scaling.set(workload, original);
+        let pace = match scaling {
+            Scaling::Hpa(_) => "the HPA scales down at its own pace",
+            Scaling::Direct(_) => "the Deployment controller takes the extra pods away",
+        };
         Some(Proposal {
             workload: workload.clone(),
-            action: Action::ScaleHpa {
-                hpa: hpa.hpa,
-                min_replicas: original,
-                previous_min_replicas: hpa.min_replicas,
-            },
+            action,
             reason: format!(
-                "normal for {}: restore minReplicas to {original}; the HPA scales down at its own pace",
+                "normal for {}: restore {what} to {original}; {pace}",
                 homeostat_policies::duration::format_compact(normal_for)
             ),
             evidence_time: at,
-            current_replicas: hpa.current_replicas,
+            current_replicas: scaling.current(),
+            anomaly: None,
+            unavailable_replicas: None,
+        })
+    }
+
+    /// Most of a workload's pods crash-looping: replace them all by a rollout restart, which
+    /// the workload's own rollout bounds pace. Only when most are failing — a bad rollout
+    /// that stalled with the old pods still serving is not (a restart would roll the bad
+    /// template again) — and never again while the last one's verify window is open.
+    async fn propose_rollout_restart(
+        &mut self,
+        workload: &WorkloadRef,
+        anomaly: Option<&Anomaly>,
+        at: Timestamp,
+    ) -> Option<Proposal> {
+        if !anomaly.is_some_and(|a| a.kind == AnomalyKind::CrashLoop)
+            || self.verifying(workload, homeostat_core::ActionKind::RolloutRestart)
+        {
+            return None;
+        }
+        let pods = self.pods_of(workload).await?;
+        let failing = pods
+            .pods
+            .iter()
+            .filter(|p| !p.ready && !p.terminating)
+            .count();
+        let total = pods.pods.iter().filter(|p| !p.terminating).count();
+        if total == 0 || failing * 2 <= total {
+            return None;
+        }
+        Some(Proposal {
+            workload: workload.clone(),
+            action: Action::RolloutRestart {
+                workload: workload.clone(),
+            },
+            reason: format!(
+                "crash loop: {failing} of {total} pods not ready and exiting with errors; restart them all by a rolling update"
+            ),
+            evidence_time: at,
+            current_replicas: u32::try_from(total).unwrap_or(u32::MAX),
             anomaly: None,
             unavailable_replicas: None,
         })
@@ -267,14 +384,7 @@ impl Engine {
         let memory = state
             .latest(signal::K8S_POD_MEMORY_WORKING_SET, Stat::Max)
             .filter(|l| l.time == at)?;
-        let pods = match self.restarter.find_for(workload).await {
-            Ok(Some(pods)) => pods,
-            Ok(None) => return None,
-            Err(e) => {
-                tracing::warn!(workload = %workload, error = %e, "cannot read the workload's pods; proposing nothing");
-                return None;
-            }
-        };
+        let pods = self.pods_of(workload).await?;
         if !pods.all_ready() {
             // A pod is starting or going: one restart at a time, each seen through.
             return None;

@@ -108,12 +108,14 @@ impl Engine {
         if unknown > 0 {
             return Ok(());
         }
+        let decisions = self.journal.all()?;
+        self.resume_watches(&decisions, now);
         self.recovered = true;
         Ok(())
     }
 
-    /// Re-creates the episode of every HPA whose minReplicas homeostat raised and has not put
-    /// back, from the landed actions given oldest first (the journal's, and those of another
+    /// Re-creates the episode of every HPA whose minReplicas (or workload whose replicas)
+    /// homeostat raised and has not put back, from the landed actions given oldest first (the journal's, and those of another
     /// replica the cluster remembers), so it is put back in time rather than left raised.
     pub(super) fn restore_episodes<'a>(
         &mut self,
@@ -121,12 +123,7 @@ impl Engine {
     ) {
         let mut raised: std::collections::BTreeMap<WorkloadRef, Episode> = Default::default();
         for (workload, time, action) in landed {
-            let Action::ScaleHpa {
-                min_replicas,
-                previous_min_replicas,
-                ..
-            } = *action
-            else {
+            let Some((min_replicas, previous_min_replicas)) = super::scaling(action) else {
                 continue;
             };
             if min_replicas < previous_min_replicas {

@@ -145,6 +145,19 @@ pub const REPLICA_SETS: ResourceType = ResourceType {
     subresources: &["status", "scale"],
 };
 
+/// apps/v1 stateful sets, with `status` and `scale` (served and stored; no controller runs
+/// their pods).
+pub const STATEFUL_SETS: ResourceType = ResourceType {
+    group: "apps",
+    version: "v1",
+    plural: "statefulsets",
+    singular: "statefulset",
+    kind: "StatefulSet",
+    namespaced: true,
+    short_names: &["sts"],
+    subresources: &["status", "scale"],
+};
+
 /// policy/v1 pod disruption budgets, with `status`.
 pub const POD_DISRUPTION_BUDGETS: ResourceType = ResourceType {
     group: "policy",
@@ -191,6 +204,7 @@ pub const RESOURCES: &[ResourceType] = &[
     CONFIGMAPS,
     DEPLOYMENTS,
     REPLICA_SETS,
+    STATEFUL_SETS,
     HORIZONTAL_POD_AUTOSCALERS,
     POD_DISRUPTION_BUDGETS,
     LEASES,

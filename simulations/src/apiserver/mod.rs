@@ -17,6 +17,7 @@ pub mod discovery;
 pub mod disruption;
 pub mod error;
 pub mod faults;
+pub mod fields;
 pub mod patch;
 pub mod routes;
 pub mod selector;

@@ -3,10 +3,10 @@
 //! Strategic merge patch is treated as a JSON merge patch (RFC 7386): the simulated kinds'
 //! lists (containers, metrics) are replaced whole rather than merged by key, which is what the
 //! project's own clients need. Server-side apply is likewise a merge of the applied
-//! configuration into the object (created if missing); field ownership is not tracked, only
-//! the manager's name and time are recorded in `metadata.managedFields`.
+//! configuration into the object (created if missing); who owns which field, and the
+//! conflicts that follows from it, is [`super::fields`]' part.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::error::ApiError;
 
@@ -81,31 +81,10 @@ fn media_type(content_type: &str) -> &str {
     content_type.split(';').next().unwrap_or("").trim()
 }
 
-/// Records `manager` as having applied `object` at `time` (RFC 3339), replacing its previous
-/// entry.
-pub fn record_apply_manager(object: &mut Value, manager: &str, time: &str) {
-    let api_version = object["apiVersion"].clone();
-    let entry = json!({
-        "manager": manager,
-        "operation": "Apply",
-        "apiVersion": api_version,
-        "time": time,
-        "fieldsType": "FieldsV1",
-        "fieldsV1": {},
-    });
-    let fields = &mut object["metadata"]["managedFields"];
-    match fields.as_array_mut() {
-        Some(entries) => {
-            entries.retain(|e| e["manager"] != manager || e["operation"] != "Apply");
-            entries.push(entry);
-        }
-        None => *fields = json!([entry]),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn merge_json_and_apply_patches() {
@@ -150,20 +129,5 @@ mod tests {
         }
         let err = Patch::parse("application/vnd.kubernetes.protobuf", b"");
         assert!(matches!(err, Err(ApiError::UnsupportedMediaType(_))));
-    }
-
-    #[test]
-    fn apply_manager_is_recorded_once() {
-        let mut obj = json!({"apiVersion": "v1", "metadata": {}});
-        record_apply_manager(&mut obj, "homeostat", "2023-11-14T22:13:20Z");
-        record_apply_manager(&mut obj, "homeostat", "2023-11-14T22:13:21Z");
-        assert_eq!(
-            obj["metadata"]["managedFields"].as_array().map(Vec::len),
-            Some(1)
-        );
-        assert_eq!(
-            obj["metadata"]["managedFields"][0]["time"],
-            "2023-11-14T22:13:21Z"
-        );
     }
 }

@@ -32,6 +32,7 @@ use super::discovery::{
 use super::disruption::{self, Evictions};
 use super::error::ApiError;
 use super::faults::{Faults, Verb};
+use super::fields;
 use super::patch::{self, Patch};
 use super::selector::ObjectSelector;
 use super::store::ObjectStore;
@@ -60,6 +61,7 @@ struct Params {
     resource_version: Option<String>,
     timeout_seconds: Option<String>,
     field_manager: Option<String>,
+    force: Option<String>,
     propagation_policy: Option<String>,
 }
 
@@ -217,7 +219,13 @@ async fn answer(
                 ))
             }
             Method::GET => list(store, &target, &params),
-            Method::POST => create(store, &target, content_type, &body),
+            Method::POST => create(
+                store,
+                &target,
+                content_type,
+                &body,
+                params.field_manager.as_deref(),
+            ),
             _ => Err(not_allowed(&method, uri.path())),
         };
     };
@@ -241,12 +249,14 @@ async fn answer(
         }
         Method::PATCH => {
             let patch = Patch::parse(content_type.unwrap_or(""), &body)?;
+            let force = params.force.as_deref() == Some("true");
             patch_object(
                 store,
                 &target,
                 name,
                 &patch,
                 params.field_manager.as_deref(),
+                force,
             )?
         }
         Method::DELETE if part == Part::Object => {
@@ -307,6 +317,7 @@ fn create(
     target: &Target,
     content_type: Option<&str>,
     body: &[u8],
+    field_manager: Option<&str>,
 ) -> Result<Response, ApiError> {
     let mut object: Value = patch::parse_json(content_type, body)?;
     let resource = target.resource;
@@ -324,6 +335,19 @@ fn create(
     {
         obj.remove("status");
     }
+    if let Some(manager) = field_manager {
+        let time = store.timestamp();
+        let before = json!({});
+        let write = fields::Write {
+            manager,
+            operation: fields::Operation::Update,
+            subresource: None,
+            config: None,
+            time: &time,
+        };
+        object["apiVersion"] = resource.api_version().into();
+        fields::record(&before, &mut object, &write)?;
+    }
     admit(resource, &object)?;
     let created = store.create(resource, ns, object)?;
     after_write(store, resource);
@@ -334,42 +358,52 @@ fn create(
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
-/// Applies `patch` to the addressed part of the object; a server-side apply of a missing
-/// object creates it.
+/// Applies `patch` to the addressed part of the object, and records who changed which fields
+/// (see [`fields`]); a server-side apply of a missing object creates it.
 fn patch_object(
     store: &ObjectStore,
     target: &Target,
     name: &str,
     patch: &Patch,
     field_manager: Option<&str>,
+    force: bool,
 ) -> Result<Value, ApiError> {
     let (resource, part, ns) = (target.resource, target.part, target.namespace.as_deref());
-    let manager = match (patch.is_apply(), field_manager) {
-        (true, None) => {
+    let (manager, operation, config) = match (patch, field_manager) {
+        (Patch::Apply(_), None) => {
             return Err(ApiError::BadRequest(
                 "PATCH requests with the apply content type require a fieldManager".into(),
             ));
         }
-        (true, Some(m)) => Some((m, store.timestamp())),
-        (false, _) => None,
+        (Patch::Apply(config), Some(m)) => {
+            (Some(m), fields::Operation::Apply { force }, Some(config))
+        }
+        (_, m) => (m, fields::Operation::Update, None),
     };
+    let time = store.timestamp();
+    let write = manager.map(|manager| fields::Write {
+        manager,
+        operation,
+        subresource: (part == Part::Scale).then_some("scale"),
+        config,
+        time: &time,
+    });
     let result = store.try_modify(resource, ns, name, |stored| {
+        let before = stored.clone();
         let mut view = part.view(stored);
         patch.apply_to(&mut view)?;
-        if let Some((manager, time)) = &manager {
-            patch::record_apply_manager(&mut view, manager, time);
-        }
         part.write_back(resource, stored, view)?;
+        if let Some(write) = &write {
+            fields::record(&before, stored, write)?;
+        }
         admit(resource, stored)
     });
-    match (result, patch, &manager) {
+    match (result, config, &write) {
         (Ok((object, ())), _, _) => Ok(object),
-        (Err(ApiError::NotFound(_)), Patch::Apply(config), Some((manager, time)))
-            if part == Part::Object =>
-        {
+        (Err(ApiError::NotFound(_)), Some(config), Some(write)) if part == Part::Object => {
             let mut object = with_name(config.clone(), name)?;
             object["apiVersion"] = resource.api_version().into();
-            patch::record_apply_manager(&mut object, manager, time);
+            fields::record(&json!({}), &mut object, write)?;
             admit(resource, &object)?;
             store.create(resource, ns, object)
         }

@@ -705,3 +705,105 @@ async fn the_engine_restarts_a_workload_whose_pods_mostly_crash_and_judges_the_r
     );
     lab.server.shutdown().await.expect("shutdown");
 }
+
+const ESCALATING_POLICY: &str = "apiVersion: homeostat.dev/v1alpha1
+kind: Policy
+metadata:
+  name: shop-escalating
+spec:
+  mode: enforce
+  actions: [scale-workload, rollout-restart]
+  target:
+    namespaces: [shop]
+  cooldown: 10m
+  maxReplicas: 12
+  maxDataAge: 2m
+  escalation:
+    verifyWithin: 2m
+    next: rollout-restart
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_that_does_not_help_escalates_once_and_then_stops() {
+    let mut lab = Lab::start(2).await;
+    lab.delete_hpa().await;
+    let mut acting = Acting::new(&lab, ESCALATING_POLICY);
+    // 40 calm steps to learn the normal, then saturation that nothing homeostat does cures.
+    let mut signals = Signals::default();
+    for k in 1..=110 {
+        let points = signals.step(k, k > 40, acting.at(k), acting.start);
+        acting.step(&mut lab, k, points, true).await;
+    }
+    let decisions = acting.journal.all().expect("journal");
+    let applied: Vec<_> = decisions
+        .iter()
+        .filter(|d| matches!(d.outcome, homeostat_core::Outcome::Applied { .. }))
+        .collect();
+    let kinds: Vec<&str> = applied
+        .iter()
+        .map(|d| d.verdict.action.kind().as_str())
+        .collect();
+    // The scale, judged not to help within 2 minutes; then the policy's next step, once;
+    // then nothing more: no loop.
+    assert_eq!(
+        kinds,
+        ["scale-workload", "rollout-restart"],
+        "{decisions:#?}"
+    );
+    let (scale, restart) = (applied[0], applied[1]);
+    let judged = scale.verification.as_ref().expect("the scale was judged");
+    assert!(!judged.helped, "{judged:?}");
+    assert!(
+        restart.proposal.reason.starts_with(&format!(
+            "escalation: scale-workload (decision {}) did not help",
+            scale.id
+        )),
+        "{}",
+        restart.proposal.reason
+    );
+    assert!(
+        restart.time >= judged.at,
+        "the next step follows the judgement"
+    );
+    assert_eq!(
+        restart.verification.as_ref().map(|v| v.helped),
+        Some(false),
+        "the restart did not help either"
+    );
+    // The scale that did not help is not proposed into action again: the evaluator refuses it.
+    let refused = decisions.iter().find(|d| {
+        d.verdict.action.kind().as_str() == "scale-workload"
+            && d.verdict.rule == "escalation"
+            && d.time > judged.at
+    });
+    let refused =
+        refused.unwrap_or_else(|| panic!("no scale refused by escalation: {decisions:#?}"));
+    assert!(
+        refused.verdict.reason.contains("next step rollout-restart"),
+        "{}",
+        refused.verdict.reason
+    );
+    // The last step did not help: a person is told, on the workload.
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(lab.client.clone(), "shop");
+    let stopped: Vec<_> = events
+        .list(&ListParams::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("HomeostatEscalationStopped"))
+        .collect();
+    assert_eq!(stopped.len(), 1, "{stopped:#?}");
+    assert_eq!(stopped[0].type_.as_deref(), Some("Warning"));
+    assert_eq!(stopped[0].involved_object.name.as_deref(), Some("cart"));
+    let message = stopped[0].message.clone().unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "rollout-restart (decision {}) did not help",
+            restart.id
+        )),
+        "{message}"
+    );
+    lab.server.shutdown().await.expect("shutdown");
+}

@@ -25,6 +25,7 @@ use crate::reload::PolicyHandle;
 use crate::spans::{DecisionSpans, StepTimings};
 use crate::store::SeriesStore;
 
+mod escalate;
 mod history;
 mod propose;
 mod recover;
@@ -136,6 +137,8 @@ pub struct Engine {
     relocation_refused: BTreeMap<WorkloadRef, Timestamp>,
     /// Applied decisions whose verify window is still open.
     watches: Vec<Watch>,
+    /// Next steps owed to workloads whose last action did not help.
+    escalations: BTreeMap<WorkloadRef, escalate::Escalation>,
     /// Consecutive failures of an action kind on a workload, and the last one's time.
     failures: BTreeMap<(WorkloadRef, homeostat_core::ActionKind), (u32, Timestamp)>,
     events: EventRecorder,
@@ -192,6 +195,7 @@ impl Engine {
             relocated: BTreeMap::new(),
             relocation_refused: BTreeMap::new(),
             watches: Vec::new(),
+            escalations: BTreeMap::new(),
             failures: BTreeMap::new(),
             events: EventRecorder::new(client.clone()),
             action_history: ActionHistory::new(client.clone()),
@@ -336,6 +340,9 @@ impl Engine {
             report.decisions.push(decision);
         }
         report.verifications = self.verify(now).await?;
+        if !follower {
+            self.escalate(&report.verifications, now).await?;
+        }
         self.keep_learned_now_and_then(seen.iter()).await?;
         self.metrics
             .evaluation_seconds

@@ -226,7 +226,7 @@ impl Journal {
                 kind: d.verdict.action.kind(),
                 time: d.time,
                 applied,
-                helped: None,
+                helped: d.verification.as_ref().map(|v| v.helped),
             });
         }
         Ok(out)

@@ -139,6 +139,27 @@ impl Action {
         }
     }
 
+    /// Whether the action puts back what an earlier one changed (a lowered floor, a lifted
+    /// throttle or taint): escalation never refuses it, since that would leave the earlier
+    /// change in place for good.
+    pub fn restores(&self) -> bool {
+        match self {
+            Action::ScaleHpa {
+                min_replicas,
+                previous_min_replicas,
+                ..
+            } => min_replicas < previous_min_replicas,
+            Action::ScaleWorkload {
+                replicas,
+                previous_replicas,
+                ..
+            } => replicas < previous_replicas,
+            Action::ThrottleSampling { rate, .. } => *rate >= 1.0,
+            Action::TaintNode { remove, .. } => *remove,
+            Action::RestartPods { .. } | Action::RolloutRestart { .. } => false,
+        }
+    }
+
     /// Whether the action can take capacity away (and so must never follow stale data).
     pub fn is_destructive(&self) -> bool {
         match self {

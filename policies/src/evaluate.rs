@@ -9,7 +9,8 @@
 //! 2. `stale-data` — evidence older than `maxDataAge` (half for destructive actions);
 //! 3. `schedule` — a deny window, or a destructive action outside every maintenance window;
 //! 4. `condition` — a CEL condition false, failing, or not a boolean;
-//! 5. `escalation` — the last action of this kind on the workload did not help;
+//! 5. `escalation` — the policy escalates, and the last action of this kind on the workload
+//!    did not help (putting back an earlier change is never refused);
 //! 6. `cooldown` — the same kind on the same workload too recently;
 //! 7. `budget` — a budget's window already full;
 //! 8. `blast-radius` — a restart would take more pods down than `maxUnavailable`;
@@ -24,7 +25,7 @@ use crate::condition::{Bindings, LocalTime, Reads};
 use crate::document::DEFAULT_MAX_UNAVAILABLE;
 use crate::duration::format_compact;
 use crate::history::{ActionLog, ActionLogError, PastAction};
-use crate::limits::{BudgetScope, NextStep};
+use crate::limits::BudgetScope;
 use crate::load::{Policy, PolicySet};
 
 /// How far back `recent` in conditions counts.
@@ -367,16 +368,18 @@ fn unmet_condition(
     })
 }
 
-/// Why the same action is not tried again: its last run on the workload did not help.
+/// Why the same action is not tried again: its last run on the workload did not help, and
+/// the policy escalates. Without an `escalation` the cooldown alone paces a repeat; putting
+/// back an earlier change is never refused.
 fn did_not_help(policy: &Policy, proposal: &Proposal, history: &Counted<'_>) -> Option<String> {
+    let escalation = policy.spec.escalation.as_ref()?;
+    if proposal.action.restores() {
+        return None;
+    }
     let kind = proposal.action.kind();
     let last = history.latest?;
     (last.helped == Some(false)).then(|| {
-        let next = policy
-            .spec
-            .escalation
-            .as_ref()
-            .map_or(NextStep::Stop, |e| e.after(kind));
+        let next = escalation.after(kind);
         format!(
             "the last {} on {} did not help: not repeated; {}",
             kind.as_str(),

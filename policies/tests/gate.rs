@@ -247,7 +247,7 @@ fn an_action_that_did_not_help_is_not_repeated_and_names_the_next_step() {
 }
 
 #[test]
-fn without_an_escalation_an_unhelpful_action_stops() {
+fn without_an_escalation_only_the_cooldown_paces_a_repeat() {
     let mut failed = past("shop", "web", ActionKind::ScaleHpa, 30 * MIN);
     failed.helped = Some(false);
     let v = evaluate(
@@ -257,6 +257,29 @@ fn without_an_escalation_an_unhelpful_action_stops() {
         &[failed],
         NOW,
     );
+    check(&v, VerdictKind::Act, "allowed", "allowed by web (enforce)");
+}
+
+#[test]
+fn putting_back_what_did_not_help_is_never_refused() {
+    let mut failed = past("shop", "web", ActionKind::ScaleHpa, 30 * MIN);
+    failed.helped = Some(false);
+    let s = set("  escalation:\n    verifyWithin: 10m\n");
+    let mut restore = scale("shop", "web");
+    restore.action = Action::ScaleHpa {
+        hpa: ObjectRef {
+            api_version: "autoscaling/v2".into(),
+            kind: "HorizontalPodAutoscaler".into(),
+            namespace: "shop".into(),
+            name: "web".into(),
+        },
+        min_replicas: 3,
+        previous_min_replicas: 6,
+    };
+    let v = evaluate(&s, &restore, Mode::Enforce, &[failed.clone()], NOW);
+    check(&v, VerdictKind::Act, "allowed", "allowed by web (enforce)");
+    // While another raise is refused.
+    let v = evaluate(&s, &scale("shop", "web"), Mode::Enforce, &[failed], NOW);
     check(
         &v,
         VerdictKind::Deny,

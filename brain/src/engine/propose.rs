@@ -36,28 +36,28 @@ const THROTTLE_MAX: u32 = 64;
 const THROTTLE_SETTLE: Duration = Duration::from_secs(120);
 
 /// How the workload's replicas are set: by its HPA's `minReplicas`, or directly.
-enum Scaling {
+pub(super) enum Scaling {
     Hpa(HpaState),
     Direct(ScaleState),
 }
 
 impl Scaling {
     /// The floor homeostat moves: minReplicas, or the replicas themselves.
-    fn floor(&self) -> u32 {
+    pub(super) fn floor(&self) -> u32 {
         match self {
             Scaling::Hpa(h) => h.min_replicas,
             Scaling::Direct(s) => s.replicas,
         }
     }
 
-    fn ready(&self) -> u32 {
+    pub(super) fn ready(&self) -> u32 {
         match self {
             Scaling::Hpa(h) => h.ready_replicas.unwrap_or(h.current_replicas),
             Scaling::Direct(s) => s.ready_replicas,
         }
     }
 
-    fn current(&self) -> u32 {
+    pub(super) fn current(&self) -> u32 {
         match self {
             Scaling::Hpa(h) => h.current_replicas,
             Scaling::Direct(s) => s.replicas,
@@ -65,7 +65,7 @@ impl Scaling {
     }
 
     /// The action setting the floor to `to`, and the name of what it sets.
-    fn set(&self, workload: &WorkloadRef, to: u32) -> (Action, &'static str) {
+    pub(super) fn set(&self, workload: &WorkloadRef, to: u32) -> (Action, &'static str) {
         match self {
             Scaling::Hpa(h) => (
                 Action::ScaleHpa {
@@ -90,7 +90,7 @@ impl Scaling {
 impl Engine {
     /// How `workload` is scaled: through its HPA if it has one, else directly; `None` when
     /// that cannot be read (nothing is proposed on missing data).
-    async fn scaling_for(&self, workload: &WorkloadRef) -> Option<Scaling> {
+    pub(super) async fn scaling_for(&self, workload: &WorkloadRef) -> Option<Scaling> {
         match self.scaler.find_for(workload).await {
             Ok(Some(hpa)) => return Some(Scaling::Hpa(hpa)),
             Ok(None) => {}
@@ -109,7 +109,10 @@ impl Engine {
     }
 
     /// The workload's pods; `None` (and nothing is proposed) when they cannot be read.
-    async fn pods_of(&self, workload: &WorkloadRef) -> Option<homeostat_actuators::RestartState> {
+    pub(super) async fn pods_of(
+        &self,
+        workload: &WorkloadRef,
+    ) -> Option<homeostat_actuators::RestartState> {
         match self.restarter.find_for(workload).await {
             Ok(pods) => pods,
             Err(e) => {
@@ -141,6 +144,9 @@ impl Engine {
         now: Timestamp,
     ) -> Option<Proposal> {
         if let Some(p) = self.propose_throttle(workload, anomaly, at) {
+            return Some(p);
+        }
+        if let Some(p) = self.propose_escalation(workload, anomaly, at).await {
             return Some(p);
         }
         self.note_contention(workload, at);

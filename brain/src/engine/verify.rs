@@ -158,8 +158,18 @@ impl Engine {
     }
 
     /// Starts the verify window of `d` if it is an applied change an anomaly triggered.
+    /// How long `d`'s action has to help: its policy's `escalation.verifyWithin`, or the
+    /// brain's `verifyWindow`.
+    fn window_of(&self, d: &Decision) -> std::time::Duration {
+        d.verdict
+            .policy
+            .as_deref()
+            .and_then(|p| self.policies.borrow().set.verify_within(p))
+            .unwrap_or(self.config.verify_window)
+    }
+
     pub(super) fn watch(&mut self, d: &Decision) {
-        if let Some(w) = Watch::of(d, self.config.verify_window, self.event_lookback()) {
+        if let Some(w) = Watch::of(d, self.window_of(d), self.event_lookback()) {
             self.watches.push(w);
         }
     }
@@ -169,7 +179,7 @@ impl Engine {
     /// known, and a guess either way would mislead escalation.
     pub(super) fn resume_watches(&mut self, decisions: &[Decision], now: Timestamp) {
         for d in decisions {
-            if let Some(w) = Watch::of(d, self.config.verify_window, self.event_lookback())
+            if let Some(w) = Watch::of(d, self.window_of(d), self.event_lookback())
                 && w.deadline > now
                 && !self.watches.iter().any(|o| o.id == w.id)
             {

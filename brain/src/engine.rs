@@ -28,6 +28,7 @@ use crate::store::SeriesStore;
 mod propose;
 mod recover;
 mod relocate;
+mod train;
 
 use propose::Throttle;
 use relocate::Tainted;
@@ -136,6 +137,8 @@ pub struct Engine {
     resumed: bool,
     /// Passes run, to keep the learning now and then.
     passes: u64,
+    /// Joint models being fitted since the last pass.
+    fitting: Option<train::Fitting>,
 }
 
 impl Engine {
@@ -179,6 +182,7 @@ impl Engine {
             recovered: false,
             resumed: false,
             passes: 0,
+            fitting: None,
         }
     }
 
@@ -224,6 +228,7 @@ impl Engine {
             (samples, store.step())
         };
         self.resume_learned()?;
+        self.install_fitted().await;
         let mut steps: BTreeMap<WorkloadRef, Timestamp> = BTreeMap::new();
         for s in &samples {
             let state = self
@@ -296,6 +301,7 @@ impl Engine {
             }
             report.decisions.push(decision);
         }
+        self.start_fitting();
         self.keep_learned_now_and_then(seen.iter()).await?;
         self.metrics
             .evaluation_seconds

@@ -188,7 +188,8 @@ impl Fitted {
             .iter()
             .flat_map(|v| standardise(v, &center, &scale))
             .collect();
-        let records = Array2::from_shape_vec((data.len(), features), z).map_err(|e| fit_error(config.method, e))?;
+        let records = Array2::from_shape_vec((data.len(), features), z)
+            .map_err(|e| fit_error(config.method, e))?;
         let scorer = match config.method {
             JointMethod::Pca => fit_pca(&records, config.explained)?,
             JointMethod::Gmm => fit_gmm(&records)?,
@@ -293,7 +294,11 @@ fn fit_error(method: JointMethod, e: impl std::fmt::Display) -> JointError {
 fn fit_pca(records: &Array2<f64>, explained: f64) -> Result<Scorer, JointError> {
     let (n, features) = records.dim();
     let dof = n as f64 - 1.0;
-    let mean: Vec<f64> = records.columns().into_iter().map(|c| c.sum() / n as f64).collect();
+    let mean: Vec<f64> = records
+        .columns()
+        .into_iter()
+        .map(|c| c.sum() / n as f64)
+        .collect();
     let total: f64 = records
         .columns()
         .into_iter()
@@ -317,7 +322,12 @@ fn fit_pca(records: &Array2<f64>, explained: f64) -> Result<Scorer, JointError> 
     let pca = last.ok_or_else(|| fit_error(JointMethod::Pca, "no components"))?;
     Ok(Scorer::Pca {
         mean: pca.mean().to_vec(),
-        components: pca.components().rows().into_iter().map(|r| r.to_vec()).collect(),
+        components: pca
+            .components()
+            .rows()
+            .into_iter()
+            .map(|r| r.to_vec())
+            .collect(),
     })
 }
 
@@ -333,9 +343,8 @@ fn fit_gmm(records: &Array2<f64>) -> Result<Scorer, JointError> {
     let mut gaussians = Vec::with_capacity(GMM_COMPONENTS);
     for k in 0..gmm.weights().len() {
         let cov = gmm.covariances().index_axis(ndarray::Axis(0), k);
-        let log_det = cholesky_log_det(&cov.to_owned()).ok_or_else(|| {
-            fit_error(JointMethod::Gmm, "a covariance is not positive definite")
-        })?;
+        let log_det = cholesky_log_det(&cov.to_owned())
+            .ok_or_else(|| fit_error(JointMethod::Gmm, "a covariance is not positive definite"))?;
         let precision = gmm
             .precisions()
             .index_axis(ndarray::Axis(0), k)
@@ -413,7 +422,7 @@ pub struct JointModel {
     /// Which features the window's vectors hold (bit i: feature i of the caller's list).
     mask: u32,
     window: VecDeque<Vec<f64>>,
-    /// Normal vectors admitted since the last training was handed out.
+    /// Normal vectors admitted since the last fit came back.
     fresh: usize,
     fitted: Option<Fitted>,
     /// Whether a training handed out has not come back yet.
@@ -476,7 +485,6 @@ impl JointModel {
             return None;
         }
         self.pending = true;
-        self.fresh = 0;
         Some(Training {
             config: self.config,
             data: self.window.iter().cloned().collect(),
@@ -486,6 +494,7 @@ impl JointModel {
     /// Puts a fitted model in use (or, after a failed fit, lets the next one be tried).
     pub fn install(&mut self, fitted: Result<Fitted, JointError>) -> Result<(), JointError> {
         self.pending = false;
+        self.fresh = 0;
         self.fitted = Some(fitted?);
         Ok(())
     }

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::{
     BaselineConfig, Direction, EventConfig, EventRate, EventScore, Fitted, JointConfig, JointError,
-    JointModel, JointScore, RobustBaseline, Score, Training, Trend, TrendConfig, TrendScore,
+    JointModel, JointScore, RobustBaseline, Score, Season, SeasonConfig, Training, Trend,
+    TrendConfig, TrendScore,
 };
 
 /// The series the saturation rule reads, and which way is bad.
@@ -117,6 +118,8 @@ pub struct WorkloadState {
     /// Length of one step of the series: a rate times it is the step's count.
     step: Duration,
     detectors: HashMap<(String, Stat), RobustBaseline>,
+    /// The daily or weekly seasons of the watched series, once found.
+    seasons: HashMap<(String, Stat), Season>,
     latest: HashMap<(String, Stat), Latest>,
     events: HashMap<String, EventSeries>,
     memory: Trend,
@@ -167,6 +170,8 @@ pub struct Learned {
     baselines: Vec<(String, Stat, RobustBaseline)>,
     events: Vec<(String, EventRate)>,
     memory: Trend,
+    #[serde(default)]
+    seasons: Vec<(String, Stat, Season)>,
     #[serde(default = "default_joint")]
     joint: JointModel,
 }
@@ -182,6 +187,7 @@ impl WorkloadState {
             workload,
             step,
             detectors: HashMap::new(),
+            seasons: HashMap::new(),
             latest: HashMap::new(),
             events: HashMap::new(),
             memory: Trend::new(TrendConfig::default()),
@@ -212,7 +218,14 @@ impl WorkloadState {
             .map(|(series, e)| (series.clone(), e.detector.clone()))
             .collect();
         events.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut seasons: Vec<(String, Stat, Season)> = self
+            .seasons
+            .iter()
+            .map(|((signal, stat), s)| (signal.clone(), *stat, s.clone()))
+            .collect();
+        seasons.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         Learned {
+            seasons,
             workload: self.workload.clone(),
             baselines,
             events,
@@ -241,6 +254,11 @@ impl WorkloadState {
             })
             .collect();
         state.memory = learned.memory;
+        state.seasons = learned
+            .seasons
+            .into_iter()
+            .map(|(signal, stat, s)| ((signal, stat), s))
+            .collect();
         state.joint = learned.joint;
         state
     }
@@ -367,16 +385,39 @@ impl WorkloadState {
             .chain(CONTEXT)
             .find(|(n, st, _)| *n == s.signal && *st == s.stat)
             .map(|w| w.2);
+        let watched = WATCHED
+            .iter()
+            .any(|(n, st, _)| *n == s.signal && *st == s.stat);
         let score = direction.and_then(|direction| {
-            self.detectors
-                .entry(key.clone())
-                .or_insert_with(|| {
-                    RobustBaseline::new(BaselineConfig {
-                        direction,
-                        ..BaselineConfig::default()
-                    })
+            let baseline = self.detectors.entry(key.clone()).or_insert_with(|| {
+                RobustBaseline::new(BaselineConfig {
+                    direction,
+                    ..BaselineConfig::default()
                 })
-                .observe(s.value, learn)
+            });
+            if !watched {
+                return baseline.observe(s.value, learn);
+            }
+            let season = self
+                .seasons
+                .entry(key.clone())
+                .or_insert_with(|| Season::new(SeasonConfig::default()));
+            let mut score = baseline.score(s.value);
+            if let Some(sc) = &mut score
+                && sc.anomalous
+                && direction == Direction::Up
+                && season.usual_at(s.time, s.value)
+            {
+                // As high as this time of day (or week) usually is: its season, not trouble.
+                sc.anomalous = false;
+            }
+            if learn {
+                season.observe(s.time, s.value);
+                if !score.is_some_and(|sc| sc.anomalous) {
+                    baseline.learn(s.value);
+                }
+            }
+            score
         });
         self.latest.insert(
             key,
@@ -926,6 +967,34 @@ mod tests {
         );
         // Back to normal: no anomaly, and the model keeps learning.
         assert_eq!(step_at(&mut s, 401, load(401), 0.01), None);
+    }
+
+    #[test]
+    fn a_peak_that_comes_every_morning_is_an_anomaly_only_until_its_season_is_known() {
+        const DAY: i64 = 86_400;
+        let mut s = WorkloadState::new(WorkloadRef::deployment("shop", "web"), STEP);
+        // Latency doubles from 08:00 to 08:30 every day.
+        let mut anomalous_days = Vec::new();
+        for k in 0..4 * DAY / 15 {
+            let t = k * 15;
+            let hour = t.rem_euclid(DAY) as f64 / 3600.0;
+            let wobble = 1.0 + 0.02 * ((k as f64) * 0.9).sin();
+            let peak = if (8.0..8.5).contains(&hour) { 2.0 } else { 1.0 };
+            if feed(&mut s, t, 0.1 * peak * wobble, 0.0002 * wobble).is_some()
+                && anomalous_days.last() != Some(&(t / DAY))
+            {
+                anomalous_days.push(t / DAY);
+            }
+        }
+        assert_eq!(
+            anomalous_days,
+            vec![0, 1],
+            "known from the third morning on"
+        );
+        // A peak twice the usual one at that hour is still trouble.
+        let t = 4 * DAY + 8 * 3600 + 600;
+        let a = feed(&mut s, t, 0.45, 0.0002).expect("an unusual peak");
+        assert_eq!(a.kind, AnomalyKind::Unclassified);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! due, score every tick. Ground truth is the scenario's incidents.
 //!
 //! `cargo run --release -p homeostat-simulations --example joint_models [SCENARIO.yaml ...]`
-//! (default: every scenario in `simulations/scenarios`).
+//! (default: every scenario in `simulations/scenarios`). With `JOINT_CACHE=DIR` the runs'
+//! ticks are kept in (and read back from) `DIR/<scenario>.json`, to compare settings quickly.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -16,8 +17,18 @@ use homeostat_brain::DecisionSpans;
 use homeostat_brain::detect::{JointConfig, JointMethod, JointModel};
 use homeostat_core::Mode;
 use homeostat_policies::PolicySet;
-use homeostat_simulations::run::TimelinePoint;
 use homeostat_simulations::{Controller, RunOptions, Scenario, run};
+use serde::{Deserialize, Serialize};
+
+/// What the measurement needs of one tick of one workload.
+#[derive(Serialize, Deserialize)]
+struct Tick {
+    t: Duration,
+    in_incident: bool,
+    /// Whether the brain judged the workload anomalous.
+    anomalous: bool,
+    features: Option<(u32, Vec<f64>)>,
+}
 
 /// After an incident ends, the workload may take this long to settle; not counted either way.
 const SETTLE: Duration = Duration::from_secs(10 * 60);
@@ -74,11 +85,9 @@ impl Tally {
     }
 }
 
-fn measure(method: JointMethod, timeline: &[TimelinePoint]) -> Tally {
-    let mut model = JointModel::new(JointConfig {
-        method,
-        ..JointConfig::default()
-    });
+fn measure(config: JointConfig, timeline: &[Tick]) -> Tally {
+    let method = config.method;
+    let mut model = JointModel::new(config);
     let mut t = Tally::default();
     let mut incident_start: Option<usize> = None;
     let mut flagged_in_incident = false;
@@ -92,7 +101,7 @@ fn measure(method: JointMethod, timeline: &[TimelinePoint]) -> Tally {
         if !p.in_incident && incident_start.take().is_some() {
             last_incident_end = Some(p.t);
         }
-        let Some((mask, x)) = &p.joint_features else {
+        let Some((mask, x)) = &p.features else {
             continue;
         };
         let score = model.score(*mask, x);
@@ -145,38 +154,93 @@ fn scenarios() -> Vec<PathBuf> {
     all
 }
 
+/// Every workload's ticks of one run of `path`'s scenario (from the cache when there).
+async fn ticks(path: &PathBuf) -> anyhow::Result<(String, Vec<Vec<Tick>>)> {
+    let scenario = Scenario::load(path)?;
+    let cache = std::env::var_os("JOINT_CACHE")
+        .map(|d| PathBuf::from(d).join(format!("{}.json", scenario.name)));
+    if let Some(text) = cache.as_ref().and_then(|c| std::fs::read(c).ok()) {
+        return Ok((scenario.name, serde_json::from_slice(&text)?));
+    }
+    let controller = Controller::Homeostat {
+        mode: Mode::Observe,
+        policies: PolicySet::default(),
+        spans: DecisionSpans::disabled(),
+    };
+    let result = run(&scenario, RunOptions::new(controller)).await?;
+    let workloads: Vec<Vec<Tick>> = result
+        .workloads
+        .into_iter()
+        .map(|w| {
+            w.timeline
+                .into_iter()
+                .map(|p| Tick {
+                    t: p.t,
+                    in_incident: p.in_incident,
+                    anomalous: p.anomalous,
+                    features: p.joint_features,
+                })
+                .collect()
+        })
+        .collect();
+    if let Some(c) = cache {
+        std::fs::write(c, serde_json::to_vec(&workloads)?)?;
+    }
+    Ok((scenario.name, workloads))
+}
+
+/// The settings compared: each method with the defaults, and PCA without the day-long
+/// window (one vector kept in one, so the last two hours only).
+fn candidates() -> Vec<(String, JointConfig)> {
+    let mut out: Vec<(String, JointConfig)> =
+        [JointMethod::Pca, JointMethod::Gmm, JointMethod::OneClassSvm]
+            .into_iter()
+            .map(|method| {
+                (
+                    format!("{method:?}"),
+                    JointConfig {
+                        method,
+                        ..JointConfig::default()
+                    },
+                )
+            })
+            .collect();
+    out.push((
+        "Pca 2h".into(),
+        JointConfig {
+            stride: 1,
+            ..JointConfig::default()
+        },
+    ));
+    out
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let methods = [JointMethod::Pca, JointMethod::Gmm, JointMethod::OneClassSvm];
+    let methods = candidates();
     let mut totals: Vec<Tally> = methods.iter().map(|_| Tally::default()).collect();
     println!(
         "{:<22} {:<12} {:>6} {:>8} {:>7} {:>9} {:>6} {:>9}",
         "scenario", "model", "quiet", "false", "found", "delay", "AUC", "fit ms"
     );
     for path in scenarios() {
-        let scenario = Scenario::load(&path)?;
-        let controller = Controller::Homeostat {
-            mode: Mode::Observe,
-            policies: PolicySet::default(),
-            spans: DecisionSpans::disabled(),
-        };
-        let result = run(&scenario, RunOptions::new(controller)).await?;
-        for (method, total) in methods.iter().zip(&mut totals) {
+        let (name, workloads) = ticks(&path).await?;
+        for ((label, config), total) in methods.iter().zip(&mut totals) {
             let mut t = Tally::default();
-            for w in &result.workloads {
-                t.add(measure(*method, &w.timeline));
+            for w in &workloads {
+                t.add(measure(*config, w));
             }
-            print_row(&scenario.name, *method, &t);
+            print_row(&name, label, &t);
             total.add(t);
         }
     }
-    for (method, total) in methods.iter().zip(&totals) {
-        print_row("all", *method, total);
+    for ((label, _), total) in methods.iter().zip(&totals) {
+        print_row("all", label, total);
     }
     Ok(())
 }
 
-fn print_row(name: &str, method: JointMethod, t: &Tally) {
+fn print_row(name: &str, label: &str, t: &Tally) {
     let delay = if t.delays.is_empty() {
         "-".to_owned()
     } else {
@@ -187,7 +251,7 @@ fn print_row(name: &str, method: JointMethod, t: &Tally) {
     println!(
         "{:<22} {:<12} {:>6} {:>8} {:>7} {:>9} {:>6} {:>9.1}",
         name,
-        format!("{method:?}"),
+        label,
         t.quiet,
         t.false_alarms,
         format!("{}/{}", t.found, t.incidents),

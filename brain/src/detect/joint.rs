@@ -44,8 +44,12 @@ pub enum JointMethod {
 pub struct JointConfig {
     /// The model.
     pub method: JointMethod,
-    /// Normal vectors remembered for training (480 × 15 s = 2 h).
+    /// Normal vectors remembered for training.
     pub window: usize,
+    /// Once the window is full, one normal vector in this many is kept, so the window comes
+    /// to span a day (480 × 12 × 15 s) and the whole daily cycle is normal, not just the
+    /// last hours of it.
+    pub stride: usize,
     /// Vectors needed before the first fit (120 × 15 s = 30 min).
     pub warmup: usize,
     /// New normal vectors after which the model is fitted again.
@@ -68,6 +72,7 @@ impl Default for JointConfig {
         JointConfig {
             method: JointMethod::Pca,
             window: 480,
+            stride: 12,
             warmup: 120,
             retrain_every: 120,
             explained: 0.9,
@@ -422,8 +427,11 @@ pub struct JointModel {
     /// Which features the window's vectors hold (bit i: feature i of the caller's list).
     mask: u32,
     window: VecDeque<Vec<f64>>,
-    /// Normal vectors admitted since the last fit came back.
+    /// Normal vectors seen since the last fit came back.
     fresh: usize,
+    /// Normal vectors seen since one was last kept, once the window is full.
+    #[serde(default)]
+    skipped: usize,
     fitted: Option<Fitted>,
     /// Whether a training handed out has not come back yet.
     #[serde(skip)]
@@ -438,6 +446,7 @@ impl JointModel {
             mask: 0,
             window: VecDeque::with_capacity(config.window),
             fresh: 0,
+            skipped: 0,
             fitted: None,
             pending: false,
         }
@@ -469,11 +478,16 @@ impl JointModel {
                 ..JointModel::new(self.config)
             };
         }
+        self.fresh += 1;
         if self.window.len() == self.config.window {
+            self.skipped += 1;
+            if self.skipped < self.config.stride.max(1) {
+                return;
+            }
+            self.skipped = 0;
             self.window.pop_front();
         }
         self.window.push_back(x.to_vec());
-        self.fresh += 1;
     }
 
     /// A snapshot to fit when a (re)fit is due: after warm-up, then every `retrain_every`

@@ -144,10 +144,16 @@ async fn a_restarted_brain_resumes_its_baselines_and_scores_as_before() {
     // The brain before the restart, shown the same samples, scores them exactly the same.
     let state = restarted.engine.workload(&workload()).expect("tracked");
     let at = state.last_sample.expect("samples");
-    for (sig, stat) in homeostat_brain::assess::JOINT
+    let mut series: Vec<(&str, Stat)> = homeostat_brain::assess::JOINT
         .iter()
         .map(|(sig, stat, _)| (*sig, *stat))
-    {
+        .collect();
+    for (sig, stat, _, _) in &after {
+        if !series.contains(&(sig.as_str(), *stat)) {
+            series.push((sig.as_str(), *stat));
+        }
+    }
+    for (sig, stat) in series {
         if let Some(l) = state.latest(sig, stat).filter(|l| l.time == at) {
             let sample = Sample::new(sig, stat, workload(), l.time, l.value).expect("finite");
             before.observe(&sample);

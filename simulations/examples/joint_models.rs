@@ -38,6 +38,8 @@ struct Tally {
     /// Scored ticks outside incidents (and their settling), and those flagged.
     quiet: usize,
     false_alarms: usize,
+    /// Runs of false alarms (ticks apart by more than five minutes start a new one).
+    false_episodes: usize,
     /// Incidents, those found, and the delays (ticks) to the first flag.
     incidents: usize,
     found: usize,
@@ -52,6 +54,7 @@ impl Tally {
     fn add(&mut self, other: Tally) {
         self.quiet += other.quiet;
         self.false_alarms += other.false_alarms;
+        self.false_episodes += other.false_episodes;
         self.incidents += other.incidents;
         self.found += other.found;
         self.delays.extend(other.delays);
@@ -85,13 +88,16 @@ impl Tally {
     }
 }
 
-fn measure(config: JointConfig, timeline: &[Tick]) -> Tally {
+/// Streams `timeline` through a model of `config`, leaving out the features in `drop` (bits
+/// of the brain's `JOINT` list).
+fn measure(config: JointConfig, drop: u32, timeline: &[Tick]) -> Tally {
     let method = config.method;
     let mut model = JointModel::new(config);
     let mut t = Tally::default();
     let mut incident_start: Option<usize> = None;
     let mut flagged_in_incident = false;
     let mut last_incident_end: Option<Duration> = None;
+    let mut last_false: Option<Duration> = None;
     for (i, p) in timeline.iter().enumerate() {
         if p.in_incident && incident_start.is_none() {
             incident_start = Some(i);
@@ -101,9 +107,11 @@ fn measure(config: JointConfig, timeline: &[Tick]) -> Tally {
         if !p.in_incident && incident_start.take().is_some() {
             last_incident_end = Some(p.t);
         }
-        let Some((mask, x)) = &p.features else {
+        let Some((full, all)) = &p.features else {
             continue;
         };
+        let (mask, x) = without(*full, all, drop);
+        let (mask, x) = (&mask, &x);
         let score = model.score(*mask, x);
         if let Some(s) = &score {
             let settling = last_incident_end.is_some_and(|end| p.t < end + SETTLE);
@@ -117,7 +125,13 @@ fn measure(config: JointConfig, timeline: &[Tick]) -> Tally {
             } else if !settling {
                 t.scores.push((s.score, false));
                 t.quiet += 1;
-                t.false_alarms += usize::from(s.anomalous);
+                if s.anomalous {
+                    t.false_alarms += 1;
+                    if last_false.is_none_or(|l| p.t > l + Duration::from_secs(300)) {
+                        t.false_episodes += 1;
+                    }
+                    last_false = Some(p.t);
+                }
             }
         }
         let anomalous = score.is_some_and(|s| s.anomalous) || p.anomalous;
@@ -189,29 +203,43 @@ async fn ticks(path: &PathBuf) -> anyhow::Result<(String, Vec<Vec<Tick>>)> {
     Ok((scenario.name, workloads))
 }
 
-/// The settings compared: each method with the defaults, and PCA without the day-long
-/// window (one vector kept in one, so the last two hours only).
-fn candidates() -> Vec<(String, JointConfig)> {
-    let mut out: Vec<(String, JointConfig)> =
+/// The features of `mask` and their values, less those in `drop`.
+fn without(mask: u32, x: &[f64], drop: u32) -> (u32, Vec<f64>) {
+    let bits = (0..32).filter(|b| mask & (1 << b) != 0);
+    let kept: Vec<f64> = bits
+        .zip(x)
+        .filter(|(b, _)| drop & (1 << b) == 0)
+        .map(|(_, v)| *v)
+        .collect();
+    (mask & !drop, kept)
+}
+
+/// The settings compared: each method with the defaults, then PCA without the day-long
+/// window (one vector kept in one: the last two hours only), with a wider margin, and without
+/// the p99 latency and run-queue features (bits 3 and 4 of the brain's `JOINT` list).
+fn candidates() -> Vec<(String, JointConfig, u32)> {
+    let pca = JointConfig::default();
+    let mut out: Vec<(String, JointConfig, u32)> =
         [JointMethod::Pca, JointMethod::Gmm, JointMethod::OneClassSvm]
             .into_iter()
-            .map(|method| {
-                (
-                    format!("{method:?}"),
-                    JointConfig {
-                        method,
-                        ..JointConfig::default()
-                    },
-                )
-            })
+            .map(|method| (format!("{method:?}"), JointConfig { method, ..pca }, 0))
             .collect();
+    out.push(("Pca 2h".into(), JointConfig { stride: 1, ..pca }, 0));
+    out.push(("Pca m6".into(), JointConfig { margin: 6.0, ..pca }, 0));
+    out.push(("Pca -p99".into(), pca, 1 << 3));
+    out.push(("Pca -rq".into(), pca, 1 << 4));
+    out.push(("Pca -both".into(), pca, (1 << 3) | (1 << 4)));
+    out.push(("Pca rate+cpu".into(), pca, (1 << 2) | (1 << 3) | (1 << 4)));
     out.push((
-        "Pca 2h".into(),
-        JointConfig {
-            stride: 1,
-            ..JointConfig::default()
-        },
+        "Pca -both m6".into(),
+        JointConfig { margin: 6.0, ..pca },
+        (1 << 3) | (1 << 4),
     ));
+    // `JOINT_CANDIDATES=a,b` keeps only the settings whose labels are listed.
+    if let Ok(only) = std::env::var("JOINT_CANDIDATES") {
+        let only: Vec<&str> = only.split(',').collect();
+        out.retain(|c| only.contains(&c.0.as_str()));
+    }
     out
 }
 
@@ -220,21 +248,21 @@ async fn main() -> anyhow::Result<()> {
     let methods = candidates();
     let mut totals: Vec<Tally> = methods.iter().map(|_| Tally::default()).collect();
     println!(
-        "{:<22} {:<12} {:>6} {:>8} {:>7} {:>9} {:>6} {:>9}",
-        "scenario", "model", "quiet", "false", "found", "delay", "AUC", "fit ms"
+        "{:<20} {:<13} {:>6} {:>7} {:>5} {:>6} {:>6} {:>6} {:>7}",
+        "scenario", "model", "quiet", "false", "runs", "found", "delay", "AUC", "fit ms"
     );
     for path in scenarios() {
         let (name, workloads) = ticks(&path).await?;
-        for ((label, config), total) in methods.iter().zip(&mut totals) {
+        for ((label, config, drop), total) in methods.iter().zip(&mut totals) {
             let mut t = Tally::default();
             for w in &workloads {
-                t.add(measure(*config, w));
+                t.add(measure(*config, *drop, w));
             }
             print_row(&name, label, &t);
             total.add(t);
         }
     }
-    for ((label, _), total) in methods.iter().zip(&totals) {
+    for ((label, _, _), total) in methods.iter().zip(&totals) {
         print_row("all", label, total);
     }
     Ok(())
@@ -249,11 +277,12 @@ fn print_row(name: &str, label: &str, t: &Tally) {
         format!("{}", d[d.len() / 2])
     };
     println!(
-        "{:<22} {:<12} {:>6} {:>8} {:>7} {:>9} {:>6} {:>9.1}",
+        "{:<20} {:<13} {:>6} {:>7} {:>5} {:>6} {:>6} {:>6} {:>7.1}",
         name,
         label,
         t.quiet,
         t.false_alarms,
+        t.false_episodes,
         format!("{}/{}", t.found, t.incidents),
         delay,
         t.auc().map_or("-".to_owned(), |a| format!("{a:.3}")),

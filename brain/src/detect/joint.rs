@@ -62,6 +62,10 @@ pub struct JointConfig {
     /// Spread of a standardised feature never taken below this (log units, 0.05 ≈ 5 %), so a
     /// flat signal does not turn every wobble into an alarm.
     pub min_scale: f64,
+    /// Consecutive vectors only this model objects to after which it starts over: what it
+    /// has objected to alone for that long (120 × 15 s = 30 min) is a new normal it has not
+    /// learned, not an incident, and refusing to learn it would keep it objecting for ever.
+    pub relearn_after: usize,
     /// A vector is anomalous only when it is at least this far (Euclidean, log units) from
     /// what the model expects of it: ln 1.5, the univariate baselines' 50 %.
     pub min_effect: f64,
@@ -76,7 +80,8 @@ impl Default for JointConfig {
             warmup: 120,
             retrain_every: 120,
             explained: 0.9,
-            margin: 3.0,
+            margin: 6.0,
+            relearn_after: 120,
             min_scale: 0.05,
             min_effect: 1.5f64.ln(),
         }
@@ -433,6 +438,9 @@ pub struct JointModel {
     #[serde(default)]
     skipped: usize,
     fitted: Option<Fitted>,
+    /// Consecutive vectors only this model objected to.
+    #[serde(default)]
+    alone: usize,
     /// Whether a training handed out has not come back yet.
     #[serde(skip)]
     pending: bool,
@@ -447,6 +455,7 @@ impl JointModel {
             window: VecDeque::with_capacity(config.window),
             fresh: 0,
             skipped: 0,
+            alone: 0,
             fitted: None,
             pending: false,
         }
@@ -479,6 +488,7 @@ impl JointModel {
             };
         }
         self.fresh += 1;
+        self.alone = 0;
         if self.window.len() == self.config.window {
             self.skipped += 1;
             if self.skipped < self.config.stride.max(1) {
@@ -488,6 +498,18 @@ impl JointModel {
             self.window.pop_front();
         }
         self.window.push_back(x.to_vec());
+    }
+
+    /// Notes a vector only this model objected to; after `relearn_after` in a row it starts
+    /// over (warm-up included).
+    pub fn objected_alone(&mut self) {
+        self.alone += 1;
+        if self.alone >= self.config.relearn_after {
+            *self = JointModel {
+                mask: self.mask,
+                ..JointModel::new(self.config)
+            };
+        }
     }
 
     /// A snapshot to fit when a (re)fit is due: after warm-up, then every `retrain_every`
@@ -526,9 +548,12 @@ mod tests {
         vec![load.ln(), (0.01 * load * wobble).ln(), latency.ln()]
     }
 
+    /// A model of `normal` at a margin of 3 (the one-class SVM's boundary is tight enough for
+    /// the test's case only there; the default of 6 suits PCA, see docs/detection.md).
     fn trained(method: JointMethod) -> JointModel {
         let mut m = JointModel::new(JointConfig {
             method,
+            margin: 3.0,
             ..JointConfig::default()
         });
         for i in 0..400 {
@@ -585,6 +610,22 @@ mod tests {
         assert_eq!(m.score(0b011, &normal(0)[..2]), None, "other features");
         m.learn(0b011, &normal(0)[..2]);
         assert!(!m.is_fitted(), "a new feature set starts over");
+    }
+
+    #[test]
+    fn objecting_alone_for_long_starts_over() {
+        let mut m = trained(JointMethod::Pca);
+        for _ in 0..119 {
+            m.objected_alone();
+        }
+        assert!(m.is_fitted());
+        m.learn(0b111, &normal(0));
+        for _ in 0..119 {
+            m.objected_alone();
+        }
+        assert!(m.is_fitted(), "a normal vector in between resets the count");
+        m.objected_alone();
+        assert!(!m.is_fitted(), "a new normal: learned afresh");
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub struct SeasonConfig {
     pub cycles: usize,
     /// A value up to this fraction above what the cycle usually reached is still normal.
     pub tolerance: f64,
+    /// Buckets either side of the same time looked at: what an autoscaler does at 09:00 one
+    /// day it may do at 09:40 the next (4 × 15 min: within the hour).
+    pub spread: i64,
 }
 
 impl Default for SeasonConfig {
@@ -36,6 +39,7 @@ impl Default for SeasonConfig {
             min_autocorrelation: 0.5,
             cycles: 3,
             tolerance: 0.1,
+            spread: 4,
         }
     }
 }
@@ -158,7 +162,8 @@ impl Season {
     }
 
     /// Whether `x` at `t` is no higher than what the same time of the season usually reached
-    /// (the median over the last cycles of the highest value within a bucket of that time).
+    /// (the median over the last cycles of the highest value within `spread` buckets of that
+    /// time).
     /// `false` without a season or without two cycles of history at that time.
     pub fn usual_at(&self, t: Timestamp, x: f64) -> bool {
         let (Some(period), Some(last)) = (self.period, self.last) else {
@@ -168,7 +173,7 @@ impl Season {
         let mut reached: Vec<f64> = (1..=self.config.cycles)
             .filter_map(|k| {
                 let centre = index - (k * period) as i64;
-                (centre - 1..=centre + 1)
+                (centre - self.config.spread..=centre + self.config.spread)
                     .filter_map(|i| {
                         let back = usize::try_from(last - i).ok()?;
                         let pos = self.buckets.len().checked_sub(1 + back)?;
@@ -216,6 +221,8 @@ mod tests {
             !s.usual_at(at(14.0), 0.4),
             "the same height in the afternoon"
         );
+        assert!(s.usual_at(at(9.9), 0.4), "within the hour");
+        assert!(!s.usual_at(at(10.3), 0.4), "not beyond");
         assert!(!s.usual_at(at(8.5), 0.8), "twice the usual peak");
     }
 

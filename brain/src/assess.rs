@@ -36,15 +36,13 @@ const WATCHED: &[(&str, Stat, Direction)] = &[
 ];
 
 /// The series the joint model reads, with the floor below which a value is taken as the floor
-/// (its logarithm would otherwise make noise of nothing): load, what it costs, and how it is
-/// served. Their relations (CPU per request, latency at a load) are what the model learns.
-/// (p99 latency and run-queue delay were measured and left out: read off histogram buckets
-/// and near zero most of the time, they jump in ways no joint model of a day predicts, and
-/// raised false alarms in the quiet weeks; docs/detection.md.)
+/// (its logarithm would otherwise make noise of nothing): load and what it costs, whose
+/// relation (CPU per request) the model learns. Latency was measured and left out: mean and
+/// p99 latency and run-queue delay follow the autoscaler's steps and the traffic's mix more
+/// than the load, and raised false alarms in the quiet weeks (docs/detection.md).
 pub const JOINT: &[(&str, Stat, f64)] = &[
     (signal::HTTP_SERVER_REQUEST_DURATION, Stat::Rate, 1e-3),
     (signal::CPU_TIME, Stat::Rate, 1e-3),
-    (signal::HTTP_SERVER_REQUEST_DURATION, Stat::Mean, 1e-4),
 ];
 
 /// Series of events that should (almost) never happen, and the kind each points to.

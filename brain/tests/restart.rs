@@ -42,7 +42,7 @@ fn workload() -> WorkloadRef {
     WorkloadRef::deployment("shop", "web")
 }
 
-/// Cumulative histograms of two pods at step `k`: latency and run-queue delay that wobble
+/// Cumulative histograms and CPU counters of two pods at step `k`: latency, run-queue delay and CPU that wobble
 /// deterministically, so baselines have a spread to learn.
 fn points(k: i64) -> Vec<Point> {
     let mut out = Vec::new();
@@ -76,6 +76,19 @@ fn points(k: i64) -> Vec<Point> {
                 },
             });
         }
+        // CPU seconds, about one a step, following the requests' wobble.
+        let cpu: f64 = (1..=k).map(|i| 1.0 + 0.1 * wobble(i)).sum();
+        out.push(Point {
+            entity: e.clone(),
+            signal: signal::CPU_TIME.into(),
+            attributes: Vec::new(),
+            time: Timestamp::from_secs(START + k * 15),
+            start_time: Timestamp::from_secs(START),
+            value: PointValue::Counter {
+                value: cpu,
+                cumulative: true,
+            },
+        });
     }
     out
 }

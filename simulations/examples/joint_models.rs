@@ -10,7 +10,7 @@
 //! (default: every scenario in `simulations/scenarios`). With `JOINT_CACHE=DIR` the runs'
 //! ticks are kept in (and read back from) `DIR/<scenario>.json`, to compare settings quickly.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use homeostat_brain::DecisionSpans;
@@ -88,9 +88,8 @@ impl Tally {
     }
 }
 
-/// Streams `timeline` through a model of `config`, leaving out the features in `drop` (bits
-/// of the brain's `JOINT` list).
-fn measure(config: JointConfig, drop: u32, timeline: &[Tick]) -> Tally {
+/// Streams `timeline` through a model of `config`.
+fn measure(config: JointConfig, timeline: &[Tick]) -> Tally {
     let method = config.method;
     let mut model = JointModel::new(config);
     let mut t = Tally::default();
@@ -107,11 +106,9 @@ fn measure(config: JointConfig, drop: u32, timeline: &[Tick]) -> Tally {
         if !p.in_incident && incident_start.take().is_some() {
             last_incident_end = Some(p.t);
         }
-        let Some((full, all)) = &p.features else {
+        let Some((mask, x)) = &p.features else {
             continue;
         };
-        let (mask, x) = without(*full, all, drop);
-        let (mask, x) = (&mask, &x);
         let score = model.score(*mask, x);
         if let Some(s) = &score {
             let settling = last_incident_end.is_some_and(|end| p.t < end + SETTLE);
@@ -169,7 +166,7 @@ fn scenarios() -> Vec<PathBuf> {
 }
 
 /// Every workload's ticks of one run of `path`'s scenario (from the cache when there).
-async fn ticks(path: &PathBuf) -> anyhow::Result<(String, Vec<Vec<Tick>>)> {
+async fn ticks(path: &Path) -> anyhow::Result<(String, Vec<Vec<Tick>>)> {
     let scenario = Scenario::load(path)?;
     let cache = std::env::var_os("JOINT_CACHE")
         .map(|d| PathBuf::from(d).join(format!("{}.json", scenario.name)));
@@ -203,38 +200,17 @@ async fn ticks(path: &PathBuf) -> anyhow::Result<(String, Vec<Vec<Tick>>)> {
     Ok((scenario.name, workloads))
 }
 
-/// The features of `mask` and their values, less those in `drop`.
-fn without(mask: u32, x: &[f64], drop: u32) -> (u32, Vec<f64>) {
-    let bits = (0..32).filter(|b| mask & (1 << b) != 0);
-    let kept: Vec<f64> = bits
-        .zip(x)
-        .filter(|(b, _)| drop & (1 << b) == 0)
-        .map(|(_, v)| *v)
-        .collect();
-    (mask & !drop, kept)
-}
-
 /// The settings compared: each method with the defaults, then PCA without the day-long
-/// window (one vector kept in one: the last two hours only), with a wider margin, and without
-/// the p99 latency and run-queue features (bits 3 and 4 of the brain's `JOINT` list).
-fn candidates() -> Vec<(String, JointConfig, u32)> {
+/// window (one vector kept in one: the last two hours only) and with a margin of 3.
+fn candidates() -> Vec<(String, JointConfig)> {
     let pca = JointConfig::default();
-    let mut out: Vec<(String, JointConfig, u32)> =
+    let mut out: Vec<(String, JointConfig)> =
         [JointMethod::Pca, JointMethod::Gmm, JointMethod::OneClassSvm]
             .into_iter()
-            .map(|method| (format!("{method:?}"), JointConfig { method, ..pca }, 0))
+            .map(|method| (format!("{method:?}"), JointConfig { method, ..pca }))
             .collect();
-    out.push(("Pca 2h".into(), JointConfig { stride: 1, ..pca }, 0));
-    out.push(("Pca m6".into(), JointConfig { margin: 6.0, ..pca }, 0));
-    out.push(("Pca -p99".into(), pca, 1 << 3));
-    out.push(("Pca -rq".into(), pca, 1 << 4));
-    out.push(("Pca -both".into(), pca, (1 << 3) | (1 << 4)));
-    out.push(("Pca rate+cpu".into(), pca, (1 << 2) | (1 << 3) | (1 << 4)));
-    out.push((
-        "Pca -both m6".into(),
-        JointConfig { margin: 6.0, ..pca },
-        (1 << 3) | (1 << 4),
-    ));
+    out.push(("Pca 2h".into(), JointConfig { stride: 1, ..pca }));
+    out.push(("Pca margin 3".into(), JointConfig { margin: 3.0, ..pca }));
     // `JOINT_CANDIDATES=a,b` keeps only the settings whose labels are listed.
     if let Ok(only) = std::env::var("JOINT_CANDIDATES") {
         let only: Vec<&str> = only.split(',').collect();
@@ -253,16 +229,16 @@ async fn main() -> anyhow::Result<()> {
     );
     for path in scenarios() {
         let (name, workloads) = ticks(&path).await?;
-        for ((label, config, drop), total) in methods.iter().zip(&mut totals) {
+        for ((label, config), total) in methods.iter().zip(&mut totals) {
             let mut t = Tally::default();
             for w in &workloads {
-                t.add(measure(*config, *drop, w));
+                t.add(measure(*config, w));
             }
             print_row(&name, label, &t);
             total.add(t);
         }
     }
-    for ((label, _, _), total) in methods.iter().zip(&totals) {
+    for ((label, _), total) in methods.iter().zip(&totals) {
         print_row("all", label, total);
     }
     Ok(())

@@ -205,28 +205,16 @@ impl WorkloadState {
 
     /// What the detectors have learned, to be kept across a restart.
     pub fn learned(&self) -> Learned {
-        let mut baselines: Vec<(String, Stat, RobustBaseline)> = self
-            .detectors
-            .iter()
-            .map(|((signal, stat), d)| (signal.clone(), *stat, d.clone()))
-            .collect();
-        baselines.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         let mut events: Vec<(String, EventRate)> = self
             .events
             .iter()
             .map(|(series, e)| (series.clone(), e.detector.clone()))
             .collect();
         events.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut seasons: Vec<(String, Stat, Season)> = self
-            .seasons
-            .iter()
-            .map(|((signal, stat), s)| (signal.clone(), *stat, s.clone()))
-            .collect();
-        seasons.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         Learned {
-            seasons,
+            seasons: by_series(&self.seasons),
             workload: self.workload.clone(),
-            baselines,
+            baselines: by_series(&self.detectors),
             events,
             memory: self.memory.clone(),
             joint: self.joint.clone(),
@@ -657,6 +645,17 @@ impl WorkloadState {
         out.sort_by(|a, b| a.1.signal.cmp(&b.1.signal));
         out
     }
+}
+
+/// What is kept per series, as a list in series order (the journal's bytes do not depend on a
+/// hash map's order).
+fn by_series<T: Clone>(map: &HashMap<(String, Stat), T>) -> Vec<(String, Stat, T)> {
+    let mut out: Vec<(String, Stat, T)> = map
+        .iter()
+        .map(|((signal, stat), v)| (signal.clone(), *stat, v.clone()))
+        .collect();
+    out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    out
 }
 
 /// The [`JOINT`] series that stray furthest from what the joint model expects of them given

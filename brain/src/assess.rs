@@ -15,7 +15,8 @@ use homeostat_core::{
 use serde::{Deserialize, Serialize};
 
 use crate::detect::{
-    BaselineConfig, Direction, EventConfig, EventRate, EventScore, RobustBaseline, Score, Trend,
+    BaselineConfig, Direction, EventConfig, EventRate, EventScore, Fitted, JointConfig, JointError,
+    JointModel, JointScore, RobustBaseline, Score, Season, SeasonConfig, Training, Trend,
     TrendConfig, TrendScore,
 };
 
@@ -32,6 +33,16 @@ const WATCHED: &[(&str, Stat, Direction)] = &[
         Direction::Up,
     ),
     (signal::RUNQUEUE_LATENCY, Stat::P99, Direction::Up),
+];
+
+/// The series the joint model reads, with the floor below which a value is taken as the floor
+/// (its logarithm would otherwise make noise of nothing): load and what it costs, whose
+/// relation (CPU per request) the model learns. Latency was measured and left out: mean and
+/// p99 latency and run-queue delay follow the autoscaler's steps and the traffic's mix more
+/// than the load, and raised false alarms in the quiet weeks (docs/detection.md).
+pub const JOINT: &[(&str, Stat, f64)] = &[
+    (signal::HTTP_SERVER_REQUEST_DURATION, Stat::Rate, 1e-3),
+    (signal::CPU_TIME, Stat::Rate, 1e-3),
 ];
 
 /// Series of events that should (almost) never happen, and the kind each points to.
@@ -106,6 +117,8 @@ pub struct WorkloadState {
     /// Length of one step of the series: a rate times it is the step's count.
     step: Duration,
     detectors: HashMap<(String, Stat), RobustBaseline>,
+    /// The daily or weekly seasons of the watched series, once found.
+    seasons: HashMap<(String, Stat), Season>,
     latest: HashMap<(String, Stat), Latest>,
     events: HashMap<String, EventSeries>,
     memory: Trend,
@@ -125,6 +138,10 @@ pub struct WorkloadState {
     pub last_sample: Option<Timestamp>,
     /// Mean request latency of the last few steps, oldest first.
     recent_latency: VecDeque<(Timestamp, f64)>,
+    /// The model of how the [`JOINT`] series move together.
+    joint: JointModel,
+    /// Its newest score.
+    joint_latest: Option<(Timestamp, JointScore)>,
 }
 
 /// Series scored for context: they decide the kind, never raise an anomaly by themselves.
@@ -152,6 +169,14 @@ pub struct Learned {
     baselines: Vec<(String, Stat, RobustBaseline)>,
     events: Vec<(String, EventRate)>,
     memory: Trend,
+    #[serde(default)]
+    seasons: Vec<(String, Stat, Season)>,
+    #[serde(default = "default_joint")]
+    joint: JointModel,
+}
+
+fn default_joint() -> JointModel {
+    JointModel::new(JointConfig::default())
 }
 
 impl WorkloadState {
@@ -161,6 +186,7 @@ impl WorkloadState {
             workload,
             step,
             detectors: HashMap::new(),
+            seasons: HashMap::new(),
             latest: HashMap::new(),
             events: HashMap::new(),
             memory: Trend::new(TrendConfig::default()),
@@ -172,17 +198,13 @@ impl WorkloadState {
             normal_since: None,
             last_sample: None,
             recent_latency: VecDeque::with_capacity(TREND_STEPS),
+            joint: default_joint(),
+            joint_latest: None,
         }
     }
 
     /// What the detectors have learned, to be kept across a restart.
     pub fn learned(&self) -> Learned {
-        let mut baselines: Vec<(String, Stat, RobustBaseline)> = self
-            .detectors
-            .iter()
-            .map(|((signal, stat), d)| (signal.clone(), *stat, d.clone()))
-            .collect();
-        baselines.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         let mut events: Vec<(String, EventRate)> = self
             .events
             .iter()
@@ -190,10 +212,12 @@ impl WorkloadState {
             .collect();
         events.sort_by(|a, b| a.0.cmp(&b.0));
         Learned {
+            seasons: by_series(&self.seasons),
             workload: self.workload.clone(),
-            baselines,
+            baselines: by_series(&self.detectors),
             events,
             memory: self.memory.clone(),
+            joint: self.joint.clone(),
         }
     }
 
@@ -217,7 +241,52 @@ impl WorkloadState {
             })
             .collect();
         state.memory = learned.memory;
+        state.seasons = learned
+            .seasons
+            .into_iter()
+            .map(|(signal, stat, s)| ((signal, stat), s))
+            .collect();
+        state.joint = learned.joint;
         state
+    }
+
+    /// The [`JOINT`] series present at `at` (bit i for the i-th) and their logarithms.
+    pub fn joint_features(&self, at: Timestamp) -> Option<(u32, Vec<f64>)> {
+        let mut mask = 0;
+        let mut x = Vec::with_capacity(JOINT.len());
+        for (i, (sig, stat, floor)) in JOINT.iter().enumerate() {
+            if let Some(l) = self.latest(sig, *stat).filter(|l| l.time == at)
+                && l.value.is_finite()
+            {
+                mask |= 1 << i;
+                x.push(l.value.max(*floor).ln());
+            }
+        }
+        (x.len() >= 2).then_some((mask, x))
+    }
+
+    /// The joint model's score at `at`, once it is fitted.
+    pub fn joint_score(&self, at: Timestamp) -> Option<&JointScore> {
+        self.joint_latest
+            .as_ref()
+            .filter(|(t, _)| *t == at)
+            .map(|(_, s)| s)
+    }
+
+    /// A snapshot of the joint model's window when a refit is due, to fit off the scoring
+    /// path and hand back with [`WorkloadState::install_joint`].
+    pub fn joint_training(&mut self) -> Option<Training> {
+        self.joint.training()
+    }
+
+    /// Puts a joint model fitted from [`WorkloadState::joint_training`] in use.
+    pub fn install_joint(&mut self, fitted: Result<Fitted, JointError>) -> Result<(), JointError> {
+        self.joint.install(fitted)
+    }
+
+    /// Whether the joint model has been fitted.
+    pub fn joint_fitted(&self) -> bool {
+        self.joint.is_fitted()
     }
 
     /// Whether mean request latency has fallen over each of the last steps: a saturated
@@ -303,16 +372,39 @@ impl WorkloadState {
             .chain(CONTEXT)
             .find(|(n, st, _)| *n == s.signal && *st == s.stat)
             .map(|w| w.2);
+        let watched = WATCHED
+            .iter()
+            .any(|(n, st, _)| *n == s.signal && *st == s.stat);
         let score = direction.and_then(|direction| {
-            self.detectors
-                .entry(key.clone())
-                .or_insert_with(|| {
-                    RobustBaseline::new(BaselineConfig {
-                        direction,
-                        ..BaselineConfig::default()
-                    })
+            let baseline = self.detectors.entry(key.clone()).or_insert_with(|| {
+                RobustBaseline::new(BaselineConfig {
+                    direction,
+                    ..BaselineConfig::default()
                 })
-                .observe(s.value, learn)
+            });
+            if !watched {
+                return baseline.observe(s.value, learn);
+            }
+            let season = self
+                .seasons
+                .entry(key.clone())
+                .or_insert_with(|| Season::new(SeasonConfig::default()));
+            let mut score = baseline.score(s.value);
+            if let Some(sc) = &mut score
+                && sc.anomalous
+                && direction == Direction::Up
+                && season.usual_at(s.time, s.value)
+            {
+                // As high as this time of day (or week) usually is: its season, not trouble.
+                sc.anomalous = false;
+            }
+            if learn {
+                season.observe(s.time, s.value);
+                if !score.is_some_and(|sc| sc.anomalous) {
+                    baseline.learn(s.value);
+                }
+            }
+            score
         });
         self.latest.insert(
             key,
@@ -444,6 +536,17 @@ impl WorkloadState {
         let evidence = self.evidence(at);
         let kinds: Vec<AnomalyKind> = evidence.iter().map(|(k, _)| *k).collect();
         contributions.extend(evidence.into_iter().map(|(_, c)| c));
+        let features = self.joint_features(at);
+        let joint = features
+            .as_ref()
+            .and_then(|(mask, x)| self.joint.score(*mask, x));
+        let joint_anomalous = joint.as_ref().is_some_and(|j| j.anomalous);
+        if let (Some(j), Some((mask, x))) = (&joint, &features)
+            && j.anomalous
+        {
+            contributions.extend(joint_contributions(*mask, x, j, &contributions));
+        }
+
         let kind = if latency && runqueue {
             // Short of CPU: because demand grew (saturation, which replicas fix), or because
             // something else on the nodes took the CPU (contention, which they may not).
@@ -464,15 +567,24 @@ impl WorkloadState {
             ]
             .into_iter()
             .find(|k| kinds.contains(k))
-            .or(latency.then_some(AnomalyKind::Unclassified))
+            .or((latency || joint_anomalous).then_some(AnomalyKind::Unclassified))
         };
+        self.joint_latest = joint.map(|j| (at, j));
         let Some(kind) = kind else {
             if scored {
                 self.normal_since.get_or_insert(at);
             }
+            if let Some((mask, x)) = features
+                && !self.intervened()
+            {
+                self.joint.learn(mask, &x);
+            }
             return None;
         };
         self.normal_since = None;
+        if joint_anomalous && kind == AnomalyKind::Unclassified && !latency && kinds.is_empty() {
+            self.joint.objected_alone();
+        }
         let episode = match &mut self.episode {
             // While homeostat's change is in effect the episode goes on, however long the calm
             // in between: a new one would forget what to restore.
@@ -553,6 +665,54 @@ impl WorkloadState {
         out.sort_by(|a, b| a.1.signal.cmp(&b.1.signal));
         out
     }
+}
+
+/// What is kept per series, as a list in series order (the journal's bytes do not depend on a
+/// hash map's order).
+fn by_series<T: Clone>(map: &HashMap<(String, Stat), T>) -> Vec<(String, Stat, T)> {
+    let mut out: Vec<(String, Stat, T)> = map
+        .iter()
+        .map(|((signal, stat), v)| (signal.clone(), *stat, v.clone()))
+        .collect();
+    out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    out
+}
+
+/// The [`JOINT`] series that stray furthest from what the joint model expects of them given
+/// the others, those within half the largest departure, skipping series already listed.
+fn joint_contributions(
+    mask: u32,
+    x: &[f64],
+    joint: &JointScore,
+    listed: &[Contribution],
+) -> Vec<Contribution> {
+    let present = JOINT
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1 << i) != 0)
+        .map(|(_, j)| j);
+    let departures: Vec<(&(&str, Stat, f64), f64, f64)> = present
+        .zip(x.iter().zip(&joint.expected))
+        .map(|(j, (v, e))| (j, *v, *e))
+        .collect();
+    let largest = departures
+        .iter()
+        .map(|(_, v, e)| (v - e).abs())
+        .fold(0.0, f64::max);
+    departures
+        .into_iter()
+        .filter(|(_, v, e)| (v - e).abs() >= 0.5 * largest)
+        .filter(|((sig, stat, _), _, _)| {
+            !listed.iter().any(|c| c.signal == *sig && c.stat == *stat)
+        })
+        .map(|((sig, stat, _), v, e)| Contribution {
+            signal: (*sig).into(),
+            stat: *stat,
+            value: v.exp(),
+            baseline: e.exp(),
+            score: joint.score,
+        })
+        .collect()
 }
 
 /// Two anomalous steps this close together belong to one episode.
@@ -749,6 +909,113 @@ mod tests {
         s.observe(&sample(signal::CPU_TIME, Stat::Rate, 600, 3.0));
         let a = feed(&mut s, 600, 0.6, 0.005).expect("short of CPU");
         assert_eq!(a.kind, AnomalyKind::Saturation);
+    }
+
+    /// One step of a workload whose load swings between 50 and 150 req/s, CPU following it
+    /// at `cpu_per_request` core-seconds a request, latency steady.
+    fn step_at(s: &mut WorkloadState, i: i64, load: f64, cpu_per_request: f64) -> Option<Anomaly> {
+        let wobble = 1.0 + 0.03 * ((i as f64) * 1.7).sin();
+        let t = i * 15;
+        for (sig, stat, v) in [
+            (signal::HTTP_SERVER_REQUEST_DURATION, Stat::Rate, load),
+            (
+                signal::CPU_TIME,
+                Stat::Rate,
+                load * cpu_per_request * wobble,
+            ),
+            (
+                signal::HTTP_SERVER_REQUEST_DURATION,
+                Stat::Mean,
+                0.03 * wobble,
+            ),
+            (
+                signal::HTTP_SERVER_REQUEST_DURATION,
+                Stat::P99,
+                0.1 * wobble,
+            ),
+            (signal::RUNQUEUE_LATENCY, Stat::P99, 0.0002 * wobble),
+        ] {
+            s.observe(&sample(sig, stat, t, v));
+        }
+        let a = s.assess(Timestamp::from_secs(t));
+        if let Some(training) = s.joint_training() {
+            s.install_joint(training.fit()).expect("fit");
+        }
+        a
+    }
+
+    #[test]
+    fn cpu_per_request_doubling_within_every_signals_range_is_found_by_the_joint_model() {
+        let mut s = WorkloadState::new(WorkloadRef::deployment("shop", "web"), STEP);
+        let load = |i: i64| 100.0 + 50.0 * ((i as f64) * 0.05).sin();
+        for i in 0..400 {
+            assert_eq!(step_at(&mut s, i, load(i), 0.01), None, "normal step {i}");
+        }
+        assert!(s.joint_fitted());
+        let cpu = s
+            .latest(signal::CPU_TIME, Stat::Rate)
+            .and_then(|l| l.score)
+            .expect("CPU scored");
+        // 70 req/s and 1.4 cores: both inside the ranges seen (50–150, 0.5–1.5), so no
+        // univariate baseline objects, but CPU per request has doubled.
+        let a = step_at(&mut s, 400, 70.0, 0.02).expect("joint anomaly");
+        let at = Timestamp::from_secs(400 * 15);
+        for (sig, stat, _) in WATCHED.iter().chain(CONTEXT) {
+            let l = s.latest(sig, *stat).expect("scored");
+            assert!(!l.score.expect("warm").anomalous, "{sig} {stat:?} alone");
+        }
+        assert!(!cpu.anomalous);
+        assert_eq!(a.kind, AnomalyKind::Unclassified);
+        let joint = s.joint_score(at).expect("joint score");
+        assert!(joint.anomalous && a.score >= 0.999, "{joint:?}");
+        let signals: Vec<(&str, Stat)> = a
+            .contributions
+            .iter()
+            .map(|c| (c.signal.as_str(), c.stat))
+            .collect();
+        assert!(
+            signals.contains(&(signal::CPU_TIME, Stat::Rate)),
+            "CPU explains it: {a:?}"
+        );
+        let c = a
+            .contributions
+            .iter()
+            .find(|c| c.signal == signal::CPU_TIME)
+            .expect("CPU");
+        assert!(
+            c.value > 1.2 * c.baseline,
+            "CPU above what the load calls for: {c:?}"
+        );
+        // Back to normal: no anomaly, and the model keeps learning.
+        assert_eq!(step_at(&mut s, 401, load(401), 0.01), None);
+    }
+
+    #[test]
+    fn a_peak_that_comes_every_morning_is_an_anomaly_only_until_its_season_is_known() {
+        const DAY: i64 = 86_400;
+        let mut s = WorkloadState::new(WorkloadRef::deployment("shop", "web"), STEP);
+        // Latency doubles from 08:00 to 08:30 every day.
+        let mut anomalous_days = Vec::new();
+        for k in 0..4 * DAY / 15 {
+            let t = k * 15;
+            let hour = t.rem_euclid(DAY) as f64 / 3600.0;
+            let wobble = 1.0 + 0.02 * ((k as f64) * 0.9).sin();
+            let peak = if (8.0..8.5).contains(&hour) { 2.0 } else { 1.0 };
+            if feed(&mut s, t, 0.1 * peak * wobble, 0.0002 * wobble).is_some()
+                && anomalous_days.last() != Some(&(t / DAY))
+            {
+                anomalous_days.push(t / DAY);
+            }
+        }
+        assert_eq!(
+            anomalous_days,
+            vec![0, 1],
+            "known from the third morning on"
+        );
+        // A peak twice the usual one at that hour is still trouble.
+        let t = 4 * DAY + 8 * 3600 + 600;
+        let a = feed(&mut s, t, 0.45, 0.0002).expect("an unusual peak");
+        assert_eq!(a.kind, AnomalyKind::Unclassified);
     }
 
     #[test]

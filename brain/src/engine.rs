@@ -30,6 +30,7 @@ mod history;
 mod propose;
 mod recover;
 mod relocate;
+mod train;
 mod verify;
 
 use propose::Throttle;
@@ -160,6 +161,8 @@ pub struct Engine {
     resumed: bool,
     /// Passes run, to keep the learning now and then.
     passes: u64,
+    /// Joint models being fitted since the last pass.
+    fitting: Option<train::Fitting>,
 }
 
 impl Engine {
@@ -209,6 +212,7 @@ impl Engine {
             recovered: false,
             resumed: false,
             passes: 0,
+            fitting: None,
         }
     }
 
@@ -260,6 +264,7 @@ impl Engine {
             (samples, store.step())
         };
         self.resume_learned()?;
+        self.install_fitted().await;
         let mut steps: BTreeMap<WorkloadRef, Timestamp> = BTreeMap::new();
         for s in &samples {
             let state = self
@@ -343,6 +348,7 @@ impl Engine {
         if !follower {
             self.escalate(&report.verifications, now).await?;
         }
+        self.start_fitting();
         self.keep_learned_now_and_then(seen.iter()).await?;
         self.metrics
             .evaluation_seconds

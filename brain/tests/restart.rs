@@ -1,6 +1,6 @@
 //! A brain restarted on its journal scores as if it had never stopped: what its detectors
-//! learned comes back from sled, and its first scores after the restart equal those the brain
-//! before the restart gives the same samples.
+//! learned (baselines and the workload's joint model) comes back from sled, and its first
+//! scores after the restart equal those the brain before the restart gives the same samples.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +42,7 @@ fn workload() -> WorkloadRef {
     WorkloadRef::deployment("shop", "web")
 }
 
-/// Cumulative histograms of two pods at step `k`: latency and run-queue delay that wobble
+/// Cumulative histograms and CPU counters of two pods at step `k`: latency, run-queue delay and CPU that wobble
 /// deterministically, so baselines have a spread to learn.
 fn points(k: i64) -> Vec<Point> {
     let mut out = Vec::new();
@@ -76,6 +76,19 @@ fn points(k: i64) -> Vec<Point> {
                 },
             });
         }
+        // CPU seconds, about one a step, following the requests' wobble.
+        let cpu: f64 = (1..=k).map(|i| 1.0 + 0.1 * wobble(i)).sum();
+        out.push(Point {
+            entity: e.clone(),
+            signal: signal::CPU_TIME.into(),
+            attributes: Vec::new(),
+            time: Timestamp::from_secs(START + k * 15),
+            start_time: Timestamp::from_secs(START),
+            value: PointValue::Counter {
+                value: cpu,
+                cumulative: true,
+            },
+        });
     }
     out
 }
@@ -114,21 +127,27 @@ async fn a_restarted_brain_resumes_its_baselines_and_scores_as_before() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = ManualClock::new(Timestamp::from_secs(START));
 
-    // A brain learns 59 steps and stops cleanly; what it knew is kept aside to compare.
+    // A brain learns 199 steps (its joint model is fitted after 120) and stops cleanly; what
+    // it knew is kept aside to compare.
     let mut first = brain(Journal::open(dir.path()).expect("journal"), &clock);
-    run(&mut first, &clock, 1, 59).await;
+    run(&mut first, &clock, 1, 199).await;
     let mut before = first
         .engine
         .workload(&workload())
         .cloned()
         .expect("tracked");
+
+    assert!(
+        before.joint_fitted(),
+        "the joint model was fitted before the stop"
+    );
     first.engine.keep_learned().await.expect("kept");
     drop(first);
 
-    // A new brain on the same journal. Its first points (step 60) only set the reference of
-    // each pod's cumulative series, as after any restart; step 61 is its first scored step.
+    // A new brain on the same journal. Its first points (step 200) only set the reference of
+    // each pod's cumulative series, as after any restart; step 201 is its first scored step.
     let mut restarted = brain(Journal::open(dir.path()).expect("reopened"), &clock);
-    run(&mut restarted, &clock, 60, 61).await;
+    run(&mut restarted, &clock, 200, 201).await;
     let after = scores(&restarted);
     assert!(
         after.iter().all(|(_, _, score, _)| score.is_some()),
@@ -137,11 +156,31 @@ async fn a_restarted_brain_resumes_its_baselines_and_scores_as_before() {
 
     // The brain before the restart, shown the same samples, scores them exactly the same.
     let state = restarted.engine.workload(&workload()).expect("tracked");
+    let at = state.last_sample.expect("samples");
+    let mut series: Vec<(&str, Stat)> = homeostat_brain::assess::JOINT
+        .iter()
+        .map(|(sig, stat, _)| (*sig, *stat))
+        .collect();
     for (sig, stat, _, _) in &after {
-        let l = state.latest(sig, *stat).expect("scored");
-        let sample = Sample::new(sig.as_str(), *stat, workload(), l.time, l.value).expect("finite");
-        before.observe(&sample);
+        if !series.contains(&(sig.as_str(), *stat)) {
+            series.push((sig.as_str(), *stat));
+        }
     }
+    for (sig, stat) in series {
+        if let Some(l) = state.latest(sig, stat).filter(|l| l.time == at) {
+            let sample = Sample::new(sig, stat, workload(), l.time, l.value).expect("finite");
+            before.observe(&sample);
+        }
+    }
+    before.assess(at);
+    let joint_after = state
+        .joint_score(at)
+        .expect("the joint model scores at once");
+    assert_eq!(
+        Some(joint_after),
+        before.joint_score(at),
+        "the joint model's first score after the restart"
+    );
     let expected: Vec<_> = after
         .iter()
         .map(|(sig, stat, _, _)| {
@@ -159,12 +198,13 @@ async fn a_restarted_brain_resumes_its_baselines_and_scores_as_before() {
     // A brain on an empty journal would still be warming up at that step.
     let fresh_dir = tempfile::tempdir().expect("tempdir");
     let mut fresh = brain(Journal::open(fresh_dir.path()).expect("journal"), &clock);
-    run(&mut fresh, &clock, 60, 61).await;
+    run(&mut fresh, &clock, 200, 201).await;
     let state = fresh.engine.workload(&workload());
     assert!(
         state.is_none_or(|s| s
             .latest(signal::HTTP_SERVER_REQUEST_DURATION, Stat::P99)
-            .is_none_or(|l| l.score.is_none())),
+            .is_none_or(|l| l.score.is_none())
+            && s.joint_score(at).is_none()),
         "without the journal nothing is learned yet"
     );
 }

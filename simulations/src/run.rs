@@ -111,6 +111,9 @@ pub struct TimelinePoint {
     pub anomaly_score: f64,
     /// Whether the brain judged the workload anomalous this tick.
     pub anomalous: bool,
+    /// The brain's joint features of the workload this tick (which of its `JOINT` series,
+    /// as bits, and their logarithms), so multivariate models can be measured on a run.
+    pub joint_features: Option<(u32, Vec<f64>)>,
 }
 
 /// One workload's run.
@@ -379,7 +382,7 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
             r?;
         }
         let (outcomes, _) = sim.serve(t, scenario.step);
-        let mut scores = vec![(0.0, false); sim.workloads.len()];
+        let mut scores = vec![(0.0, false, None); sim.workloads.len()];
         if let Some(b) = &mut brain {
             let mut points = sim.telemetry(now);
             if let Some(f) = &mut signal_faults {
@@ -407,10 +410,16 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
             let report = b.brain.engine.evaluate().await.map_err(BrainError::from)?;
             for (w, score) in sim.workloads.iter().zip(&mut scores) {
                 let workload = WorkloadRef::deployment(&w.spec.namespace, &w.spec.name);
-                *score = match report.anomalies.iter().find(|a| a.workload == workload) {
-                    Some(a) => (a.score, true),
-                    None => (detector_score(&b.brain.engine, &workload), false),
-                };
+                let (value, anomalous) =
+                    match report.anomalies.iter().find(|a| a.workload == workload) {
+                        Some(a) => (a.score, true),
+                        None => (detector_score(&b.brain.engine, &workload), false),
+                    };
+                let features =
+                    b.brain.engine.workload(&workload).and_then(|state| {
+                        state.last_sample.and_then(|at| state.joint_features(at))
+                    });
+                *score = (value, anomalous, features);
             }
             anomalies.extend(report.anomalies);
             decisions.extend(report.decisions);
@@ -421,7 +430,7 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
                 w.sync_hpa(&store, now, t)?;
             }
         }
-        for (k, (((w, o), timeline), (anomaly_score, anomalous))) in sim
+        for (k, (((w, o), timeline), (anomaly_score, anomalous, joint_features))) in sim
             .workloads
             .iter()
             .zip(&outcomes)
@@ -448,6 +457,7 @@ pub async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<RunResu
                 violated: o.p99 > w.spec.slo.latency_p99.as_secs_f64(),
                 anomaly_score,
                 anomalous,
+                joint_features,
             });
         }
         if let Some(f) = options.on_tick.as_mut() {

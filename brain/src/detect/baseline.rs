@@ -104,12 +104,21 @@ impl RobustBaseline {
         }
         let score = self.score(x);
         if learn && !score.is_some_and(|s| s.anomalous) {
-            if self.window.len() == self.config.window {
-                self.window.pop_front();
-            }
-            self.window.push_back(x);
+            self.learn(x);
         }
         score
+    }
+
+    /// Learns `x` as normal whatever its score (another model vouched for it); non-finite
+    /// values are ignored.
+    pub fn learn(&mut self, x: f64) {
+        if !x.is_finite() {
+            return;
+        }
+        if self.window.len() == self.config.window {
+            self.window.pop_front();
+        }
+        self.window.push_back(x);
     }
 
     /// Scores `x` without learning it.

@@ -6,14 +6,18 @@
 mod baseline;
 mod context_memory;
 mod events;
+mod joint;
 mod novelty;
 mod refractory;
+mod season;
 mod stats;
 mod trend;
 mod univariate;
 
 pub use baseline::{BaselineConfig, Direction, RobustBaseline, Score};
 pub use events::{EventConfig, EventRate, EventScore};
+pub use joint::{Fitted, JointConfig, JointError, JointMethod, JointModel, JointScore, Training};
 pub use novelty::{Novelty, NoveltyConfig};
+pub use season::{Season, SeasonConfig};
 pub use trend::{Trend, TrendConfig, TrendScore};
 pub use univariate::{Univariate, UnivariateConfig};

@@ -35,7 +35,8 @@ impl Default for TrendConfig {
 pub struct TrendScore {
     /// In [0, 1]: one minus the p-value of a rise this consistent under no trend.
     pub score: f64,
-    /// Theil–Sen slope, units per step.
+    /// Theil–Sen slope, units per step: of the whole window, or of its newest quarter when
+    /// that is steeper (a climb that has just begun).
     pub slope: f64,
     /// The window's median.
     pub level: f64,
@@ -100,7 +101,17 @@ impl Trend {
             0.0
         };
         let score = self.standard.cdf(z);
-        let slope = median(&mut slopes);
+        // A climb that began a few steps ago has moved only the newest values: most pairs of
+        // the window are still flat, so their median slope reads zero until half the window
+        // has climbed. The newest quarter's own slope sees it as soon as the test is sure.
+        let recent = n - (n / 4).max(2);
+        let mut recent_slopes = Vec::with_capacity((n - recent) * (n - recent - 1) / 2);
+        for i in recent..n {
+            for j in i + 1..n {
+                recent_slopes.push((v[j] - v[i]) / (j - i) as f64);
+            }
+        }
+        let slope = median(&mut slopes).max(median(&mut recent_slopes));
         let mut sorted = v;
         let level = median(&mut sorted);
         let rise = slope * (nf - 1.0) / level.abs().max(f64::MIN_POSITIVE);
@@ -138,6 +149,21 @@ mod tests {
         let s = last.expect("full");
         assert!(s.rising && s.score > 0.999, "{s:?}");
         assert!((s.slope - 1.5).abs() < 0.3, "{s:?}");
+    }
+
+    #[test]
+    fn a_climb_from_a_flat_line_is_rising_as_soon_as_it_is_significant() {
+        let mut t = Trend::new(TrendConfig::default());
+        for _ in 0..40 {
+            t.observe(128.0);
+        }
+        // 2 MiB a step (8 MiB a minute) from 128 MiB: Mann–Kendall is sure after 8 steps.
+        let found = (1..=20)
+            .find(|k| t.observe(128.0 + 2.0 * *k as f64).is_some_and(|s| s.rising))
+            .expect("found");
+        assert_eq!(found, 8);
+        let s = t.observe(128.0 + 2.0 * 21.0).expect("full");
+        assert!((s.slope - 2.0).abs() < 1e-9, "the climb's own rate: {s:?}");
     }
 
     #[test]

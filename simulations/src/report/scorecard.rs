@@ -418,6 +418,7 @@ mod tests {
             violated,
             anomaly_score: if anomalous { 1.0 } else { 0.0 },
             anomalous,
+            joint_features: None,
         }
     }
 

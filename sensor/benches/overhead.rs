@@ -1,5 +1,7 @@
 //! What the probes cost the workloads they watch: `perf bench sched messaging` and
-//! `perf bench sched pipe` (a context switch is the scheduler probes' worst case), each run
+//! `perf bench sched pipe` (a context switch is the scheduler probes' worst case), the latter
+//! also with both ends pinned to one CPU (`pipe-1cpu`, immune to a VM's cross-CPU wakeup
+//! latency), each run
 //! with and without the sensor attached, interleaved over several rounds (noise on shared
 //! VMs is ±20 % run to run), reported as medians and the median slowdown; plus each
 //! program's mean cost per run from BPF run-time statistics. Both wall time and the CPU
@@ -60,10 +62,27 @@ struct Run {
     cpu: f64,
 }
 
-/// Runs one `perf bench sched …` under `perf stat -e task-clock`.
-fn perf(bench: &str, loops: u32) -> Result<Run, String> {
-    let loops = loops.to_string();
-    let out = Command::new("perf")
+/// A benchmark: `perf bench sched <sched>`, on one CPU when `pinned`.
+#[derive(Clone, Copy)]
+struct Bench {
+    name: &'static str,
+    sched: &'static str,
+    loops: u32,
+    pinned: bool,
+}
+
+/// Runs one `perf bench sched …` under `perf stat -e task-clock`; pinned, both under
+/// `taskset -c 0`, so every task it starts stays on CPU 0.
+fn perf(bench: Bench) -> Result<Run, String> {
+    let loops = bench.loops.to_string();
+    let mut command = if bench.pinned {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "0", "perf"]);
+        c
+    } else {
+        Command::new("perf")
+    };
+    let out = command
         .args([
             "stat",
             "-x,",
@@ -75,12 +94,15 @@ fn perf(bench: &str, loops: u32) -> Result<Run, String> {
             "-f",
             "simple",
         ])
-        .args(["sched", bench, "-l", &loops])
+        .args(["sched", bench.sched, "-l", &loops])
         .output()
-        .map_err(|e| format!("running perf (Debian: apt-get install -y linux-perf): {e}"))?;
+        .map_err(|e| {
+            format!("running perf (Debian: apt-get install -y linux-perf util-linux): {e}")
+        })?;
     if !out.status.success() {
         return Err(format!(
-            "perf bench sched {bench} failed: {}",
+            "perf bench sched {} failed: {}",
+            bench.sched,
             String::from_utf8_lossy(&out.stderr)
         ));
     }
@@ -143,12 +165,36 @@ fn run(o: &Options) -> Result<(), String> {
             sample_every: o.sample_every,
         },
     );
-    let benches = [("messaging", o.messaging_loops), ("pipe", o.pipe_loops)];
+    // pipe-1cpu: both ends of the pipe on one CPU. Every round trip is then two direct
+    // task-to-task switches, the densest sched_switch rate, and no wakeup crosses CPUs: on a
+    // VM a cross-CPU wakeup is an IPI through the hypervisor, whose latency follows the
+    // host's load (unpinned pipe has taken from 0.75 s to 6 s for 100,000 round trips on
+    // the same VM within one day) and drowns the probe's cost in noise.
+    let benches = [
+        Bench {
+            name: "messaging",
+            sched: "messaging",
+            loops: o.messaging_loops,
+            pinned: false,
+        },
+        Bench {
+            name: "pipe",
+            sched: "pipe",
+            loops: o.pipe_loops,
+            pinned: false,
+        },
+        Bench {
+            name: "pipe-1cpu",
+            sched: "pipe",
+            loops: o.pipe_loops,
+            pinned: true,
+        },
+    ];
     // bench -> (without, with) runs.
     let mut times: BTreeMap<&str, (Vec<Run>, Vec<Run>)> = BTreeMap::new();
     let load_before = loadavg();
     for round in 0..o.rounds {
-        for &(bench, loops) in &benches {
+        for &bench in &benches {
             // Alternate which goes first, so a drift in the machine's load hits both alike.
             for with in [round % 2 == 0, round % 2 != 0] {
                 // As deployed: the sensor measures its own cost only now and then, and BPF
@@ -157,14 +203,15 @@ fn run(o: &Options) -> Result<(), String> {
                     .then(|| Sensor::start(&config))
                     .transpose()
                     .map_err(|e| e.to_string())?;
-                let t = perf(bench, loops)?;
+                let t = perf(bench)?;
                 drop(sensor);
-                let entry = times.entry(bench).or_default();
+                let entry = times.entry(bench.name).or_default();
                 if with { &mut entry.1 } else { &mut entry.0 }.push(t);
                 eprintln!(
-                    "round {}/{}: {bench:9} {:7} {:.3} s wall, {:.3} s CPU",
+                    "round {}/{}: {:9} {:7} {:.3} s wall, {:.3} s CPU",
                     round + 1,
                     o.rounds,
+                    bench.name,
                     if with { "sensor" } else { "bare" },
                     t.wall,
                     t.cpu
@@ -175,13 +222,13 @@ fn run(o: &Options) -> Result<(), String> {
 
     // program -> (run time ns, runs): one more run of each benchmark, with statistics on.
     let mut cost: BTreeMap<&str, (f64, u64)> = BTreeMap::new();
-    for &(bench, loops) in &benches {
+    for &bench in &benches {
         let mut sensor = Sensor::start(&config).map_err(|e| e.to_string())?;
         if !sensor.measure_cost(true) {
             return Err("BPF run-time statistics could not be turned on".into());
         }
         let before = sensor.program_stats();
-        perf(bench, loops)?;
+        perf(bench)?;
         for after in sensor.program_stats() {
             let earlier = before.iter().find(|b| b.name == after.name);
             add_cost(&mut cost, &after, earlier);

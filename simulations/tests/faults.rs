@@ -265,3 +265,140 @@ async fn no_action_on_what_accumulated_during_a_gap() {
         .collect();
     assert!(raises.is_empty(), "acted on stale data: {raises:?}");
 }
+
+/// `scenario` with the API server refusing and delaying a share of every request the brain
+/// makes, on every resource, for the whole run.
+fn with_api_faults_everywhere(mut scenario: Scenario) -> Scenario {
+    scenario.faults = Some(FaultsSpec {
+        api: Some(FaultConfig {
+            seed: 5,
+            conflict: 0.1,
+            too_many_requests: 0.05,
+            internal_error: 0.05,
+            slow: 0.1,
+            slow_delay: Duration::from_millis(200),
+            ..FaultConfig::default()
+        }),
+        ..FaultsSpec::default()
+    });
+    scenario
+}
+
+/// What homeostat left on the cluster that it owns: its node taints and the sensors'
+/// ConfigMap.
+fn homeostat_state(result: &RunResult) -> (Vec<String>, Option<serde_json::Value>) {
+    use homeostat_simulations::apiserver::ObjectSelector;
+    use homeostat_simulations::apiserver::discovery::{CONFIGMAPS, NODES};
+    let store = result.cluster.as_ref().expect("cluster kept").store();
+    let mut taints: Vec<String> = store
+        .list(&NODES, None, &ObjectSelector::default())
+        .0
+        .iter()
+        .flat_map(|node| {
+            let name = node["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            node["spec"]["taints"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|t| {
+                    t["key"]
+                        .as_str()
+                        .is_some_and(|k| k.starts_with("homeostat.dev/"))
+                })
+                .map(move |t| format!("{name}:{}", t["key"]))
+        })
+        .collect();
+    taints.sort();
+    let sensors = store
+        .get(&CONFIGMAPS, Some("homeostat-system"), "homeostat-sensor")
+        .ok()
+        .map(|cm| cm["data"].clone());
+    (taints, sensors)
+}
+
+/// The other actuators through a flaky API server (a tenth of requests refused with 409, a
+/// tenth with 429 or 500, a tenth slow, on every resource): evictions, taints and throttles
+/// end where they end without faults, none is doubled, and every failure names its status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_actuator_ends_as_without_faults_and_never_doubles_an_action() {
+    for name in [
+        "memory-leak.yaml",
+        "noisy-neighbour.yaml",
+        "sensor-overload.yaml",
+    ] {
+        let clean = run_homeostat(&load(name), true).await;
+        let faulty = run_homeostat(&with_api_faults_everywhere(load(name)), true).await;
+        assert!(
+            faulty.api_faults.refusals() > 0,
+            "{name}: no fault met: {:?}",
+            faulty.api_faults
+        );
+        for d in &faulty.decisions {
+            if let Outcome::Failed { error } = &d.outcome {
+                assert!(
+                    ["409", "429", "500"].iter().any(|c| error.contains(c)),
+                    "{name}: a failure that does not name its status: {error}"
+                );
+            }
+        }
+        let applied: Vec<&Action> = faulty
+            .decisions
+            .iter()
+            .filter(|d| matches!(d.outcome, Outcome::Applied { .. }))
+            .map(|d| &d.verdict.action)
+            .collect();
+        // No pod evicted twice; no node tainted twice without being untainted between.
+        let mut evicted = std::collections::BTreeSet::new();
+        let mut tainted = std::collections::BTreeMap::new();
+        for action in &applied {
+            match action {
+                Action::RestartPods { pod, uid, .. } => assert!(
+                    evicted.insert((pod.clone(), uid.clone())),
+                    "{name}: {pod} evicted twice"
+                ),
+                Action::TaintNode { node, remove } => {
+                    let was = tainted.insert(node.clone(), !*remove);
+                    assert_ne!(was, Some(!*remove), "{name}: {action:?} twice in a row");
+                }
+                _ => {}
+            }
+        }
+        let count = |r: &RunResult, kind: &str| {
+            r.decisions
+                .iter()
+                .filter(|d| matches!(d.outcome, Outcome::Applied { .. }))
+                .filter(|d| d.verdict.action.kind().as_str() == kind)
+                .count()
+        };
+        for kind in ["restart-pods", "taint-node", "throttle-sampling"] {
+            let (c, f) = (count(&clean, kind), count(&faulty, kind));
+            assert!(
+                f.abs_diff(c) <= 1,
+                "{name}: {kind} applied {f} times through faults, {c} without"
+            );
+        }
+        assert_eq!(
+            homeostat_state(&faulty),
+            homeostat_state(&clean),
+            "{name}: the cluster ends otherwise than without faults"
+        );
+        eprintln!(
+            "{name}: {} refusals, {} slow answers; applied {:?}",
+            faulty.api_faults.refusals(),
+            faulty.api_faults.slow_answers,
+            applied
+                .iter()
+                .map(|a| a.kind().as_str())
+                .collect::<Vec<_>>()
+        );
+        for r in [clean, faulty] {
+            if let Some(cluster) = r.cluster {
+                cluster.shutdown().await.expect("cluster stops");
+            }
+        }
+    }
+}

@@ -363,3 +363,104 @@ async fn a_policy_object_decides_the_next_decision_and_a_broken_one_gets_an_even
     eprintln!("Event: {message}");
     setup.stop().await;
 }
+
+/// The Policy watch through a flaky API server: streams dropped after a third of their
+/// events, two in five lists and watches answered 500 or 429. The watcher lists and watches
+/// again from where it was, and every change still takes effect, in order, none lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_changes_arrive_through_dropped_watches_and_failed_lists() {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use homeostat_brain::metrics::ReloadMetrics;
+    use homeostat_brain::reload::{Reloader, objects};
+    use homeostat_core::{ManualClock, Timestamp};
+    use homeostat_policies::PolicySet;
+    use homeostat_simulations::apiserver::{
+        ApiServer, DEFAULT_ADDR, FaultConfig, ObjectStore, Verb,
+    };
+
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_700_000_000)));
+    let server = ApiServer::start(ObjectStore::new(clock.clone()), DEFAULT_ADDR)
+        .await
+        .expect("server");
+    let client = server.kube_client().expect("client");
+    let crd: CustomResourceDefinition =
+        serde_json::from_value(homeostat_policies::crd::definition()).expect("a typed CRD");
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&PostParams::default(), &crd)
+        .await
+        .expect("CRD created");
+    let policies: Api<DynamicObject> = Api::all_with(client.clone(), &objects::resource());
+    let policy = |cooldown: u32| -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "homeostat.dev/v1alpha1",
+            "kind": "Policy",
+            "metadata": {"name": "flaky"},
+            "spec": {"mode": "observe", "actions": ["restart-pods"], "cooldown": format!("{cooldown}m")},
+        }))
+        .expect("an object")
+    };
+    policies
+        .create(&PostParams::default(), &policy(1))
+        .await
+        .expect("created");
+
+    // From here on the brain's lists and watches meet faults.
+    server.set_faults(FaultConfig {
+        seed: 3,
+        internal_error: 0.2,
+        too_many_requests: 0.2,
+        watch_drop: 0.35,
+        verbs: vec![Verb::List, Verb::Watch],
+        ..FaultConfig::default()
+    });
+    let metrics = ReloadMetrics::register(&prometheus::Registry::new()).expect("metrics");
+    let reloader = Reloader::new(PolicySet::default(), metrics, clock, None);
+    let handle = reloader.handle();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let watch = tokio::spawn(objects::watch(client, reloader, shutdown));
+    let cooldown = || {
+        handle
+            .borrow()
+            .set
+            .get("flaky")
+            .map(|p| p.spec.cooldown.get())
+    };
+    for minutes in 1..=12u32 {
+        if minutes > 1 {
+            // The test's own get and update meet no faults: only lists and watches do.
+            let mut next = policy(minutes);
+            next.metadata.resource_version = policies
+                .get("flaky")
+                .await
+                .expect("read")
+                .metadata
+                .resource_version;
+            policies
+                .replace("flaky", &PostParams::default(), &next)
+                .await
+                .expect("replaced");
+        }
+        let want = Duration::from_secs(u64::from(minutes) * 60);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while cooldown() != Some(want) {
+            assert!(
+                Instant::now() < deadline,
+                "cooldown {minutes}m never took effect (in force: {:?}; faults so far {:?})",
+                cooldown(),
+                server.fault_stats()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let stats = server.fault_stats();
+    assert!(
+        stats.dropped_watches > 0 && stats.refusals() > 0,
+        "the faults never met the watcher: {stats:?}"
+    );
+    eprintln!("12 changes through {stats:?}");
+    stop.send_replace(true);
+    watch.await.expect("the watch ends on shutdown");
+    server.shutdown().await.expect("shutdown");
+}

@@ -436,4 +436,41 @@ mod tests {
             Err(ActuatorError::InvalidPlan { .. })
         ));
     }
+
+    #[tokio::test]
+    async fn a_server_error_or_a_lost_answer_is_tried_again_and_a_conflict_planned_again() {
+        use crate::Retry;
+        use crate::testing::{Failure, fail};
+        let plan = Plan {
+            target: pod_ref("shop", "checkout-a"),
+            patch_type: PatchType::Eviction,
+            patch: "{}".into(),
+            summary: String::new(),
+        };
+        // An eviction is conditional on the pod's uid: a 409 means the pod changed, so it is
+        // planned again, which refuses a different pod under the same name (above). A 429 is
+        // a deferral, above too.
+        for (failure, expected) in [
+            (Failure::Status(500), Retry::Later),
+            (Failure::Timeout, Retry::Later),
+            (Failure::Status(409), Retry::Replan),
+        ] {
+            let (client, mut handle) = crate::testing::client();
+            let server = tokio::spawn(async move {
+                fail(
+                    &mut handle,
+                    Method::POST,
+                    "/api/v1/namespaces/shop/pods/checkout-a/eviction",
+                    failure,
+                )
+                .await
+            });
+            let err = PodRestarter::new(client)
+                .apply(&plan, Timestamp::from_secs(1))
+                .await
+                .expect_err("failed");
+            server.await.expect("server");
+            assert_eq!(err.retry(), expected, "{failure:?}: {err}");
+        }
+    }
 }

@@ -300,4 +300,33 @@ mod tests {
         );
         server.await.expect("server");
     }
+
+    #[tokio::test]
+    async fn each_failure_answer_is_classified_for_the_retry_loop() {
+        let plan = Plan {
+            target: ObjectRef {
+                api_version: "v1".into(),
+                kind: "Node".into(),
+                namespace: String::new(),
+                name: "node-b".into(),
+            },
+            summary: String::new(),
+            patch_type: PatchType::Merge,
+            patch: json!({"metadata": {"resourceVersion": "7"},
+                          "spec": {"taints": [{"key": CONTENTION_TAINT, "effect": CONTENTION_EFFECT}]}})
+            .to_string(),
+        };
+        // The patch is conditional on the version read: a 409 is a Node changed meanwhile,
+        // read and planned again.
+        testing::check_failures(Method::PATCH, "/api/v1/nodes/node-b", |client| {
+            let plan = plan.clone();
+            async move {
+                NodeTainter::new(client)
+                    .apply(&plan, Timestamp::EPOCH)
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .await;
+    }
 }

@@ -195,4 +195,32 @@ mod tests {
             Err(ActuatorError::Unsupported { .. })
         ));
     }
+
+    #[tokio::test]
+    async fn each_failure_answer_is_classified_for_the_retry_loop() {
+        let (throttler, _handle) = throttler();
+        let action = Action::ThrottleSampling {
+            node: "node-c".into(),
+            probe: "runqueue".into(),
+            rate: 0.5,
+        };
+        let plan = throttler
+            .plan(&action, &DecisionId("01D".into()))
+            .await
+            .expect("plan reads nothing");
+        testing::check_failures(
+            Method::PATCH,
+            "/api/v1/namespaces/homeostat-system/configmaps/homeostat-sensor",
+            |client| {
+                let plan = plan.clone();
+                async move {
+                    SamplingThrottler::new(client, SENSOR_NAMESPACE)
+                        .apply(&plan, Timestamp::EPOCH)
+                        .await
+                        .map(|_| ())
+                }
+            },
+        )
+        .await;
+    }
 }

@@ -15,6 +15,8 @@
 //! The validator is installed by `scripts/install-tools` into `.tools/`; when it is missing
 //! these tests fail (they never skip) and say how to install it.
 
+#[path = "support/policy_crd.rs"]
+mod policy_crd;
 #[path = "support/rbac.rs"]
 mod rbac;
 #[path = "support/validator.rs"]
@@ -569,29 +571,15 @@ async fn every_api_call_the_brain_makes_is_granted_by_its_roles() {
 /// every request it sent must be granted by its ClusterRole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_policy_watch_is_granted_by_its_roles() {
-    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     use homeostat_actuators::EventRecorder;
     use homeostat_brain::metrics::ReloadMetrics;
     use homeostat_brain::reload::{Reloader, objects};
-    use homeostat_core::{ManualClock, Timestamp};
     use homeostat_policies::PolicySet;
-    use homeostat_simulations::apiserver::{ApiServer, DEFAULT_ADDR, ObjectStore};
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     use kube::api::{Api, DynamicObject, PostParams};
 
-    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_700_000_000)));
-    let server = ApiServer::start(ObjectStore::new(clock.clone()), DEFAULT_ADDR)
-        .await
-        .expect("server");
-    let client = server.kube_client().expect("client");
-    let crd: CustomResourceDefinition =
-        serde_json::from_value(homeostat_policies::crd::definition()).expect("a typed CRD");
-    Api::<CustomResourceDefinition>::all(client.clone())
-        .create(&PostParams::default(), &crd)
-        .await
-        .expect("CRD created");
+    let (server, clock, client) = policy_crd::server_with_policy_crd().await;
     let policies: Api<DynamicObject> = Api::all_with(client.clone(), &objects::resource());
     for (name, cooldown) in [("good", "5m"), ("broken", "soon")] {
         let object: DynamicObject = serde_json::from_value(serde_json::json!({

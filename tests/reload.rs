@@ -9,6 +9,8 @@
 //!   too, and a broken one is refused with a `PolicyRejected` Warning Event on it, read back
 //!   through the API.
 
+#[path = "support/policy_crd.rs"]
+mod policy_crd;
 #[path = "support/process.rs"]
 mod process;
 
@@ -369,28 +371,14 @@ async fn a_policy_object_decides_the_next_decision_and_a_broken_one_gets_an_even
 /// again from where it was, and every change still takes effect, in order, none lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_changes_arrive_through_dropped_watches_and_failed_lists() {
-    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     use homeostat_brain::metrics::ReloadMetrics;
     use homeostat_brain::reload::{Reloader, objects};
-    use homeostat_core::{ManualClock, Timestamp};
     use homeostat_policies::PolicySet;
-    use homeostat_simulations::apiserver::{
-        ApiServer, DEFAULT_ADDR, FaultConfig, ObjectStore, Verb,
-    };
+    use homeostat_simulations::apiserver::{FaultConfig, Verb};
 
-    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_700_000_000)));
-    let server = ApiServer::start(ObjectStore::new(clock.clone()), DEFAULT_ADDR)
-        .await
-        .expect("server");
-    let client = server.kube_client().expect("client");
-    let crd: CustomResourceDefinition =
-        serde_json::from_value(homeostat_policies::crd::definition()).expect("a typed CRD");
-    Api::<CustomResourceDefinition>::all(client.clone())
-        .create(&PostParams::default(), &crd)
-        .await
-        .expect("CRD created");
+    let (server, clock, client) = policy_crd::server_with_policy_crd().await;
     let policies: Api<DynamicObject> = Api::all_with(client.clone(), &objects::resource());
     let policy = |cooldown: u32| -> DynamicObject {
         serde_json::from_value(json!({

@@ -358,6 +358,9 @@ mod tests {
                 current_replicas: 4,
                 anomaly: None,
                 unavailable_replicas: None,
+                needed_replicas: None,
+                forecast: None,
+                workload_labels: None,
             },
             verdict: Verdict {
                 kind: VerdictKind::Act,

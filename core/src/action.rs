@@ -1,5 +1,6 @@
 //! What could be done, and exactly how.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -7,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::anomaly::AnomalySummary;
 use crate::clock::Timestamp;
 use crate::entity::WorkloadRef;
+use crate::forecast::ForecastSummary;
 
 /// A Kubernetes object; cluster-scoped ones (a Node) have an empty namespace.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -200,6 +202,18 @@ pub struct Proposal {
     /// blast radius; `None` when the proposer did not read the pods.
     #[serde(default)]
     pub unavailable_replicas: Option<u32>,
+    /// The replicas the workload's current (or forecast) load needs, when the brain can tell
+    /// from its learned capacity per replica; policies never let scaling go below it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needed_replicas: Option<u32>,
+    /// The forecast behind a proposal that acts ahead of the load; `None` for one that
+    /// answers an anomaly or restores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastSummary>,
+    /// The workload's labels, for policies that select workloads by label; `None` when they
+    /// were not read (a policy with a label selector then does not match).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_labels: Option<BTreeMap<String, String>>,
 }
 
 /// How a plan's body is sent: as a patch of the target, read one of three ways, or as an

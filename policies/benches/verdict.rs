@@ -192,6 +192,9 @@ fn proposal(rng: &mut Rng) -> Proposal {
             score: 0.5 + rng.below(50) as f64 / 100.0,
         }),
         unavailable_replicas: Some(rng.below(2) as u32),
+        needed_replicas: None,
+        forecast: None,
+        workload_labels: None,
     }
 }
 

@@ -113,6 +113,9 @@ mod tests {
                 current_replicas: 2,
                 anomaly: None,
                 unavailable_replicas: None,
+                needed_replicas: None,
+                forecast: None,
+                workload_labels: None,
             },
         }
     }

@@ -49,6 +49,9 @@ fn scale(workload: &str, from: u32, to: u32) -> Proposal {
             score: 0.9,
         }),
         unavailable_replicas: None,
+        needed_replicas: None,
+        forecast: None,
+        workload_labels: None,
     }
 }
 
@@ -69,6 +72,9 @@ fn restart(workload: &str, age: Duration) -> Proposal {
             score: 0.95,
         }),
         unavailable_replicas: Some(0),
+        needed_replicas: None,
+        forecast: None,
+        workload_labels: None,
     }
 }
 

@@ -46,6 +46,9 @@ fn scale(namespace: &str, workload: &str) -> Proposal {
             score: 0.9,
         }),
         unavailable_replicas: None,
+        needed_replicas: None,
+        forecast: None,
+        workload_labels: None,
     }
 }
 
@@ -66,6 +69,9 @@ fn restart(replicas: u32, unavailable: Option<u32>) -> Proposal {
             score: 0.99,
         }),
         unavailable_replicas: unavailable,
+        needed_replicas: None,
+        forecast: None,
+        workload_labels: None,
     }
 }
 

@@ -270,6 +270,9 @@ fn proposals(steps: &[Step]) -> Vec<Proposed> {
                     current_replicas: s.replicas,
                     anomaly: None,
                     unavailable_replicas: s.unavailable,
+                    needed_replicas: None,
+                    forecast: None,
+                    workload_labels: None,
                 },
             }
         })

@@ -118,6 +118,9 @@ impl Engine {
                 current_replicas: current,
                 anomaly: None,
                 unavailable_replicas: unavailable,
+                needed_replicas: None,
+                forecast: None,
+                workload_labels: None,
             };
         match step.kind {
             ActionKind::RestartPods => {

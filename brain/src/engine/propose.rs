@@ -216,6 +216,9 @@ impl Engine {
                 current_replicas: scaling.current(),
                 anomaly: None,
                 unavailable_replicas: None,
+                needed_replicas: None,
+                forecast: None,
+                workload_labels: None,
             });
         }
         let original = state.episode.as_ref().and_then(|e| e.raised_from)?;
@@ -240,6 +243,9 @@ impl Engine {
             current_replicas: scaling.current(),
             anomaly: None,
             unavailable_replicas: None,
+            needed_replicas: None,
+            forecast: None,
+            workload_labels: None,
         })
     }
 
@@ -280,6 +286,9 @@ impl Engine {
             current_replicas: u32::try_from(total).unwrap_or(u32::MAX),
             anomaly: None,
             unavailable_replicas: None,
+            needed_replicas: None,
+            forecast: None,
+            workload_labels: None,
         })
     }
 
@@ -332,6 +341,9 @@ impl Engine {
                 current_replicas: 0,
                 anomaly: None,
                 unavailable_replicas: None,
+                needed_replicas: None,
+                forecast: None,
+                workload_labels: None,
             });
         }
         let (node, _) = self.throttled.iter().find(|(_, t)| {
@@ -354,6 +366,9 @@ impl Engine {
             current_replicas: 0,
             anomaly: None,
             unavailable_replicas: None,
+            needed_replicas: None,
+            forecast: None,
+            workload_labels: None,
         })
     }
 
@@ -428,6 +443,9 @@ impl Engine {
             current_replicas: u32::try_from(pods.pods.len()).unwrap_or(u32::MAX),
             anomaly: None,
             unavailable_replicas: Some(pods.unavailable()),
+            needed_replicas: None,
+            forecast: None,
+            workload_labels: None,
         })
     }
 }

@@ -130,6 +130,9 @@ impl Engine {
                 current_replicas: 0,
                 anomaly: None,
                 unavailable_replicas: None,
+                needed_replicas: None,
+                forecast: None,
+                workload_labels: None,
             });
         }
         let pods = match self.restarter.find_for(workload).await {
@@ -166,6 +169,9 @@ impl Engine {
             current_replicas: u32::try_from(pods.pods.len()).unwrap_or(u32::MAX),
             anomaly: None,
             unavailable_replicas: Some(pods.unavailable()),
+            needed_replicas: None,
+            forecast: None,
+            workload_labels: None,
         })
     }
 
@@ -282,6 +288,9 @@ impl Engine {
             current_replicas: 0,
             anomaly: None,
             unavailable_replicas: None,
+            needed_replicas: None,
+            forecast: None,
+            workload_labels: None,
         })
     }
 }

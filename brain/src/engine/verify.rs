@@ -286,6 +286,9 @@ mod tests {
                 current_replicas: 3,
                 anomaly: None,
                 unavailable_replicas: None,
+                needed_replicas: None,
+                forecast: None,
+                workload_labels: None,
             },
             verdict: Verdict {
                 kind: VerdictKind::Act,

@@ -176,6 +176,22 @@ fn managers(lab: &Lab, resource: &str) -> Vec<String> {
         .collect()
 }
 
+/// The Events `kubectl describe` lists for `resource` in `shop` (it selects them by the
+/// object's uid, name and kind), one line each.
+fn described_events(lab: &Lab, resource: &str) -> Vec<String> {
+    let out = kubectl::run(&lab.server, &["describe", "-n", "shop", resource]);
+    let events = out
+        .split_once("\nEvents:")
+        .map(|(_, events)| events)
+        .unwrap_or_default();
+    events
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("Normal") || l.starts_with("Warning"))
+        .map(str::to_owned)
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn min_replicas_is_applied_server_side_and_kubectl_shows_homeostat_owns_it() {
     let lab = Lab::start(2).await;
@@ -600,6 +616,16 @@ async fn the_engine_scales_a_workload_without_an_hpa_and_judges_that_it_helped()
             .any(|r| r.method == "PATCH" && r.path.ends_with("/deployments/cart/scale")),
         "through the scale subresource"
     );
+    // `kubectl describe` tells the story on the Deployment.
+    let told = described_events(&lab, "deployment/cart");
+    assert!(
+        told.iter().any(|l| l.starts_with("Normal")
+            && l.contains("HomeostatScaled")
+            && l.contains("homeostat")
+            && l.contains(&d.id.to_string())
+            && l.contains("raise replicas (no HPA scales it) to 4")),
+        "{told:#?}"
+    );
 
     // The signals calmed two steps after the change (this test scripts them so): judged
     // helped once they were back two passes running, and so journaled.
@@ -694,6 +720,13 @@ async fn the_engine_restarts_a_workload_whose_pods_mostly_crash_and_judges_the_r
         .and_then(|m| m.annotations)
         .unwrap_or_default();
     assert!(template.contains_key(RESTARTED_AT), "{template:?}");
+    let told = described_events(&lab, "deployment/cart");
+    assert!(
+        told.iter().any(|l| l.contains("HomeostatRolloutRestarted")
+            && l.contains(&d.id.to_string())
+            && l.contains("crash loop: 2 of 2 pods not ready")),
+        "{told:#?}"
+    );
     let (id, v) = acting.verified.clone().expect("judged within the window");
     assert_eq!(id, d.id);
     assert!(v.helped, "{v:?}");

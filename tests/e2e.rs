@@ -11,9 +11,11 @@ use homeostat_policies::PolicySet;
 use homeostat_simulations::{
     Controller, DEFAULT_POLICY, DEFAULT_SCENARIO, RunOptions, RunResult, Scenario, run,
 };
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Event;
 use kube::Api;
+use kube::api::ListParams;
 use support::trace_receiver::{Received, TraceReceiver};
 
 const HPA_PATH: &str = "/apis/autoscaling/v2/namespaces/shop/horizontalpodautoscalers/checkout";
@@ -492,20 +494,28 @@ async fn enforce_restarts_leaking_pods_one_at_a_time_before_the_oom_killer() {
         "a pod restarted twice: {pods:?}"
     );
 
-    // The story is on the Deployment for `kubectl describe`.
+    // The story is on the Deployment for `kubectl describe`, which selects its Events by
+    // the Deployment's uid (the pods evicted are gone; the uid is read for the Event).
     let cluster = homeostat.cluster.as_ref().expect("cluster kept");
-    let events = Api::<Event>::namespaced(cluster.kube_client().expect("client"), "shop")
-        .list(&Default::default())
+    let client = cluster.kube_client().expect("client");
+    let uid = Api::<Deployment>::namespaced(client.clone(), "shop")
+        .get("cart")
+        .await
+        .expect("deployment")
+        .metadata
+        .uid
+        .expect("uid");
+    let selected = ListParams::default().fields(&format!(
+        "involvedObject.kind=Deployment,involvedObject.name=cart,involvedObject.uid={uid}"
+    ));
+    let events = Api::<Event>::namespaced(client, "shop")
+        .list(&selected)
         .await
         .expect("events");
     let restarted = events
         .items
         .iter()
-        .filter(|e| {
-            e.reason.as_deref() == Some("HomeostatRestarted")
-                && e.involved_object.kind.as_deref() == Some("Deployment")
-                && e.involved_object.name.as_deref() == Some("cart")
-        })
+        .filter(|e| e.reason.as_deref() == Some("HomeostatRestarted"))
         .count();
     assert_eq!(restarted, applied.len());
     cluster_shutdown(hpa).await;

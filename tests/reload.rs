@@ -347,6 +347,11 @@ async fn a_policy_object_decides_the_next_decision_and_a_broken_one_gets_an_even
     let event = setup.rejected_event().await;
     assert_eq!(event.involved_object.kind.as_deref(), Some("Policy"));
     assert_eq!(event.involved_object.name.as_deref(), Some("crd-broken"));
+    let broken = objects.get("crd-broken").await.expect("the broken Policy");
+    assert_eq!(
+        event.involved_object.uid, broken.metadata.uid,
+        "`kubectl describe policy` finds the Event by the object's uid"
+    );
     assert_eq!(
         event.involved_object.api_version.as_deref(),
         Some("homeostat.dev/v1alpha1")

@@ -1,10 +1,16 @@
 //! Kubernetes Events on the objects homeostat changes, so `kubectl describe` shows what it
 //! did and why, next to what the HPA controller did.
+//!
+//! `kubectl describe` finds an object's Events by `involvedObject.uid` as well as its name
+//! and kind, so every Event carries the target's uid: the one the change's answer returned,
+//! or, for a workload or pod, one read back before the Event is written. An Event whose uid
+//! cannot be read is still written (`kubectl get events` shows it): the story is never lost
+//! for want of a uid.
 
 use homeostat_core::{Action, ObjectRef, Timestamp};
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
-use kube::api::PostParams;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::{Api, Client};
 
 use crate::history::{ACTION_LABEL, ActionRecord, RECORD_ANNOTATION};
@@ -41,12 +47,13 @@ impl EventRecorder {
     pub async fn normal(
         &self,
         target: &ObjectRef,
+        uid: Option<&str>,
         action: &Action,
         message: &str,
         now: Timestamp,
     ) -> Result<(), ActuatorError> {
         let (reason, action) = describe(action);
-        self.create(target, ("Normal", reason, action), message, now, None)
+        self.create(target, uid, ("Normal", reason, action), message, now, None)
             .await
     }
 
@@ -55,12 +62,13 @@ impl EventRecorder {
     pub async fn warning(
         &self,
         target: &ObjectRef,
+        uid: Option<&str>,
         reason: &str,
         action: &str,
         message: &str,
         now: Timestamp,
     ) -> Result<(), ActuatorError> {
-        self.create(target, ("Warning", reason, action), message, now, None)
+        self.create(target, uid, ("Warning", reason, action), message, now, None)
             .await
     }
 
@@ -70,12 +78,14 @@ impl EventRecorder {
     pub async fn applied(
         &self,
         target: &ObjectRef,
+        uid: Option<&str>,
         message: &str,
         record: &ActionRecord,
     ) -> Result<(), ActuatorError> {
         let (reason, action) = describe(&record.action);
         self.create(
             target,
+            uid,
             ("Normal", reason, action),
             message,
             record.time,
@@ -84,9 +94,36 @@ impl EventRecorder {
         .await
     }
 
+    /// `target`'s uid, read from the cluster when it is a workload or a pod (the kinds whose
+    /// Events homeostat writes without having just changed them); `None` when it cannot be.
+    async fn uid_of(&self, target: &ObjectRef) -> Option<String> {
+        let (group, version) = match target.api_version.split_once('/') {
+            Some((group, version)) => (group, version),
+            None => ("", target.api_version.as_str()),
+        };
+        let readable = matches!(
+            (group, version, target.kind.as_str()),
+            ("apps", "v1", "Deployment" | "StatefulSet") | ("", "v1", "Pod")
+        );
+        if !readable || target.namespace.is_empty() {
+            return None;
+        }
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &target.kind));
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &target.namespace, &resource);
+        match api.get(&target.name).await {
+            Ok(object) => object.metadata.uid,
+            Err(e) => {
+                tracing::debug!(%target, error = %e, "cannot read the uid for an Event; writing it without");
+                None
+            }
+        }
+    }
+
     async fn create(
         &self,
         target: &ObjectRef,
+        uid: Option<&str>,
         (type_, reason, action): (&str, &str, &str),
         message: &str,
         now: Timestamp,
@@ -108,6 +145,10 @@ impl EventRecorder {
         } else {
             (target.namespace.as_str(), Some(target.namespace.clone()))
         };
+        let uid = match uid {
+            Some(uid) => Some(uid.to_owned()),
+            None => self.uid_of(target).await,
+        };
         let event = Event {
             metadata: ObjectMeta {
                 generate_name: Some(format!("{}.", target.name)),
@@ -121,6 +162,7 @@ impl EventRecorder {
                 kind: Some(target.kind.clone()),
                 name: Some(target.name.clone()),
                 namespace: involved_namespace,
+                uid,
                 ..ObjectReference::default()
             },
             reason: Some(reason.to_owned()),
@@ -200,7 +242,13 @@ mod tests {
                 .await
             });
             EventRecorder::new(client)
-                .normal(&target, &action, "why", Timestamp::from_secs(1))
+                .normal(
+                    &target,
+                    Some("u-1"),
+                    &action,
+                    "why",
+                    Timestamp::from_secs(1),
+                )
                 .await
                 .expect("recorded");
             let sent: serde_json::Value =
@@ -210,6 +258,102 @@ mod tests {
                 (Some(reason), Some(verb))
             );
             assert_eq!(sent["involvedObject"]["kind"], "Deployment");
+            assert_eq!(sent["involvedObject"]["uid"], "u-1");
         }
+    }
+
+    /// An Event on a workload whose uid the caller does not have (the Deployment whose pod
+    /// was evicted) reads it first, so `kubectl describe` finds the Event; a failed read
+    /// still records the Event, without the uid.
+    #[tokio::test]
+    async fn a_workloads_uid_is_read_for_its_event_and_its_absence_loses_nothing() {
+        let workload = WorkloadRef::deployment("shop", "cart");
+        let target = crate::workload::workload_object(&workload);
+        let action = Action::RolloutRestart {
+            workload: workload.clone(),
+        };
+        for (answer, uid) in [
+            (
+                (
+                    200,
+                    serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": "cart", "namespace": "shop", "uid": "d-42"}}),
+                ),
+                serde_json::json!("d-42"),
+            ),
+            (
+                (500, testing::status(500, "InternalError", "etcd timed out")),
+                serde_json::Value::Null,
+            ),
+        ] {
+            let (client, mut handle) = testing::client();
+            let server = tokio::spawn(async move {
+                testing::answer(
+                    &mut handle,
+                    Method::GET,
+                    "/apis/apps/v1/namespaces/shop/deployments/cart",
+                    answer.0,
+                    answer.1,
+                )
+                .await;
+                testing::answer(
+                    &mut handle,
+                    Method::POST,
+                    "/api/v1/namespaces/shop/events",
+                    201,
+                    serde_json::json!({"apiVersion": "v1", "kind": "Event",
+                        "metadata": {"name": "cart.1", "namespace": "shop"},
+                        "involvedObject": {}}),
+                )
+                .await
+            });
+            EventRecorder::new(client)
+                .normal(&target, None, &action, "why", Timestamp::from_secs(1))
+                .await
+                .expect("recorded");
+            let sent: serde_json::Value =
+                serde_json::from_slice(&server.await.expect("server").body).expect("json");
+            assert_eq!(sent["involvedObject"]["uid"], uid);
+            assert_eq!(sent["involvedObject"]["name"], "cart");
+        }
+    }
+
+    /// A Node's Event needs no read: its uid comes with the answer to the change, and a
+    /// cluster-scoped kind is not read back.
+    #[tokio::test]
+    async fn an_event_without_a_uid_on_a_kind_not_read_back_is_written_at_once() {
+        let (client, mut handle) = testing::client();
+        let target = ObjectRef {
+            api_version: "v1".into(),
+            kind: "Node".into(),
+            namespace: String::new(),
+            name: "node-1".into(),
+        };
+        let server = tokio::spawn(async move {
+            testing::answer(
+                &mut handle,
+                Method::POST,
+                "/api/v1/namespaces/default/events",
+                201,
+                serde_json::json!({"apiVersion": "v1", "kind": "Event",
+                    "metadata": {"name": "node-1.1", "namespace": "default"},
+                    "involvedObject": {}}),
+            )
+            .await
+        });
+        EventRecorder::new(client)
+            .warning(
+                &target,
+                None,
+                "Why",
+                "Look",
+                "message",
+                Timestamp::from_secs(1),
+            )
+            .await
+            .expect("recorded");
+        let sent: serde_json::Value =
+            serde_json::from_slice(&server.await.expect("server").body).expect("json");
+        assert!(sent["involvedObject"].get("uid").is_none(), "{sent}");
     }
 }

@@ -161,8 +161,11 @@ mod tests {
         };
         let rec = record("01ABC", 1_000);
         let sent = rec.clone();
-        let recording =
-            tokio::spawn(async move { recorder.applied(&target, "raised", &sent).await });
+        let recording = tokio::spawn(async move {
+            recorder
+                .applied(&target, Some("uid-7"), "raised", &sent)
+                .await
+        });
         let got = answer(
             &mut handle,
             Method::POST,
@@ -182,6 +185,7 @@ mod tests {
         .expect("record");
         assert_eq!(carried, rec);
         assert_eq!(body["reason"], "HomeostatScaled");
+        assert_eq!(body["involvedObject"]["uid"], "uid-7");
     }
 
     #[tokio::test]

@@ -196,6 +196,7 @@ impl Actuator for HpaScaler {
         tracing::info!(hpa = %plan.target, patch = %plan.patch, "applied");
         Ok(Applied {
             resource_version: updated.metadata.resource_version,
+            uid: updated.metadata.uid,
             at: now,
         })
     }

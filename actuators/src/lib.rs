@@ -54,6 +54,9 @@ pub(crate) fn patch_body(plan: &Plan) -> Result<serde_json::Value, ActuatorError
 pub struct Applied {
     /// The target's resourceVersion after the change.
     pub resource_version: Option<String>,
+    /// The target's `metadata.uid`, for the Event that tells of the change (`kubectl describe`
+    /// finds an object's Events by uid); `None` when the answer carries none (an eviction).
+    pub uid: Option<String>,
     /// When the change was accepted.
     pub at: Timestamp,
 }

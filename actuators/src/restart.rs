@@ -232,6 +232,7 @@ impl Actuator for PodRestarter {
                 tracing::info!(pod = %plan.target, "evicted");
                 Ok(Applied {
                     resource_version: None,
+                    uid: None,
                     at: now,
                 })
             }

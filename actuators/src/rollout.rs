@@ -141,6 +141,7 @@ impl Actuator for RolloutRestarter {
         tracing::info!(workload = %plan.target, summary = %plan.summary, "rollout restarted");
         Ok(Applied {
             resource_version: updated.metadata.resource_version,
+            uid: updated.metadata.uid,
             at: now,
         })
     }

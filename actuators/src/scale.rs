@@ -123,6 +123,7 @@ impl Actuator for WorkloadScaler {
         tracing::info!(workload = %plan.target, summary = %plan.summary, "scaled");
         Ok(Applied {
             resource_version: scale.metadata.resource_version,
+            uid: scale.metadata.uid,
             at: now,
         })
     }

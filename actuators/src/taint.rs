@@ -155,6 +155,7 @@ impl Actuator for NodeTainter {
         tracing::info!(node = %plan.target.name, summary = %plan.summary, "applied");
         Ok(Applied {
             resource_version: updated.metadata.resource_version,
+            uid: updated.metadata.uid,
             at: now,
         })
     }

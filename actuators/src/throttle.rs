@@ -117,6 +117,7 @@ impl Actuator for SamplingThrottler {
         tracing::info!(configmap = %plan.target, summary = %plan.summary, "applied");
         Ok(Applied {
             resource_version: updated.metadata.resource_version,
+            uid: updated.metadata.uid,
             at: now,
         })
     }

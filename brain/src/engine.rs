@@ -479,6 +479,7 @@ impl Engine {
                         self.journal.write(&decision).await?;
                         let (result, plan) =
                             self.apply_with_retries(&mut decision, plan, now).await?;
+                        let uid = result.as_ref().ok().and_then(|a| a.uid.clone());
                         decision.outcome = match result {
                             Ok(applied) => Outcome::Applied { at: applied.at },
                             // The cluster asked to wait (a disruption budget): nothing changed.
@@ -496,12 +497,14 @@ impl Engine {
                                 plan.summary, decision.id, decision.proposal.reason
                             );
                             let action = &decision.verdict.action;
-                            let target = match action {
-                                // The pod is gone: the story belongs on its Deployment.
-                                Action::RestartPods { workload, .. } => {
-                                    homeostat_actuators::workload::workload_object(workload)
-                                }
-                                _ => plan.target.clone(),
+                            let (target, uid) = match action {
+                                // The pod is gone: the story belongs on its Deployment, whose
+                                // uid the recorder reads.
+                                Action::RestartPods { workload, .. } => (
+                                    homeostat_actuators::workload::workload_object(workload),
+                                    None,
+                                ),
+                                _ => (plan.target.clone(), uid),
                             };
                             let record = ActionRecord {
                                 decision: decision.id.clone(),
@@ -509,7 +512,11 @@ impl Engine {
                                 action: action.clone(),
                                 time: decision.time,
                             };
-                            if let Err(e) = self.events.applied(&target, &message, &record).await {
+                            if let Err(e) = self
+                                .events
+                                .applied(&target, uid.as_deref(), &message, &record)
+                                .await
+                            {
                                 tracing::warn!(decision = %decision.id, error = %e, "the change was applied but its Event could not be recorded");
                             }
                         }

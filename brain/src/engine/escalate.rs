@@ -72,6 +72,7 @@ impl Engine {
                         .events
                         .warning(
                             &target,
+                            None,
                             "HomeostatEscalationStopped",
                             "Escalate",
                             &message,

@@ -150,6 +150,8 @@ struct State {
     /// Objects refused, with what their authors wrote, so the same content is reported
     /// once, not again on every re-list or status change.
     refused: BTreeMap<String, serde_json::Value>,
+    /// Each object's `metadata.uid`, for the Events that refuse it.
+    uids: BTreeMap<String, String>,
 }
 
 /// Keeps the last good policies of each source and publishes their union to the engine.
@@ -185,6 +187,7 @@ impl Reloader {
                 objects: BTreeMap::new(),
                 clashing: BTreeSet::new(),
                 refused: BTreeMap::new(),
+                uids: BTreeMap::new(),
             })),
             tx: Arc::new(tx),
             metrics,
@@ -234,7 +237,7 @@ impl Reloader {
         if let Some(pod) = &self.pod {
             let message =
                 format!("policy files refused; the last good policies stay in force: {error}");
-            self.record(pod, &message).await;
+            self.record(pod, None, &message).await;
         }
     }
 
@@ -251,6 +254,7 @@ impl Reloader {
         let mut state = self.state.lock().await;
         state.clashing.remove(name);
         state.refused.remove(name);
+        state.uids.remove(name);
         if state.objects.remove(name).is_some() {
             tracing::info!(source = "crd", policy = name, "policy object deleted");
             self.publish(&mut state, Source::Crd).await;
@@ -271,6 +275,7 @@ impl Reloader {
         state
             .refused
             .retain(|name, _| listed.contains(name.as_str()));
+        state.uids.retain(|name, _| listed.contains(name.as_str()));
         for object in objects {
             self.judge(&mut state, object).await;
         }
@@ -281,6 +286,9 @@ impl Reloader {
     /// already judged as it is (a re-list, a change of status) is neither counted nor logged.
     async fn judge(&self, state: &mut State, object: &serde_json::Value) -> bool {
         let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        if let Some(uid) = object["metadata"]["uid"].as_str() {
+            state.uids.insert(name.to_owned(), uid.to_owned());
+        }
         match homeostat_policies::from_object(object) {
             Ok(policy) => {
                 state.refused.remove(name);
@@ -300,7 +308,8 @@ impl Reloader {
                 ]);
                 if state.refused.get(name) != Some(&authored) {
                     // The last good version of the object stays in force.
-                    self.refuse_object(name, &e.to_string()).await;
+                    let uid = state.uids.get(name).map(String::as_str);
+                    self.refuse_object(name, uid, &e.to_string()).await;
                     state.refused.insert(name.to_owned(), authored);
                 }
                 false
@@ -309,7 +318,7 @@ impl Reloader {
     }
 
     /// Counts, logs and records as an Event on the object the refusal of `name`.
-    async fn refuse_object(&self, name: &str, error: &str) {
+    async fn refuse_object(&self, name: &str, uid: Option<&str>, error: &str) {
         self.rejected(Source::Crd);
         tracing::warn!(
             source = "crd",
@@ -323,14 +332,21 @@ impl Reloader {
             name: name.to_owned(),
         };
         let message = format!("refused; the last good policies stay in force: {error}");
-        self.record(&target, &message).await;
+        self.record(&target, uid, &message).await;
     }
 
     /// Records a `PolicyRejected` Warning on `target`, if there is a cluster to record it in.
-    async fn record(&self, target: &ObjectRef, message: &str) {
+    async fn record(&self, target: &ObjectRef, uid: Option<&str>, message: &str) {
         let Some(events) = &self.events else { return };
         if let Err(e) = events
-            .warning(target, "PolicyRejected", "Load", message, self.clock.now())
+            .warning(
+                target,
+                uid,
+                "PolicyRejected",
+                "Load",
+                message,
+                self.clock.now(),
+            )
             .await
         {
             tracing::warn!(%target, error = %e, "could not record the PolicyRejected Event");
@@ -366,6 +382,7 @@ impl Reloader {
                     .map_or_else(String::new, |p| p.file.clone());
                 self.refuse_object(
                     name,
+                    state.uids.get(name).map(String::as_str),
                     &format!("metadata.name: the policy file {file} already defines a policy {name:?}, which wins"),
                 )
                 .await;

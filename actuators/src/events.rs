@@ -196,6 +196,20 @@ mod tests {
     use homeostat_core::WorkloadRef;
     use http::Method;
 
+    /// Accepts the Event posted in `namespace` and returns what was sent.
+    async fn accept_event(handle: &mut testing::Handle, namespace: &str) -> serde_json::Value {
+        let received = testing::answer(
+            handle,
+            Method::POST,
+            &format!("/api/v1/namespaces/{namespace}/events"),
+            201,
+            serde_json::json!({"apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": "e.1", "namespace": namespace}, "involvedObject": {}}),
+        )
+        .await;
+        serde_json::from_slice(&received.body).expect("json")
+    }
+
     #[tokio::test]
     async fn each_kind_of_action_names_itself_in_the_event() {
         let workload = WorkloadRef::deployment("shop", "cart");
@@ -229,18 +243,7 @@ mod tests {
         ];
         for (action, reason, verb) in cases {
             let (client, mut handle) = testing::client();
-            let server = tokio::spawn(async move {
-                testing::answer(
-                    &mut handle,
-                    Method::POST,
-                    "/api/v1/namespaces/shop/events",
-                    201,
-                    serde_json::json!({"apiVersion": "v1", "kind": "Event",
-                        "metadata": {"name": "cart.1", "namespace": "shop"},
-                        "involvedObject": {}}),
-                )
-                .await
-            });
+            let server = tokio::spawn(async move { accept_event(&mut handle, "shop").await });
             EventRecorder::new(client)
                 .normal(
                     &target,
@@ -251,8 +254,7 @@ mod tests {
                 )
                 .await
                 .expect("recorded");
-            let sent: serde_json::Value =
-                serde_json::from_slice(&server.await.expect("server").body).expect("json");
+            let sent = server.await.expect("server");
             assert_eq!(
                 (sent["reason"].as_str(), sent["action"].as_str()),
                 (Some(reason), Some(verb))
@@ -296,23 +298,13 @@ mod tests {
                     answer.1,
                 )
                 .await;
-                testing::answer(
-                    &mut handle,
-                    Method::POST,
-                    "/api/v1/namespaces/shop/events",
-                    201,
-                    serde_json::json!({"apiVersion": "v1", "kind": "Event",
-                        "metadata": {"name": "cart.1", "namespace": "shop"},
-                        "involvedObject": {}}),
-                )
-                .await
+                accept_event(&mut handle, "shop").await
             });
             EventRecorder::new(client)
                 .normal(&target, None, &action, "why", Timestamp::from_secs(1))
                 .await
                 .expect("recorded");
-            let sent: serde_json::Value =
-                serde_json::from_slice(&server.await.expect("server").body).expect("json");
+            let sent = server.await.expect("server");
             assert_eq!(sent["involvedObject"]["uid"], uid);
             assert_eq!(sent["involvedObject"]["name"], "cart");
         }
@@ -329,18 +321,7 @@ mod tests {
             namespace: String::new(),
             name: "node-1".into(),
         };
-        let server = tokio::spawn(async move {
-            testing::answer(
-                &mut handle,
-                Method::POST,
-                "/api/v1/namespaces/default/events",
-                201,
-                serde_json::json!({"apiVersion": "v1", "kind": "Event",
-                    "metadata": {"name": "node-1.1", "namespace": "default"},
-                    "involvedObject": {}}),
-            )
-            .await
-        });
+        let server = tokio::spawn(async move { accept_event(&mut handle, "default").await });
         EventRecorder::new(client)
             .warning(
                 &target,
@@ -352,8 +333,7 @@ mod tests {
             )
             .await
             .expect("recorded");
-        let sent: serde_json::Value =
-            serde_json::from_slice(&server.await.expect("server").body).expect("json");
+        let sent = server.await.expect("server");
         assert!(sent["involvedObject"].get("uid").is_none(), "{sent}");
     }
 }

@@ -10,6 +10,7 @@
 //! objects [`from_object`] checks as the loader checks a file.
 #![forbid(unsafe_code)]
 
+pub mod bounds;
 pub mod condition;
 pub mod crd;
 pub mod document;
@@ -26,6 +27,8 @@ pub mod replay;
 mod scalar;
 pub mod schedule;
 pub mod schema;
+pub mod selector;
+pub mod trigger;
 
 pub use document::{PolicySpec, ReplicaCeiling, Target};
 pub use duration::HumanDuration;

@@ -111,3 +111,43 @@ impl<'de, T: de::Deserialize<'de>> Visitor<'de> for SeqVisitor<T> {
         }
     }
 }
+
+/// Deserializes a number (an integer is taken as its value) and checks it with `check`.
+pub(crate) fn number<'de, D, T>(
+    deserializer: D,
+    expecting: &'static str,
+    check: fn(f64) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    deserializer.deserialize_f64(FloatVisitor { expecting, check })
+}
+
+struct FloatVisitor<T> {
+    expecting: &'static str,
+    check: fn(f64) -> Result<T, String>,
+}
+
+impl<'de, T> Visitor<'de> for FloatVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+        (self.check)(v).map_err(E::custom)
+    }
+
+    // Integers are exact in f64 far beyond any bound a policy writes.
+    #[allow(clippy::cast_precision_loss)]
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        (self.check)(v as f64).map_err(E::custom)
+    }
+
+    #[allow(clippy::cast_precision_loss)]
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        (self.check)(v as f64).map_err(E::custom)
+    }
+}

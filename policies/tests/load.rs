@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use homeostat_core::{ActionKind, Mode};
-use homeostat_policies::limits::{BudgetScope, MaxUnavailable};
+use homeostat_policies::limits::{BudgetScope, PodsOrPercent};
 use homeostat_policies::{NextStep, PolicyError, PolicySet};
 
 /// Fixture paths relative to the crate, as tests run from there, so messages are stable.
@@ -48,7 +48,7 @@ fn the_shipped_default_policy_loads() {
     assert_eq!(restart.spec.actions, vec![ActionKind::RestartPods]);
     assert_eq!(restart.spec.cooldown.get(), Duration::from_secs(180));
     assert_eq!(restart.spec.max_data_age.get(), Duration::from_secs(60));
-    assert_eq!(restart.spec.max_unavailable, Some(MaxUnavailable::Count(1)));
+    assert_eq!(restart.spec.max_unavailable, Some(PodsOrPercent::Count(1)));
     let contention = set.get("shop-contention").expect("named shop-contention");
     assert_eq!(contention.spec.actions, vec![ActionKind::TaintNode]);
     let sensor = set
@@ -81,7 +81,7 @@ fn the_web_tier_and_crash_loop_examples_use_the_gates_limits() {
     );
 
     let crash = &set.policies()[0].spec;
-    assert_eq!(crash.max_unavailable, Some(MaxUnavailable::Percent(25)));
+    assert_eq!(crash.max_unavailable, Some(PodsOrPercent::Percent(25)));
     assert_eq!(crash.max_unavailable.map(|m| m.of(10)), Some(3));
     assert_eq!(crash.schedule.maintenance.len(), 1);
     assert_eq!(crash.budgets[1].scope, BudgetScope::Cluster);

@@ -450,3 +450,17 @@ fn policy_check_prints_each_corpus_problem_with_its_file_line_and_column() {
         }
     }
 }
+
+#[test]
+fn the_probes_a_policy_may_name_are_the_sensors_catalogue() {
+    use homeostat_sensor::probes::Probe;
+    let sensor: Vec<(&str, bool)> = Probe::ALL
+        .iter()
+        .map(|p| (p.name(), p.is_latency()))
+        .collect();
+    assert_eq!(
+        homeostat_policies::bounds::PROBES.to_vec(),
+        sensor,
+        "policies' probe catalogue (name, sampled) drifted from the sensor's"
+    );
+}

@@ -176,7 +176,8 @@ inline_schema!(
     "Rate",
     schemars::json_schema!({
         "type": "number",
-        "exclusiveMinimum": 0.0,
+        "minimum": 0.0,
+        "exclusiveMinimum": true,
         "maximum": 1.0,
     })
 );

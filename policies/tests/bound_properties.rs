@@ -41,7 +41,11 @@ impl Bounds {
             self.ceiling, self.never_below_need
         );
         if let Some((n, percent)) = self.step {
-            let step = if percent { format!("\"{n}%\"") } else { n.to_string() };
+            let step = if percent {
+                format!("\"{n}%\"")
+            } else {
+                n.to_string()
+            };
             doc.push_str(&format!("    maxStep: {step}\n"));
         }
         doc.push_str("  throttle:\n");
@@ -73,8 +77,7 @@ impl Bounds {
                 n
             }
         });
-        self.ceiling
-            .min(previous.max(current).saturating_add(step))
+        self.ceiling.min(previous.max(current).saturating_add(step))
     }
 }
 

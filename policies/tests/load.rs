@@ -55,7 +55,11 @@ fn the_shipped_default_policy_loads() {
         .get("sensor-self-protection")
         .expect("named sensor-self-protection");
     assert_eq!(sensor.spec.actions, vec![ActionKind::ThrottleSampling]);
-    let bounds = sensor.spec.throttle.as_ref().expect("the sensor's throttle is bounded");
+    let bounds = sensor
+        .spec
+        .throttle
+        .as_ref()
+        .expect("the sensor's throttle is bounded");
     let probes: Vec<&str> = bounds.probes.iter().map(|p| p.name()).collect();
     assert_eq!(probes, ["runqueue"]);
     assert_eq!(bounds.min_rate.map(|r| r.get()), Some(1.0 / 64.0));
@@ -78,7 +82,10 @@ fn the_web_tier_and_crash_loop_examples_use_the_gates_limits() {
     assert!(web.target.selector.is_some());
     let triggers = web.triggers.as_ref().expect("web triggers");
     assert_eq!(triggers.anomalies[0].min_score, 0.8);
-    assert_eq!(triggers.forecast.as_ref().map(|f| f.min_rise.get()), Some(1.3));
+    assert_eq!(
+        triggers.forecast.as_ref().map(|f| f.min_rise.get()),
+        Some(1.3)
+    );
     let step = web.scale.as_ref().and_then(|s| s.max_step);
     assert_eq!(step, Some(PodsOrPercent::Percent(50)));
     assert_eq!(web.budgets.len(), 2);

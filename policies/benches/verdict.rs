@@ -79,13 +79,13 @@ const ZONES: [&str; 4] = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Toky
 /// What one policy adds in the full set: triggers and bounds on one action.
 fn bounds(i: usize, scaling: bool) -> String {
     let mut out = String::new();
-    if scaling && i % 2 == 0 {
+    if scaling && i.is_multiple_of(2) {
         out.push_str(
             "\n  triggers:\n    anomalies:\n      - {kind: saturation, minScore: 0.7}\n      \
              - {kind: memory-leak, minScore: 0.9}\n    forecast: {minRise: 1.3}",
         );
     }
-    if scaling && i % 3 == 0 {
+    if scaling && i.is_multiple_of(3) {
         out.push_str("\n  scale: {maxStep: \"50%\", neverBelowNeed: true}");
     }
     if !scaling {

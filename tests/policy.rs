@@ -317,6 +317,44 @@ fn policy_test_judges_a_scenarios_proposals_by_the_given_files() {
 }
 
 #[test]
+fn policy_test_closed_loop_verifies_what_the_policy_applied() {
+    let spec = policy(
+        "  mode: enforce\n  actions: [scale-hpa]\n  cooldown: 3m\n  maxReplicas: 10\n  \
+         escalation:\n    verifyWithin: 5m\n",
+    );
+    let (lines, text) = policy_test(&spec, &["--closed-loop"]);
+    let acts = lines.iter().filter(|l| l.verdict == "act").count();
+    assert!(acts > 0, "{text}");
+    let verified: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("verified: "))
+        .collect();
+    assert!(
+        !verified.is_empty() && verified.len() <= acts,
+        "every verification is of an applied action:\n{text}"
+    );
+    let helped = verified
+        .iter()
+        .filter(|v| v.starts_with("helped: "))
+        .count();
+    let not_helped = verified
+        .iter()
+        .filter(|v| v.starts_with("not-helped: "))
+        .count();
+    assert_eq!(helped + not_helped, verified.len(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "verified {}: helped {helped}, not helped {not_helped}",
+            verified.len()
+        )),
+        "{text}"
+    );
+    // The open replay of the same file verifies nothing: nothing was applied.
+    let (_, open) = policy_test(&spec, &[]);
+    assert!(!open.contains("verified"), "{open}");
+}
+
+#[test]
 fn policy_test_refuses_a_broken_file_with_its_location() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("broken.yaml");

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use homeostat_core::{Action, DecisionId, ObjectRef, PatchType, Plan, Timestamp, WorkloadRef};
 use kube::Client;
-use kube::api::{Patch, PatchParams};
+use kube::api::{DynamicObject, Patch, PatchParams};
 use serde_json::json;
 
 use crate::workload::{api_for, count, get, workload_object};
@@ -76,15 +76,7 @@ impl WorkloadScaler {
         {
             return Ok(Some(labels));
         }
-        let target = workload_object(workload);
-        let Ok(api) = api_for(&self.client, &target, ACTUATOR) else {
-            return Ok(None);
-        };
-        let Some(object) = api
-            .get_opt(&workload.name)
-            .await
-            .map_err(|e| ActuatorError::from_kube(target.to_string(), e))?
-        else {
+        let Some((_, object)) = self.object(workload).await? else {
             return Ok(None);
         };
         let labels = object.metadata.labels.unwrap_or_default();
@@ -92,6 +84,23 @@ impl WorkloadScaler {
             cache.insert(workload.clone(), (now, labels.clone()));
         }
         Ok(Some(labels))
+    }
+
+    /// The workload's object and its reference; `None` when it does not exist or is not a
+    /// Deployment or StatefulSet.
+    async fn object(
+        &self,
+        workload: &WorkloadRef,
+    ) -> Result<Option<(ObjectRef, DynamicObject)>, ActuatorError> {
+        let target = workload_object(workload);
+        let Ok(api) = api_for(&self.client, &target, ACTUATOR) else {
+            return Ok(None);
+        };
+        let object = api
+            .get_opt(&workload.name)
+            .await
+            .map_err(|e| ActuatorError::from_kube(target.to_string(), e))?;
+        Ok(object.map(|o| (target, o)))
     }
 
     fn cached(&self, workload: &WorkloadRef) -> Option<ReadLabels> {
@@ -103,15 +112,7 @@ impl WorkloadScaler {
         &self,
         workload: &WorkloadRef,
     ) -> Result<Option<ScaleState>, ActuatorError> {
-        let target = workload_object(workload);
-        let Ok(api) = api_for(&self.client, &target, ACTUATOR) else {
-            return Ok(None);
-        };
-        let Some(object) = api
-            .get_opt(&workload.name)
-            .await
-            .map_err(|e| ActuatorError::from_kube(target.to_string(), e))?
-        else {
+        let Some((target, object)) = self.object(workload).await? else {
             return Ok(None);
         };
         Ok(Some(ScaleState {

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use homeostat_core::{
-    Action, AnomalyKind, AnomalySummary, ForecastSummary, Mode, Proposal, Timestamp, VerdictKind,
-    WorkloadRef,
+    Action, AnomalyKind, AnomalySummary, ForecastSummary, Mode, Proposal, Timestamp, Verdict,
+    VerdictKind, WorkloadRef,
 };
 use homeostat_policies::{PolicySet, evaluate};
 
@@ -21,6 +21,11 @@ fn set(spec: &str) -> PolicySet {
          mode: enforce\n  cooldown: 5m\n{spec}"
     );
     PolicySet::from_str("test.yaml", &text).expect("test policy loads")
+}
+
+/// The verdict in enforce, with no history.
+fn judge(set: &PolicySet, p: &Proposal) -> Verdict {
+    evaluate(set, p, Mode::Enforce, &[], NOW)
 }
 
 fn proposal(action: Action, current: u32) -> Proposal {
@@ -93,7 +98,7 @@ fn a_selector_covers_only_workloads_whose_labels_were_read_and_match() {
          - {key: track, operator: NotIn, values: [canary]}\n",
     );
     let mut p = scale(2, 3);
-    let v = evaluate(&policies, &p, Mode::Enforce, &[], NOW);
+    let v = judge(&policies, &p);
     check(
         &v,
         VerdictKind::Deny,
@@ -102,7 +107,7 @@ fn a_selector_covers_only_workloads_whose_labels_were_read_and_match() {
          (app=web,track notin (canary)) and the workload's labels were not read",
     );
     p.workload_labels = labels(&[("app", "web"), ("track", "canary")]);
-    let v = evaluate(&policies, &p, Mode::Enforce, &[], NOW);
+    let v = judge(&policies, &p);
     check(
         &v,
         VerdictKind::Deny,
@@ -111,7 +116,7 @@ fn a_selector_covers_only_workloads_whose_labels_were_read_and_match() {
          (app=web,track notin (canary)) does not match its labels",
     );
     p.workload_labels = labels(&[("app", "web"), ("track", "stable")]);
-    let v = evaluate(&policies, &p, Mode::Enforce, &[], NOW);
+    let v = judge(&policies, &p);
     check(&v, VerdictKind::Act, "allowed", "allowed by web (enforce)");
 }
 
@@ -122,7 +127,7 @@ fn with_triggers_only_a_matching_anomaly_or_forecast_acts_and_restores_need_none
          - {kind: saturation, minScore: 0.95}\n    forecast: {minRise: 1.3}\n",
     );
     let mut p = scale(2, 3);
-    let v = evaluate(&policies, &p, Mode::Enforce, &[], NOW);
+    let v = judge(&policies, &p);
     check(
         &v,
         VerdictKind::Deny,
@@ -137,14 +142,14 @@ fn with_triggers_only_a_matching_anomaly_or_forecast_acts_and_restores_need_none
         current: 100.0,
         expected: 140.0,
     });
-    let v = evaluate(&policies, &p, Mode::Enforce, &[], NOW);
+    let v = judge(&policies, &p);
     check(&v, VerdictKind::Act, "allowed", "allowed by web (enforce)");
     p.forecast.as_mut().expect("set above").expected = 120.0;
-    let v = evaluate(&policies, &p, Mode::Enforce, &[], NOW);
+    let v = judge(&policies, &p);
     assert_eq!(v.rule, "trigger", "{}", v.reason);
     let mut restore = scale(3, 2);
     restore.anomaly = None;
-    let v = evaluate(&policies, &restore, Mode::Enforce, &[], NOW);
+    let v = judge(&policies, &restore);
     check(&v, VerdictKind::Act, "allowed", "allowed by web (enforce)");
 }
 
@@ -161,19 +166,16 @@ fn forecasts_are_readable_in_conditions() {
         current: 10.0,
         expected: 16.0,
     });
-    assert_eq!(
-        evaluate(&policies, &p, Mode::Enforce, &[], NOW).rule,
-        "allowed"
-    );
+    assert_eq!(judge(&policies, &p).rule, "allowed");
     p.forecast.as_mut().expect("set above").expected = 12.0;
-    let v = evaluate(&policies, &p, Mode::Enforce, &[], NOW);
+    let v = judge(&policies, &p);
     assert_eq!(v.rule, "condition", "{}", v.reason);
 }
 
 #[test]
 fn max_step_cuts_a_raise_to_a_count_or_share_of_the_replicas_above_the_ceiling_cut() {
     let count = set("  actions: [scale-workload]\n  maxReplicas: 20\n  scale: {maxStep: 3}\n");
-    let v = evaluate(&count, &scale(4, 12), Mode::Enforce, &[], NOW);
+    let v = judge(&count, &scale(4, 12));
     check(
         &v,
         VerdictKind::Act,
@@ -182,7 +184,7 @@ fn max_step_cuts_a_raise_to_a_count_or_share_of_the_replicas_above_the_ceiling_c
     );
     assert_eq!(replicas(&v.action), 7);
     let share = set("  actions: [scale-workload]\n  maxReplicas: 9\n  scale: {maxStep: 50%}\n");
-    let v = evaluate(&share, &scale(5, 30), Mode::Enforce, &[], NOW);
+    let v = judge(&share, &scale(5, 30));
     check(
         &v,
         VerdictKind::Act,
@@ -190,7 +192,7 @@ fn max_step_cuts_a_raise_to_a_count_or_share_of_the_replicas_above_the_ceiling_c
         "allowed by web (enforce); replicas bounded from 30 to the ceiling of 9; replicas \
          bounded from 9 to 8 by maxStep 50% from 5",
     );
-    let v = evaluate(&share, &scale(5, 7), Mode::Enforce, &[], NOW);
+    let v = judge(&share, &scale(5, 7));
     check(&v, VerdictKind::Act, "allowed", "allowed by web (enforce)");
 }
 
@@ -200,7 +202,7 @@ fn never_below_need_denies_a_lowering_under_the_need_and_says_the_need() {
     let mut p = scale(6, 2);
     p.anomaly = None;
     p.needed_replicas = Some(4);
-    let v = evaluate(&policies, &p, Mode::Enforce, &[], NOW);
+    let v = judge(&policies, &p);
     check(
         &v,
         VerdictKind::Deny,
@@ -209,20 +211,17 @@ fn never_below_need_denies_a_lowering_under_the_need_and_says_the_need() {
          (scale.neverBelowNeed)",
     );
     p.needed_replicas = Some(2);
-    assert_eq!(
-        evaluate(&policies, &p, Mode::Enforce, &[], NOW).rule,
-        "allowed"
-    );
+    assert_eq!(judge(&policies, &p).rule, "allowed");
     p.needed_replicas = None;
     assert_eq!(
-        evaluate(&policies, &p, Mode::Enforce, &[], NOW).rule,
+        judge(&policies, &p).rule,
         "allowed",
         "an unknown need bounds nothing"
     );
     let off =
         set("  actions: [scale-workload]\n  maxReplicas: 20\n  scale: {neverBelowNeed: false}\n");
     p.needed_replicas = Some(4);
-    assert_eq!(evaluate(&off, &p, Mode::Enforce, &[], NOW).rule, "allowed");
+    assert_eq!(judge(&off, &p).rule, "allowed");
 }
 
 #[test]
@@ -231,46 +230,41 @@ fn throttle_bounds_name_the_probe_and_the_floor_and_never_hold_back_a_lift() {
         "  actions: [throttle-sampling]\n  throttle:\n    probes: [runqueue]\n    \
          minRate: 0.015625\n",
     );
-    let v = evaluate(
-        &policies,
-        &throttle("runqueue", 0.25),
-        Mode::Enforce,
-        &[],
-        NOW,
-    );
-    check(&v, VerdictKind::Act, "allowed", "allowed by web (enforce)");
-    let v = evaluate(
-        &policies,
-        &throttle("runqueue", 0.0078125),
-        Mode::Enforce,
-        &[],
-        NOW,
-    );
-    check(
-        &v,
-        VerdictKind::Deny,
-        "throttle",
-        "rate 0.0078125 for probe \"runqueue\" is below the policy's minRate 0.015625",
-    );
-    let v = evaluate(
-        &policies,
-        &throttle("block-io", 0.5),
-        Mode::Enforce,
-        &[],
-        NOW,
-    );
-    check(
-        &v,
-        VerdictKind::Deny,
-        "throttle",
-        "probe \"block-io\" may not be throttled: the policy allows runqueue",
-    );
-    let v = evaluate(
-        &policies,
-        &throttle("block-io", 1.0),
-        Mode::Enforce,
-        &[],
-        NOW,
-    );
-    check(&v, VerdictKind::Act, "allowed", "allowed by web (enforce)");
+    for (probe, rate, kind, rule, reason) in [
+        (
+            "runqueue",
+            0.25,
+            VerdictKind::Act,
+            "allowed",
+            "allowed by web (enforce)",
+        ),
+        (
+            "runqueue",
+            0.0078125,
+            VerdictKind::Deny,
+            "throttle",
+            "rate 0.0078125 for probe \"runqueue\" is below the policy's minRate 0.015625",
+        ),
+        (
+            "block-io",
+            0.5,
+            VerdictKind::Deny,
+            "throttle",
+            "probe \"block-io\" may not be throttled: the policy allows runqueue",
+        ),
+        (
+            "block-io",
+            1.0,
+            VerdictKind::Act,
+            "allowed",
+            "allowed by web (enforce)",
+        ),
+    ] {
+        check(
+            &judge(&policies, &throttle(probe, rate)),
+            kind,
+            rule,
+            reason,
+        );
+    }
 }

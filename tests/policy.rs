@@ -355,6 +355,29 @@ fn policy_test_closed_loop_verifies_what_the_policy_applied() {
 }
 
 #[test]
+fn proposals_carry_the_workloads_labels_for_selectors() {
+    // The simulated cluster labels each Deployment `app: <name>`; the brain reads them
+    // through the API server and a selector picks the workload by them.
+    let selected = |app: &str| {
+        policy(&format!(
+            "  mode: enforce\n  actions: [scale-hpa]\n  target:\n    selector:\n      \
+             matchLabels: {{app: {app}}}\n  cooldown: 3m\n  maxReplicas: 10\n"
+        ))
+    };
+    let (lines, text) = policy_test(&selected("checkout"), &[]);
+    assert!(lines.iter().any(|l| l.verdict == "act"), "{text}");
+    let (lines, text) = policy_test(&selected("search"), &[]);
+    assert!(
+        !lines.is_empty() && lines.iter().all(|l| l.verdict == "deny"),
+        "{text}"
+    );
+    assert!(
+        text.contains("trial's selector (app=search) does not match its labels"),
+        "{text}"
+    );
+}
+
+#[test]
 fn policy_test_refuses_a_broken_file_with_its_location() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("broken.yaml");

@@ -317,6 +317,67 @@ fn policy_test_judges_a_scenarios_proposals_by_the_given_files() {
 }
 
 #[test]
+fn policy_test_closed_loop_verifies_what_the_policy_applied() {
+    let spec = policy(
+        "  mode: enforce\n  actions: [scale-hpa]\n  cooldown: 3m\n  maxReplicas: 10\n  \
+         escalation:\n    verifyWithin: 5m\n",
+    );
+    let (lines, text) = policy_test(&spec, &["--closed-loop"]);
+    let acts = lines.iter().filter(|l| l.verdict == "act").count();
+    assert!(acts > 0, "{text}");
+    let verified: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("verified: "))
+        .collect();
+    assert!(
+        !verified.is_empty() && verified.len() <= acts,
+        "every verification is of an applied action:\n{text}"
+    );
+    let helped = verified
+        .iter()
+        .filter(|v| v.starts_with("helped: "))
+        .count();
+    let not_helped = verified
+        .iter()
+        .filter(|v| v.starts_with("not-helped: "))
+        .count();
+    assert_eq!(helped + not_helped, verified.len(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "verified {}: helped {helped}, not helped {not_helped}",
+            verified.len()
+        )),
+        "{text}"
+    );
+    // The open replay of the same file verifies nothing: nothing was applied.
+    let (_, open) = policy_test(&spec, &[]);
+    assert!(!open.contains("verified"), "{open}");
+}
+
+#[test]
+fn proposals_carry_the_workloads_labels_for_selectors() {
+    // The simulated cluster labels each Deployment `app: <name>`; the brain reads them
+    // through the API server and a selector picks the workload by them.
+    let selected = |app: &str| {
+        policy(&format!(
+            "  mode: enforce\n  actions: [scale-hpa]\n  target:\n    selector:\n      \
+             matchLabels: {{app: {app}}}\n  cooldown: 3m\n  maxReplicas: 10\n"
+        ))
+    };
+    let (lines, text) = policy_test(&selected("checkout"), &[]);
+    assert!(lines.iter().any(|l| l.verdict == "act"), "{text}");
+    let (lines, text) = policy_test(&selected("search"), &[]);
+    assert!(
+        !lines.is_empty() && lines.iter().all(|l| l.verdict == "deny"),
+        "{text}"
+    );
+    assert!(
+        text.contains("trial's selector (app=search) does not match its labels"),
+        "{text}"
+    );
+}
+
+#[test]
 fn policy_test_refuses_a_broken_file_with_its_location() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("broken.yaml");
@@ -449,4 +510,18 @@ fn policy_check_prints_each_corpus_problem_with_its_file_line_and_column() {
             );
         }
     }
+}
+
+#[test]
+fn the_probes_a_policy_may_name_are_the_sensors_catalogue() {
+    use homeostat_sensor::probes::Probe;
+    let sensor: Vec<(&str, bool)> = Probe::ALL
+        .iter()
+        .map(|p| (p.name(), p.is_latency()))
+        .collect();
+    assert_eq!(
+        homeostat_policies::bounds::PROBES.to_vec(),
+        sensor,
+        "policies' probe catalogue (name, sampled) drifted from the sensor's"
+    );
 }

@@ -11,16 +11,27 @@
 //! The `scale` subresource keeps no annotations, so the change cannot carry the decision's
 //! id; it is its own proof instead: it landed when the workload's `spec.replicas` is the
 //! planned value (see [`crate::landed`]), and applying the same value again changes nothing.
+//!
+//! The scaler also reads a workload's labels, for policies that select by label: the same
+//! object and the same `get` permission, cached for a minute so a proposal is not a request.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use homeostat_core::{Action, DecisionId, ObjectRef, PatchType, Plan, Timestamp, WorkloadRef};
 use kube::Client;
-use kube::api::{Patch, PatchParams};
+use kube::api::{DynamicObject, Patch, PatchParams};
 use serde_json::json;
 
 use crate::workload::{api_for, count, get, workload_object};
 use crate::{Actuator, ActuatorError, Applied, FIELD_MANAGER};
 
 const ACTUATOR: &str = "workload-scaler";
+
+/// How long a workload's labels are taken as read: labels rarely change, and a policy that
+/// selects on a change a minute late errs only by a minute.
+pub const LABELS_TTL: Duration = Duration::from_secs(60);
 
 /// What a workload's replicas are right now.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,12 +48,63 @@ pub struct ScaleState {
 #[derive(Clone)]
 pub struct WorkloadScaler {
     client: Client,
+    labels: Arc<Mutex<HashMap<WorkloadRef, ReadLabels>>>,
 }
+
+/// A workload's labels and when they were read.
+type ReadLabels = (Timestamp, BTreeMap<String, String>);
 
 impl WorkloadScaler {
     /// A scaler talking through `client`.
     pub fn new(client: Client) -> Self {
-        WorkloadScaler { client }
+        WorkloadScaler {
+            client,
+            labels: Arc::default(),
+        }
+    }
+
+    /// The workload's `metadata.labels` (empty when it has none), read at most once per
+    /// [`LABELS_TTL`]; `None` when it does not exist or is not a Deployment or StatefulSet.
+    /// A failed read is not cached, so the next proposal tries again.
+    pub async fn labels_of(
+        &self,
+        workload: &WorkloadRef,
+        now: Timestamp,
+    ) -> Result<Option<BTreeMap<String, String>>, ActuatorError> {
+        if let Some((read, labels)) = self.cached(workload)
+            && now.since(read) < LABELS_TTL
+        {
+            return Ok(Some(labels));
+        }
+        let Some((_, object)) = self.object(workload).await? else {
+            return Ok(None);
+        };
+        let labels = object.metadata.labels.unwrap_or_default();
+        if let Ok(mut cache) = self.labels.lock() {
+            cache.insert(workload.clone(), (now, labels.clone()));
+        }
+        Ok(Some(labels))
+    }
+
+    /// The workload's object and its reference; `None` when it does not exist or is not a
+    /// Deployment or StatefulSet.
+    async fn object(
+        &self,
+        workload: &WorkloadRef,
+    ) -> Result<Option<(ObjectRef, DynamicObject)>, ActuatorError> {
+        let target = workload_object(workload);
+        let Ok(api) = api_for(&self.client, &target, ACTUATOR) else {
+            return Ok(None);
+        };
+        let object = api
+            .get_opt(&workload.name)
+            .await
+            .map_err(|e| ActuatorError::from_kube(target.to_string(), e))?;
+        Ok(object.map(|o| (target, o)))
+    }
+
+    fn cached(&self, workload: &WorkloadRef) -> Option<ReadLabels> {
+        self.labels.lock().ok()?.get(workload).cloned()
     }
 
     /// The workload's replicas; `None` when it does not exist or is not a kind with replicas.
@@ -50,15 +112,7 @@ impl WorkloadScaler {
         &self,
         workload: &WorkloadRef,
     ) -> Result<Option<ScaleState>, ActuatorError> {
-        let target = workload_object(workload);
-        let Ok(api) = api_for(&self.client, &target, ACTUATOR) else {
-            return Ok(None);
-        };
-        let Some(object) = api
-            .get_opt(&workload.name)
-            .await
-            .map_err(|e| ActuatorError::from_kube(target.to_string(), e))?
-        else {
+        let Some((target, object)) = self.object(workload).await? else {
             return Ok(None);
         };
         Ok(Some(ScaleState {
@@ -267,6 +321,57 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn labels_are_read_from_the_workload_once_per_ttl() {
+        const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/shop/deployments/cart";
+        let (scaler, mut handle) = scaler();
+        let deployment = |tier: &str| {
+            json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": { "name": "cart", "namespace": "shop",
+                              "labels": { "app": "cart", "tier": tier } },
+                "spec": { "replicas": 2 }
+            })
+        };
+        let server = tokio::spawn(async move {
+            testing::answer(
+                &mut handle,
+                Method::GET,
+                DEPLOYMENT,
+                200,
+                deployment("front"),
+            )
+            .await;
+            testing::answer(
+                &mut handle,
+                Method::GET,
+                DEPLOYMENT,
+                200,
+                deployment("back"),
+            )
+            .await;
+            handle
+        });
+        let cart = WorkloadRef::deployment("shop", "cart");
+        let t0 = Timestamp::from_secs(1_000);
+        let tier =
+            |labels: Option<BTreeMap<String, String>>| labels.and_then(|l| l.get("tier").cloned());
+        let first = scaler.labels_of(&cart, t0).await.expect("read");
+        assert_eq!(tier(first), Some("front".to_owned()));
+        // Within the TTL the cache answers: a request would be answered with tier "back".
+        let cached = scaler
+            .labels_of(&cart, t0 + LABELS_TTL - Duration::from_secs(1))
+            .await
+            .expect("cached");
+        assert_eq!(tier(cached), Some("front".to_owned()));
+        let again = scaler
+            .labels_of(&cart, t0 + LABELS_TTL)
+            .await
+            .expect("reread");
+        assert_eq!(tier(again), Some("back".to_owned()));
+        server.await.expect("server");
+    }
+
+    #[tokio::test]
     async fn daemonsets_and_foreign_plans_are_refused_without_a_request() {
         let (scaler, _handle) = scaler();
         let daemonset = WorkloadRef {
@@ -281,6 +386,8 @@ mod tests {
             Err(ActuatorError::InvalidPlan { .. })
         ));
         assert_eq!(scaler.find_for(&daemonset).await.expect("no error"), None);
+        let labels = scaler.labels_of(&daemonset, Timestamp::EPOCH).await;
+        assert_eq!(labels.expect("no error"), None);
         let merge = Plan {
             target: workload_object(&WorkloadRef::deployment("shop", "cart")),
             patch_type: PatchType::Merge,

@@ -12,10 +12,12 @@
 //! naming workloads, a fifth excluding some, in mixed modes, loaded from YAML like any other.
 //! In the full set every policy also has one to three CEL conditions (compiled at load), two
 //! budgets (workload and namespace), a weekend deny window in one of four time zones, and
-//! the restart policies a `maxUnavailable` and a maintenance window; the plain set is the
-//! same without them, to show what they cost. The proposals cycle over 600 workloads of
-//! those namespaces plus some in namespaces no policy covers (a `no-policy` verdict scans
-//! all 100), with evidence of mixed age, an anomaly and pod counts. The history is 1,000
+//! the restart policies a `maxUnavailable` and a maintenance window; half the scaling
+//! policies have triggers, a third `scale` bounds, the throttling ones `throttle` bounds, and
+//! a third of all a label selector; the plain set is the same without them, to show what
+//! they cost. The proposals cycle over 600 workloads of those namespaces plus some in
+//! namespaces no policy covers (a `no-policy` verdict scans all 100), with evidence of mixed
+//! age, an anomaly, pod counts, the workload's labels and, for scaling, the load's need. The history is 1,000
 //! past actions over the last day (the engine hands the evaluator its journal's whole
 //! window). The issue's target: p99 under 10 µs.
 
@@ -74,6 +76,36 @@ const CONDITIONS: [&str; 5] = [
 ];
 const ZONES: [&str; 4] = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo"];
 
+/// What one policy adds in the full set: triggers and bounds on one action.
+fn bounds(i: usize, scaling: bool) -> String {
+    let mut out = String::new();
+    if scaling && i.is_multiple_of(2) {
+        out.push_str(
+            "\n  triggers:\n    anomalies:\n      - {kind: saturation, minScore: 0.7}\n      \
+             - {kind: memory-leak, minScore: 0.9}\n    forecast: {minRise: 1.3}",
+        );
+    }
+    if scaling && i.is_multiple_of(3) {
+        out.push_str("\n  scale: {maxStep: \"50%\", neverBelowNeed: true}");
+    }
+    if !scaling {
+        out.push_str("\n  throttle: {probes: [runqueue], minRate: 0.015625}");
+    }
+    out
+}
+
+/// A label selector a team would write, on every third policy of the full set.
+fn selector(i: usize, team: &str) -> String {
+    if i % 3 == 1 {
+        format!(
+            "\n    selector:\n      matchLabels: {{app.kubernetes.io/part-of: {team}}}\n      \
+             matchExpressions: [{{key: track, operator: NotIn, values: [canary]}}]"
+        )
+    } else {
+        String::new()
+    }
+}
+
 /// What one policy adds in the full set: conditions, budgets, a schedule and a blast radius.
 fn limits(i: usize, restarts: bool) -> String {
     let conditions: Vec<String> = (0..1 + i % 3)
@@ -129,12 +161,17 @@ fn hundred_policies(rng: &mut Rng, full: bool) -> String {
         let (a, b) = (ACTIONS[2 * pair], ACTIONS[2 * pair + 1]);
         docs.push(format!(
             "apiVersion: homeostat.dev/v1alpha1\nkind: Policy\nmetadata:\n  name: policy-{i:03}\n\
-             spec:\n  mode: {}\n  actions: [{a}, {b}]\n  target:\n    namespaces: {namespaces}{workloads}{exclude}\n  \
+             spec:\n  mode: {}\n  actions: [{a}, {b}]\n  target:\n    namespaces: {namespaces}{workloads}{exclude}{}\n  \
              cooldown: {}m\n  maxReplicas: {}\n  maxDataAge: 2m{}\n",
             MODES[i % 3],
+            if full { selector(i, &ns_a) } else { String::new() },
             1 + i % 10,
             10 + i % 50,
-            if full { limits(i, pair == 0) } else { String::new() },
+            if full {
+                limits(i, pair == 0) + &bounds(i, pair == 0)
+            } else {
+                String::new()
+            },
         ));
     }
     docs.join("---\n")
@@ -157,7 +194,15 @@ fn proposal(rng: &mut Rng) -> Proposal {
     };
     let name = workload(rng.below(WORKLOADS_PER_NAMESPACE));
     let w = WorkloadRef::deployment(&ns, &name);
-    let action = match rng.below(4) {
+    let labels = std::collections::BTreeMap::from([
+        ("app.kubernetes.io/name".to_owned(), name.clone()),
+        ("app.kubernetes.io/part-of".to_owned(), ns.clone()),
+        (
+            "track".to_owned(),
+            ["stable", "stable", "canary"][rng.below(3)].to_owned(),
+        ),
+    ]);
+    let action = match rng.below(5) {
         0 | 1 => {
             let previous = 2 + rng.below(20) as u32;
             Action::ScaleHpa {
@@ -176,9 +221,14 @@ fn proposal(rng: &mut Rng) -> Proposal {
             pod: format!("{name}-7d9f8-abcde"),
             uid: Some("5b7f0c4e-2d1a-4c3b-9e8f-0a1b2c3d4e5f".into()),
         },
-        _ => Action::TaintNode {
+        3 => Action::TaintNode {
             node: format!("node-{}", rng.below(20)),
             remove: false,
+        },
+        _ => Action::ThrottleSampling {
+            node: format!("node-{}", rng.below(20)),
+            probe: ["runqueue", "block-io"][rng.below(2)].to_owned(),
+            rate: [0.25, 0.0078125][rng.below(2)],
         },
     };
     Proposal {
@@ -192,9 +242,9 @@ fn proposal(rng: &mut Rng) -> Proposal {
             score: 0.5 + rng.below(50) as f64 / 100.0,
         }),
         unavailable_replicas: Some(rng.below(2) as u32),
-        needed_replicas: None,
+        needed_replicas: Some(2 + rng.below(6) as u32),
         forecast: None,
-        workload_labels: None,
+        workload_labels: Some(labels),
     }
 }
 

@@ -14,14 +14,16 @@ use std::sync::{Arc, LazyLock};
 use cel::common::types::{CelDouble, CelInt, CelMap, CelMapKey, CelString};
 use cel::common::value::Val;
 use cel::{Context, Env, Program, Value};
-use homeostat_core::{ActionKind, AnomalyKind, AnomalySummary, WorkloadRef};
+use homeostat_core::{ActionKind, AnomalyKind, AnomalySummary, ForecastSummary, WorkloadRef};
 use serde::de::{Deserialize, Deserializer};
 
 use crate::scalar;
 use crate::schema::inline_schema;
 
 /// The variables a condition may read; the hint of every condition error lists them.
-pub const VARIABLES: &str = "anomaly.kind, anomaly.score, workload.namespace, workload.name, \
+pub const VARIABLES: &str = "anomaly.kind, anomaly.score, forecast.signal, \
+     forecast.horizonSeconds, forecast.current, forecast.expected, forecast.ratio, \
+     workload.namespace, workload.name, \
      workload.kind, workload.replicas, time.hour, time.minute, time.weekday ('mon'…'sun'), \
      recent.scaleHpa, recent.restartPods, recent.throttleSampling, recent.taintNode";
 
@@ -40,6 +42,7 @@ pub struct Condition {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Reads {
     pub anomaly: bool,
+    pub forecast: bool,
     pub workload: bool,
     pub time: bool,
     pub recent: bool,
@@ -49,12 +52,14 @@ impl Reads {
     /// None at all.
     pub const NONE: Reads = Reads {
         anomaly: false,
+        forecast: false,
         workload: false,
         time: false,
         recent: false,
     };
     const ALL: Reads = Reads {
         anomaly: true,
+        forecast: true,
         workload: true,
         time: true,
         recent: true,
@@ -64,6 +69,7 @@ impl Reads {
     pub fn and(self, other: Reads) -> Reads {
         Reads {
             anomaly: self.anomaly || other.anomaly,
+            forecast: self.forecast || other.forecast,
             workload: self.workload || other.workload,
             time: self.time || other.time,
             recent: self.recent || other.recent,
@@ -86,6 +92,7 @@ impl Condition {
         let references = program.references();
         let reads = Reads {
             anomaly: references.has_variable("anomaly"),
+            forecast: references.has_variable("forecast"),
             workload: references.has_variable("workload"),
             time: references.has_variable("time"),
             recent: references.has_variable("recent"),
@@ -170,6 +177,9 @@ pub struct Bindings {
     /// The anomaly behind the proposal; `anomaly` is undefined (and reading it denies)
     /// when there is none.
     pub anomaly: Option<AnomalySummary>,
+    /// The forecast behind the proposal; `forecast` is undefined when there is none, and
+    /// `forecast.ratio` when the current value is not positive.
+    pub forecast: Option<ForecastSummary>,
     /// The workload.
     pub workload: WorkloadRef,
     /// Its replicas now.
@@ -187,6 +197,12 @@ impl Bindings {
             anomaly: Some(AnomalySummary {
                 kind: AnomalyKind::Saturation,
                 score: 0.9,
+            }),
+            forecast: Some(ForecastSummary {
+                signal: homeostat_core::signal::RUNQUEUE_LATENCY.to_owned(),
+                horizon_seconds: 600,
+                current: 1.0,
+                expected: 1.5,
             }),
             workload: WorkloadRef::deployment("default", "web"),
             replicas: 3,
@@ -211,6 +227,21 @@ impl Bindings {
                     ("score", double(a.score)),
                 ]),
             );
+        }
+        if let Some(f) = self.forecast.as_ref().filter(|_| reads.forecast) {
+            let mut entries: HashMap<CelMapKey<'_>, Box<dyn Val + '_>> = HashMap::from([
+                (CelMapKey::from("signal"), string(&f.signal)),
+                (
+                    CelMapKey::from("horizonSeconds"),
+                    int(i64::try_from(f.horizon_seconds).unwrap_or(i64::MAX)),
+                ),
+                (CelMapKey::from("current"), double(f.current)),
+                (CelMapKey::from("expected"), double(f.expected)),
+            ]);
+            if let Some(r) = f.ratio() {
+                entries.insert(CelMapKey::from("ratio"), double(r));
+            }
+            context.add_variable_as_val("forecast", Box::new(CelMap::from(entries)));
         }
         let w = &self.workload;
         if reads.workload {
@@ -320,5 +351,21 @@ mod tests {
         assert_eq!(c.holds(&b), Ok(true));
         b.recent[1].1 = 2;
         assert_eq!(c.holds(&b), Ok(false));
+    }
+
+    #[test]
+    fn the_forecast_is_readable_and_its_ratio_only_when_it_means_something() {
+        let c = Condition::compile("forecast.ratio >= 1.3 && forecast.horizonSeconds <= 900")
+            .expect("compiles");
+        let mut b = Bindings::sample();
+        assert_eq!(c.holds(&b), Ok(true));
+        let f = b.forecast.as_mut().expect("sample forecast");
+        f.expected = 1.2;
+        assert_eq!(c.holds(&b), Ok(false));
+        b.forecast.as_mut().expect("sample forecast").current = 0.0;
+        let err = c.holds(&b).expect_err("no ratio");
+        assert!(err.contains("ratio"), "{err}");
+        b.forecast = None;
+        assert!(c.holds(&b).is_err(), "no forecast, no decision");
     }
 }

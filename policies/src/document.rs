@@ -13,13 +13,16 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::Deserializer;
 
+use crate::bounds::{ScaleBounds, ThrottleBounds};
 use crate::condition::Condition;
 use crate::duration::HumanDuration;
-use crate::limits::{AlwaysTrue, Budget, Escalation, MaxUnavailable};
+use crate::limits::{AlwaysTrue, Budget, Escalation, PodsOrPercent};
 use crate::names::ObjectName;
 use crate::scalar;
 use crate::schedule::Schedule;
 use crate::schema::inline_schema;
+use crate::selector::LabelSelector;
+use crate::trigger::Triggers;
 
 /// The only `apiVersion` this crate reads.
 pub const API_VERSION: &str = "homeostat.dev/v1alpha1";
@@ -98,13 +101,19 @@ pub(crate) struct Metadata {
 #[serde(
     deny_unknown_fields,
     rename_all = "camelCase",
-    expecting = "a mapping of mode, actions, target, conditions, cooldown, budgets, \
-                 maxReplicas, maxUnavailable, respectPodDisruptionBudgets, maxDataAge, schedule \
-                 and escalation"
+    expecting = "a mapping of mode, actions, target, triggers, conditions, cooldown, budgets, \
+                 maxReplicas, maxUnavailable, respectPodDisruptionBudgets, scale, throttle, \
+                 maxDataAge, schedule and escalation"
 )]
 #[schemars(extend("x-kubernetes-validations" = [{
     "rule": "!self.actions.exists(a, a == 'scale-hpa' || a == 'scale-workload') || has(self.maxReplicas)",
     "message": "maxReplicas is required when actions include scale-hpa or scale-workload",
+}, {
+    "rule": "!has(self.scale) || self.actions.exists(a, a == 'scale-hpa' || a == 'scale-workload')",
+    "message": "scale bounds scale-hpa and scale-workload only, which actions do not include",
+}, {
+    "rule": "!has(self.throttle) || self.actions.exists(a, a == 'throttle-sampling')",
+    "message": "throttle bounds throttle-sampling only, which actions do not include",
 }]))]
 pub struct PolicySpec {
     /// The most this policy lets the loop do; the global mode can only make it stricter.
@@ -118,10 +127,15 @@ pub struct PolicySpec {
     /// Which workloads it covers; all when missing.
     #[serde(default)]
     pub target: Target,
+    /// What must be behind a proposal: an anomaly of a listed kind and score, or a forecast
+    /// rise; anything when missing. Putting back an earlier change needs no trigger.
+    #[serde(default)]
+    pub triggers: Option<Triggers>,
     /// CEL expressions that must all be true for the policy to allow anything; they read
-    /// `anomaly` (kind, score), `workload` (namespace, name, kind, replicas), `time` (hour,
-    /// minute, weekday in the schedule's time zone) and `recent` (actions per kind on the
-    /// workload in the last hour, e.g. `recent.scaleHpa`).
+    /// `anomaly` (kind, score), `forecast` (signal, horizonSeconds, current, expected,
+    /// ratio), `workload` (namespace, name, kind, replicas), `time` (hour, minute, weekday
+    /// in the schedule's time zone) and `recent` (actions per kind on the workload in the
+    /// last hour, e.g. `recent.scaleHpa`).
     #[serde(default)]
     pub conditions: Vec<Condition>,
     /// Least time between two actions of one kind on one workload, to stop flapping.
@@ -137,11 +151,17 @@ pub struct PolicySpec {
     /// Most of a workload's pods unavailable at once, counting the one a restart takes down:
     /// a count or a percentage of its replicas (rounded up); 1 when missing.
     #[serde(default)]
-    pub max_unavailable: Option<MaxUnavailable>,
+    pub max_unavailable: Option<PodsOrPercent>,
     /// Always true: restarts are evictions, which the API server checks against
     /// PodDisruptionBudgets. Accepted so manifests can say so; `false` is refused.
     #[serde(default)]
     pub respect_pod_disruption_budgets: Option<AlwaysTrue>,
+    /// Bounds on scaling: the largest step up, and never below the load's need.
+    #[serde(default)]
+    pub scale: Option<ScaleBounds>,
+    /// Bounds on throttling the sensor: which probes, and the lowest rate.
+    #[serde(default)]
+    pub throttle: Option<ThrottleBounds>,
     /// Evidence older than this is never acted on (destructive actions: half); 2m when missing.
     #[serde(default = "default_max_data_age", deserialize_with = "nonzero")]
     pub max_data_age: HumanDuration,
@@ -154,14 +174,14 @@ pub struct PolicySpec {
 }
 
 /// The blast radius when a policy sets none: one pod at a time.
-pub const DEFAULT_MAX_UNAVAILABLE: MaxUnavailable = MaxUnavailable::Count(1);
+pub const DEFAULT_MAX_UNAVAILABLE: PodsOrPercent = PodsOrPercent::Count(1);
 
 /// Which workloads a policy covers: empty lists mean "all".
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
     rename_all = "camelCase",
-    expecting = "a mapping of namespaces, workloads and exclude"
+    expecting = "a mapping of namespaces, workloads, selector and exclude"
 )]
 pub struct Target {
     /// Namespaces covered; all when empty.
@@ -170,6 +190,10 @@ pub struct Target {
     /// Workload names covered; all when empty.
     #[serde(default)]
     pub workloads: Vec<ObjectName>,
+    /// Labels the workload must carry (Kubernetes label selector semantics); a workload
+    /// whose labels were not read never matches a policy with a selector.
+    #[serde(default)]
+    pub selector: Option<LabelSelector>,
     /// Workload names never touched, whatever else matches.
     #[serde(default)]
     pub exclude: Vec<ObjectName>,

@@ -1,21 +1,29 @@
 //! The evaluator: a pure function from a policy set, a proposal, the global mode, past
 //! actions and the time to a [`Verdict`] naming the rule that decided it.
 //!
-//! The first policy whose scope covers the proposal decides (`no-policy` when none does).
+//! The first policy whose scope covers the proposal decides (`no-policy` when none does; its
+//! reason names the policies whose label selector alone left the workload out). A policy
+//! with a label selector never covers a proposal whose workload labels were not read.
 //! Its rules then run in this fixed order, and the first that refuses decides, so the same
 //! inputs always give the same verdict and the verdict says why:
 //!
 //! 1. `mode` — observe records only;
 //! 2. `stale-data` — evidence older than `maxDataAge` (half for destructive actions);
 //! 3. `schedule` — a deny window, or a destructive action outside every maintenance window;
-//! 4. `condition` — a CEL condition false, failing, or not a boolean;
-//! 5. `escalation` — the policy escalates, and the last action of this kind on the workload
+//! 4. `trigger` — the policy has triggers and the proposal meets none (putting back an
+//!    earlier change needs none);
+//! 5. `condition` — a CEL condition false, failing, or not a boolean;
+//! 6. `escalation` — the policy escalates, and the last action of this kind on the workload
 //!    did not help (putting back an earlier change is never refused);
-//! 6. `cooldown` — the same kind on the same workload too recently;
-//! 7. `budget` — a budget's window already full;
-//! 8. `blast-radius` — a restart would take more pods down than `maxUnavailable`;
-//! 9. `replica-ceiling` — `minReplicas` bounded (or refused) by `maxReplicas`;
-//! 10. `allowed`.
+//! 7. `cooldown` — the same kind on the same workload too recently;
+//! 8. `budget` — a budget's window already full;
+//! 9. `blast-radius` — a restart would take more pods down than `maxUnavailable`;
+//! 10. `throttle` — a probe `throttle.probes` leaves out, or a rate below `throttle.minRate`;
+//! 11. the replica bounds, last because they may change the action rather than refuse it:
+//!     `replica-ceiling` (`maxReplicas` cuts or refuses a raise), `max-step` (`scale.maxStep`
+//!     cuts a raise) and `needed-replicas` (`scale.neverBelowNeed` refuses a lowering below
+//!     the load's need);
+//! 12. `allowed`.
 
 use std::time::Duration;
 
@@ -44,15 +52,20 @@ pub fn evaluate(
     now: Timestamp,
 ) -> Verdict {
     let kind = proposal.action.kind();
-    let Some(policy) = set.policies().iter().find(|p| covers(p, proposal)) else {
+    let Some(policy) = set
+        .policies()
+        .iter()
+        .find(|p| covers(p, proposal) && selects(p, proposal))
+    else {
         return Verdict {
             kind: VerdictKind::Deny,
             policy: None,
             rule: "no-policy".to_owned(),
             reason: format!(
-                "no policy allows {} for {}",
+                "no policy allows {} for {}{}",
                 kind.as_str(),
-                proposal.workload
+                proposal.workload,
+                unselected(set, proposal)
             ),
             action: proposal.action.clone(),
         };
@@ -83,7 +96,7 @@ pub fn evaluate(
         Mode::DryRun => VerdictKind::DryRun,
         Mode::Enforce => VerdictKind::Act,
     };
-    let bounded = bound(policy, &proposal.action);
+    let bounded = bound(policy, proposal);
     let destructive = proposal.action.is_destructive()
         || matches!(&bounded, Bound::Clamped { action, .. } if action.is_destructive());
     if let Some(reason) = stale(policy, proposal, destructive, now) {
@@ -92,6 +105,12 @@ pub fn evaluate(
     let local = policy.spec.schedule.time_zone.local(now);
     if let Some(reason) = off_schedule(policy, local, destructive) {
         return deny("schedule", reason);
+    }
+    if let Some(triggers) = &policy.spec.triggers
+        && !proposal.action.restores()
+        && let Some(reason) = triggers.unmet(proposal)
+    {
+        return deny("trigger", reason);
     }
     let counted = Counted::new(history, mode, proposal, horizon(policy), now);
     if let Some(reason) = unmet_condition(policy, proposal, local, &counted, now) {
@@ -113,21 +132,21 @@ pub fn evaluate(
     if let Some(reason) = blast_radius(policy, proposal, action) {
         return deny("blast-radius", reason);
     }
+    if let (Some(bounds), Action::ThrottleSampling { probe, rate, .. }) =
+        (&policy.spec.throttle, action)
+        && let Some(reason) = bounds.refuses(probe, *rate)
+    {
+        return deny("throttle", reason);
+    }
     let by = format!("allowed by {} ({mode})", policy.name);
     match bounded {
         Bound::Unchanged => decide(allowed, "allowed", by, &proposal.action),
         Bound::Clamped {
             action,
-            field,
-            from,
-            to,
-        } => decide(
-            allowed,
-            "replica-ceiling",
-            format!("{by}; {field} bounded from {from} to the ceiling of {to}"),
-            &action,
-        ),
-        Bound::Refused(reason) => deny("replica-ceiling", reason),
+            rule,
+            reason,
+        } => decide(allowed, rule, format!("{by}; {reason}"), &action),
+        Bound::Refused { rule, reason } => deny(rule, reason),
     }
 }
 
@@ -145,7 +164,46 @@ pub fn evaluate_logged(
     Ok(evaluate(set, proposal, global_mode, &history, now))
 }
 
-/// Whether `policy` allows this kind of action on this workload.
+/// Whether `policy`'s label selector, if it has one, selects the workload: never when its
+/// labels were not read.
+fn selects(policy: &Policy, proposal: &Proposal) -> bool {
+    policy.spec.target.selector.as_ref().is_none_or(|s| {
+        proposal
+            .workload_labels
+            .as_ref()
+            .is_some_and(|l| s.matches(l))
+    })
+}
+
+/// For a `no-policy` reason: the policies that would have covered the proposal but for
+/// their label selector, and why it left the workload out.
+fn unselected(set: &PolicySet, proposal: &Proposal) -> String {
+    let notes: Vec<String> = set
+        .policies()
+        .iter()
+        .filter(|p| covers(p, proposal) && !selects(p, proposal))
+        .filter_map(|p| {
+            let selector = p.spec.target.selector.as_ref()?;
+            Some(match proposal.workload_labels {
+                None => format!(
+                    "{} selects by label ({selector}) and the workload's labels were not read",
+                    p.name
+                ),
+                Some(_) => format!(
+                    "{}'s selector ({selector}) does not match its labels",
+                    p.name
+                ),
+            })
+        })
+        .collect();
+    if notes.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", notes.join("; "))
+    }
+}
+
+/// Whether `policy` allows this kind of action on this workload, by name and namespace.
 fn covers(policy: &Policy, proposal: &Proposal) -> bool {
     let target = &policy.spec.target;
     let w = &proposal.workload;
@@ -355,6 +413,7 @@ fn unmet_condition(
     }
     let bindings = Bindings {
         anomaly: proposal.anomaly,
+        forecast: proposal.forecast.clone().filter(|_| reads.forecast),
         workload: proposal.workload.clone(),
         replicas: proposal.current_replicas,
         time: local,
@@ -460,22 +519,23 @@ fn with_replicas(action: &Action, n: u32) -> Action {
     bounded
 }
 
-/// What the replica ceiling does to an action.
+/// What the replica bounds do to a scaling action.
 enum Bound {
     /// Nothing to bound.
     Unchanged,
-    /// `field` (`minReplicas` or `replicas`) lowered from `from` to the ceiling `to`.
+    /// Cut to what the bounds allow; `rule` is the bound that set the final value.
     Clamped {
         action: Action,
-        field: &'static str,
-        from: u32,
-        to: u32,
+        rule: &'static str,
+        reason: String,
     },
-    /// Nothing left to do within the ceiling, or no ceiling to bound by.
-    Refused(String),
+    /// Nothing left to do within the bounds, or no ceiling to bound by.
+    Refused { rule: &'static str, reason: String },
 }
 
-fn bound(policy: &Policy, action: &Action) -> Bound {
+/// `maxReplicas`, then `scale.maxStep`, then `scale.neverBelowNeed`, on a scaling action.
+fn bound(policy: &Policy, proposal: &Proposal) -> Bound {
+    let action = &proposal.action;
     // What is bounded: the field, the value asked for and the value before.
     let (field, wanted, previous) = match action {
         Action::ScaleHpa {
@@ -491,24 +551,68 @@ fn bound(policy: &Policy, action: &Action) -> Bound {
         _ => return Bound::Unchanged,
     };
     let Some(ceiling) = policy.spec.max_replicas.map(|c| c.get()) else {
-        return Bound::Refused(format!(
-            "policy {} sets no maxReplicas, so {} has no ceiling",
-            policy.name,
-            action.kind().as_str()
-        ));
+        return Bound::Refused {
+            rule: "replica-ceiling",
+            reason: format!(
+                "policy {} sets no maxReplicas, so {} has no ceiling",
+                policy.name,
+                action.kind().as_str()
+            ),
+        };
     };
-    if wanted <= ceiling {
-        return Bound::Unchanged;
-    }
-    if wanted > previous && ceiling <= previous {
-        return Bound::Refused(format!(
-            "already at the ceiling of {ceiling}: {field} is {previous}"
+    let (mut to, mut rule, mut notes) = (wanted, "", Vec::new());
+    if wanted > ceiling {
+        if wanted > previous && ceiling <= previous {
+            return Bound::Refused {
+                rule: "replica-ceiling",
+                reason: format!("already at the ceiling of {ceiling}: {field} is {previous}"),
+            };
+        }
+        notes.push(format!(
+            "{field} bounded from {wanted} to the ceiling of {ceiling}"
         ));
+        (to, rule) = (ceiling, "replica-ceiling");
     }
-    Bound::Clamped {
-        action: with_replicas(action, ceiling),
-        field,
-        from: wanted,
-        to: ceiling,
+    let Some(scale) = &policy.spec.scale else {
+        return clamped(action, wanted, to, rule, notes);
+    };
+    let current = proposal.current_replicas;
+    let base = previous.max(current);
+    if to > previous
+        && let Some(limit) = scale.step_limit(base, current)
+        && to > limit
+    {
+        notes.push(format!(
+            "{field} bounded from {to} to {limit} by maxStep {} from {base}",
+            scale.max_step.map_or(String::new(), |s| s.to_string())
+        ));
+        (to, rule) = (limit, "max-step");
+    }
+    if scale.never_below_need
+        && to < previous
+        && let Some(need) = proposal.needed_replicas
+        && to < need
+    {
+        return Bound::Refused {
+            rule: "needed-replicas",
+            reason: format!(
+                "lowering {field} from {previous} to {to} would go below the {need} replicas \
+                 the load needs (scale.neverBelowNeed)"
+            ),
+        };
+    }
+    clamped(action, wanted, to, rule, notes)
+}
+
+/// `action` with its replicas cut from `wanted` to `to`, or unchanged.
+fn clamped(action: &Action, wanted: u32, to: u32, rule: &'static str, notes: Vec<String>) -> Bound {
+    if to == wanted {
+        Bound::Unchanged
+    } else {
+        Bound::Clamped {
+            action: with_replicas(action, to),
+            rule,
+            reason: notes.join("; "),
+        }
     }
 }

@@ -88,29 +88,30 @@ impl<'de> Deserialize<'de> for BudgetScope {
     }
 }
 
-/// The most of a workload's pods unavailable at once when a restart is added: a count, or a
-/// percentage of its replicas rounded up (as a PodDisruptionBudget rounds).
+/// A number of a workload's pods: a count, or a percentage of its replicas rounded up (as a
+/// PodDisruptionBudget rounds). `maxUnavailable` (the most pods down at once, counting the
+/// one a restart takes) and `scale.maxStep` (the most pods one scaling adds) are written so.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MaxUnavailable {
+pub enum PodsOrPercent {
     /// At most this many pods.
     Count(u32),
     /// At most this percentage (1–100) of the replicas.
     Percent(u8),
 }
 
-impl MaxUnavailable {
+impl PodsOrPercent {
     /// The limit for a workload running `replicas`.
     pub fn of(self, replicas: u32) -> u32 {
         match self {
-            MaxUnavailable::Count(n) => n,
-            MaxUnavailable::Percent(p) => (u64::from(replicas) * u64::from(p))
+            PodsOrPercent::Count(n) => n,
+            PodsOrPercent::Percent(p) => (u64::from(replicas) * u64::from(p))
                 .div_ceil(100)
                 .try_into()
                 .unwrap_or(u32::MAX),
         }
     }
 
-    fn parse_percent(text: &str) -> Result<MaxUnavailable, String> {
+    fn parse_percent(text: &str) -> Result<PodsOrPercent, String> {
         let bad = || {
             format!(
                 "invalid value {text:?}: expected a pod count of at least 1 or a percentage \
@@ -123,46 +124,46 @@ impl MaxUnavailable {
             .parse()
             .map_err(|_| bad())?;
         if (1..=100).contains(&p) {
-            Ok(MaxUnavailable::Percent(p))
+            Ok(PodsOrPercent::Percent(p))
         } else {
             Err(bad())
         }
     }
 }
 
-impl fmt::Display for MaxUnavailable {
+impl fmt::Display for PodsOrPercent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MaxUnavailable::Count(n) => write!(f, "{n}"),
-            MaxUnavailable::Percent(p) => write!(f, "{p}%"),
+            PodsOrPercent::Count(n) => write!(f, "{n}"),
+            PodsOrPercent::Percent(p) => write!(f, "{p}%"),
         }
     }
 }
 
-impl<'de> Deserialize<'de> for MaxUnavailable {
+impl<'de> Deserialize<'de> for PodsOrPercent {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(MaxUnavailableVisitor)
+        deserializer.deserialize_any(PodsOrPercentVisitor)
     }
 }
 
-struct MaxUnavailableVisitor;
+struct PodsOrPercentVisitor;
 
-impl Visitor<'_> for MaxUnavailableVisitor {
-    type Value = MaxUnavailable;
+impl Visitor<'_> for PodsOrPercentVisitor {
+    type Value = PodsOrPercent;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a pod count or a percentage such as \"25%\"")
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<MaxUnavailable, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<PodsOrPercent, E> {
         u32::try_from(v)
             .ok()
             .filter(|n| *n >= 1)
-            .map(MaxUnavailable::Count)
+            .map(PodsOrPercent::Count)
             .ok_or_else(|| E::custom(format!("must be between 1 and {}, found {v}", u32::MAX)))
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<MaxUnavailable, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<PodsOrPercent, E> {
         match u64::try_from(v) {
             Ok(v) => self.visit_u64(v),
             Err(_) => Err(E::custom(format!(
@@ -172,15 +173,15 @@ impl Visitor<'_> for MaxUnavailableVisitor {
         }
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<MaxUnavailable, E> {
-        MaxUnavailable::parse_percent(v).map_err(E::custom)
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<PodsOrPercent, E> {
+        PodsOrPercent::parse_percent(v).map_err(E::custom)
     }
 }
 
 // Kubernetes' int-or-string, as PodDisruptionBudgets write it.
 inline_schema!(
-    MaxUnavailable,
-    "MaxUnavailable",
+    PodsOrPercent,
+    "PodsOrPercent",
     schemars::json_schema!({
         "x-kubernetes-int-or-string": true,
         "x-kubernetes-validations": [{

@@ -230,6 +230,35 @@ fn cross_check(file: &str, text: &str, span: Span, spec: &PolicySpec, out: &mut 
                 .to_owned(),
         ));
     }
+    let scales = [ActionKind::ScaleHpa, ActionKind::ScaleWorkload]
+        .iter()
+        .any(|k| spec.actions.contains(k));
+    if spec.scale.is_some() && !scales {
+        found.push((
+            locate::key(text, span, &["spec", "scale"]),
+            "spec.scale: bounds scale-hpa and scale-workload only, which spec.actions does not \
+             include"
+                .to_owned(),
+        ));
+    }
+    if spec.throttle.is_some() && !spec.actions.contains(&ActionKind::ThrottleSampling) {
+        found.push((
+            locate::key(text, span, &["spec", "throttle"]),
+            "spec.throttle: bounds throttle-sampling only, which spec.actions does not include"
+                .to_owned(),
+        ));
+    }
+    if let Some(t) = &spec.triggers
+        && t.anomalies.is_empty()
+        && t.forecast.is_none()
+    {
+        found.push((
+            locate::key(text, span, &["spec", "triggers"]),
+            "spec.triggers: names no anomaly and no forecast, so nothing could trigger the \
+             policy (hint: leave triggers out to act on any anomaly)"
+                .to_owned(),
+        ));
+    }
     if let Some(next) = spec.escalation.as_ref().and_then(|e| e.next)
         && spec.actions == [next]
     {

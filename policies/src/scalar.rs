@@ -45,15 +45,53 @@ pub(crate) fn integer<'de, D, T>(
 where
     D: Deserializer<'de>,
 {
-    deserializer.deserialize_i64(IntVisitor { expecting, check })
+    let visitor = NumberVisitor {
+        expecting,
+        check: Check::Integer(check),
+    };
+    deserializer.deserialize_i64(visitor)
 }
 
-struct IntVisitor<T> {
+/// Deserializes a number (an integer is taken as its value) and checks it with `check`.
+pub(crate) fn number<'de, D, T>(
+    deserializer: D,
     expecting: &'static str,
-    check: fn(i128) -> Result<T, String>,
+    check: fn(f64) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let visitor = NumberVisitor {
+        expecting,
+        check: Check::Number(check),
+    };
+    deserializer.deserialize_f64(visitor)
 }
 
-impl<'de, T> Visitor<'de> for IntVisitor<T> {
+/// What a number is checked with: integers only, or any number.
+enum Check<T> {
+    Integer(fn(i128) -> Result<T, String>),
+    Number(fn(f64) -> Result<T, String>),
+}
+
+struct NumberVisitor<T> {
+    expecting: &'static str,
+    check: Check<T>,
+}
+
+impl<T> NumberVisitor<T> {
+    // Integers are exact in f64 far beyond any bound a policy writes.
+    #[allow(clippy::cast_precision_loss)]
+    fn integer<E: de::Error>(&self, v: i128) -> Result<T, E> {
+        match self.check {
+            Check::Integer(check) => check(v),
+            Check::Number(check) => check(v as f64),
+        }
+        .map_err(E::custom)
+    }
+}
+
+impl<'de, T> Visitor<'de> for NumberVisitor<T> {
     type Value = T;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -61,11 +99,18 @@ impl<'de, T> Visitor<'de> for IntVisitor<T> {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
-        (self.check)(i128::from(v)).map_err(E::custom)
+        self.integer(i128::from(v))
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
-        (self.check)(i128::from(v)).map_err(E::custom)
+        self.integer(i128::from(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+        match self.check {
+            Check::Number(check) => check(v).map_err(E::custom),
+            Check::Integer(_) => Err(E::invalid_type(de::Unexpected::Float(v), &self)),
+        }
     }
 }
 

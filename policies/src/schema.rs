@@ -140,14 +140,39 @@ mod tests {
         }
         assert_eq!(
             all.len(),
-            40,
-            "spec and its 12 fields; the items of actions, conditions and budgets; target's 3 \
-             lists and their items; a budget's 3 fields; schedule's 3 fields and its 2 window \
+            62,
+            "spec and its 15 fields; the items of actions, conditions and budgets; target's 4 \
+             fields and the items of its 3 lists; the selector's 2 fields, the expressions' \
+             items, their 3 fields and the values' items; triggers' 2 fields, the anomalies' \
+             items and their 2 fields, the forecast's 1; a budget's 3 fields; scale's 2 and \
+             throttle's 2 fields, the probes' items; schedule's 3 fields and its 2 window \
              lists, each with its items, their 3 fields and the days' items; escalation's 2"
         );
         assert_eq!(
             spec["x-kubernetes-validations"][0]["rule"],
             "!self.actions.exists(a, a == 'scale-hpa' || a == 'scale-workload') || has(self.maxReplicas)"
+        );
+        let rules: Vec<&str> = spec["x-kubernetes-validations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v["rule"].as_str())
+            .collect();
+        assert!(
+            rules.iter().any(|r| r.starts_with("!has(self.throttle)")),
+            "{rules:?}"
+        );
+        let requirement = &spec["properties"]["target"]["properties"]["selector"]["properties"]["matchExpressions"]
+            ["items"];
+        assert!(
+            requirement["x-kubernetes-validations"][0]["rule"]
+                .as_str()
+                .is_some_and(|r| r.contains("size(self.values) > 0")),
+            "{requirement}"
+        );
+        assert_eq!(
+            spec["properties"]["throttle"]["properties"]["probes"]["items"]["enum"],
+            serde_json::json!(["runqueue", "tcp-connect", "block-io"])
         );
         let window = &spec["properties"]["schedule"]["properties"]["deny"]["items"];
         assert_eq!(

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use homeostat_core::{ActionKind, Mode};
-use homeostat_policies::limits::{BudgetScope, MaxUnavailable};
+use homeostat_policies::limits::{BudgetScope, PodsOrPercent};
 use homeostat_policies::{NextStep, PolicyError, PolicySet};
 
 /// Fixture paths relative to the crate, as tests run from there, so messages are stable.
@@ -48,13 +48,21 @@ fn the_shipped_default_policy_loads() {
     assert_eq!(restart.spec.actions, vec![ActionKind::RestartPods]);
     assert_eq!(restart.spec.cooldown.get(), Duration::from_secs(180));
     assert_eq!(restart.spec.max_data_age.get(), Duration::from_secs(60));
-    assert_eq!(restart.spec.max_unavailable, Some(MaxUnavailable::Count(1)));
+    assert_eq!(restart.spec.max_unavailable, Some(PodsOrPercent::Count(1)));
     let contention = set.get("shop-contention").expect("named shop-contention");
     assert_eq!(contention.spec.actions, vec![ActionKind::TaintNode]);
     let sensor = set
         .get("sensor-self-protection")
         .expect("named sensor-self-protection");
     assert_eq!(sensor.spec.actions, vec![ActionKind::ThrottleSampling]);
+    let bounds = sensor
+        .spec
+        .throttle
+        .as_ref()
+        .expect("the sensor's throttle is bounded");
+    let probes: Vec<&str> = bounds.probes.iter().map(|p| p.name()).collect();
+    assert_eq!(probes, ["runqueue"]);
+    assert_eq!(bounds.min_rate.map(|r| r.get()), Some(1.0 / 64.0));
     assert_eq!(
         sensor.spec.target.namespaces[0].as_str(),
         "homeostat-system"
@@ -70,7 +78,16 @@ fn the_web_tier_and_crash_loop_examples_use_the_gates_limits() {
     assert_eq!(names[5], "storefront-autoscale");
 
     let web = &set.policies()[5].spec;
-    assert_eq!(web.conditions.len(), 2);
+    assert_eq!(web.conditions.len(), 1);
+    assert!(web.target.selector.is_some());
+    let triggers = web.triggers.as_ref().expect("web triggers");
+    assert_eq!(triggers.anomalies[0].min_score, 0.8);
+    assert_eq!(
+        triggers.forecast.as_ref().map(|f| f.min_rise.get()),
+        Some(1.3)
+    );
+    let step = web.scale.as_ref().and_then(|s| s.max_step);
+    assert_eq!(step, Some(PodsOrPercent::Percent(50)));
     assert_eq!(web.budgets.len(), 2);
     assert_eq!(web.budgets[1].scope, BudgetScope::Namespace);
     assert_eq!(web.schedule.time_zone.name(), "Europe/Berlin");
@@ -81,7 +98,7 @@ fn the_web_tier_and_crash_loop_examples_use_the_gates_limits() {
     );
 
     let crash = &set.policies()[0].spec;
-    assert_eq!(crash.max_unavailable, Some(MaxUnavailable::Percent(25)));
+    assert_eq!(crash.max_unavailable, Some(PodsOrPercent::Percent(25)));
     assert_eq!(crash.max_unavailable.map(|m| m.of(10)), Some(3));
     assert_eq!(crash.schedule.maintenance.len(), 1);
     assert_eq!(crash.budgets[1].scope, BudgetScope::Cluster);

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use homeostat_brain::{DecisionSpans, EngineConfig};
-use homeostat_core::{Mode, Timestamp, VerdictKind};
+use homeostat_brain::{DecisionSpans, EngineConfig, Journal};
+use homeostat_core::{Decision, Mode, Timestamp, VerdictKind, Verification};
 use homeostat_policies::{PolicySet, Proposed, Replayed, replay};
 use homeostat_simulations::{Controller, DEFAULT_POLICY, RunOptions, Scenario};
 
@@ -32,7 +32,19 @@ How it works:
      history window (24h) are forgotten.
   3. Every verdict is printed with its time since the start of the run, the workload, the
      action (as the policy bounded it), the policy and rule that decided, and why; then the
-     totals. The exit code is 0 once the replay ran, whatever was denied.";
+     totals. The exit code is 0 once the replay ran, whatever was denied.
+
+  This replay cannot honour verification or escalation: nothing is applied in the collecting
+  run, so the brain verifies nothing (it judges applied changes only) and no action is known
+  to have helped or not, and the next step of an escalation is a proposal the engine makes
+  from such a judgement, which a fixed list of proposals cannot contain.
+
+With --closed-loop the scenario runs instead with FILE... in force under --mode, as the
+brain would run them: what they allow is applied to the simulated cluster (in enforce), the
+cluster reacts, every applied change is verified after its policy's escalation.verifyWithin
+and escalated as the policy says. Every decision is printed as above, with its verification
+(helped or not, and what was seen) where there is one. The proposals are then those of a
+cluster the policy acted on, so they differ from the open replay's.";
 
 /// Arguments of `homeostat policy test`.
 #[derive(Debug, clap::Args)]
@@ -48,6 +60,10 @@ pub struct Args {
     /// The global mode the proposals are judged under.
     #[arg(long, value_enum, default_value = "enforce")]
     mode: crate::ModeArg,
+    /// Run the scenario with FILE... in force instead of replaying its proposals, so
+    /// verification and escalation happen as in the brain (see below).
+    #[arg(long)]
+    closed_loop: bool,
 }
 
 /// Collects the scenario's proposals and replays them through the files.
@@ -62,16 +78,60 @@ pub async fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     };
     let scenario = Scenario::load(&args.scenario)?;
+    let mode: Mode = args.mode.into();
+    if args.closed_loop {
+        eprintln!(
+            "running {} ({} simulated) with the given policies in force, global mode {mode}",
+            scenario.name,
+            humantime::format_duration(scenario.duration)
+        );
+        let (start, decisions) = closed_loop(&scenario, set.clone(), mode).await?;
+        let trail: Vec<Replayed> = decisions
+            .iter()
+            .map(|d| Replayed {
+                time: d.time,
+                proposal: d.proposal.clone(),
+                verdict: d.verdict.clone(),
+            })
+            .collect();
+        let verified: Vec<Option<&Verification>> =
+            decisions.iter().map(|d| d.verification.as_ref()).collect();
+        print!(
+            "{}",
+            render(&scenario.name, &set, mode, start, &trail, &verified)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     eprintln!(
         "collecting proposals: {} ({} simulated) in dry-run under the default policy",
         scenario.name,
         humantime::format_duration(scenario.duration)
     );
     let (start, proposed) = collect(&scenario).await?;
-    let mode: Mode = args.mode.into();
     let trail = replay(&set, &proposed, mode, EngineConfig::default().history);
-    print!("{}", render(&scenario.name, &set, mode, start, &trail));
+    print!("{}", render(&scenario.name, &set, mode, start, &trail, &[]));
     Ok(ExitCode::SUCCESS)
+}
+
+/// One run of `scenario` with `policies` in force under `mode`, and every decision it
+/// journaled, oldest first, with the verifications written after it.
+async fn closed_loop(
+    scenario: &Scenario,
+    policies: PolicySet,
+    mode: Mode,
+) -> anyhow::Result<(Timestamp, Vec<Decision>)> {
+    let journal = Journal::temporary()?;
+    let controller = Controller::Homeostat {
+        mode,
+        policies,
+        spans: DecisionSpans::disabled(),
+    };
+    let mut options = RunOptions::new(controller);
+    options.journal = Some(journal.clone());
+    let result = homeostat_simulations::run(scenario, options)
+        .await
+        .with_context(|| format!("running scenario {}", scenario.name))?;
+    Ok((result.start, journal.all()?))
 }
 
 /// Every proposal of one dry-run of `scenario` under the default policy, in the engine's
@@ -98,13 +158,15 @@ async fn collect(scenario: &Scenario) -> anyhow::Result<(Timestamp, Vec<Proposed
     Ok((result.start, proposed))
 }
 
-/// The verdicts, one block each, then the totals.
+/// The verdicts, one block each (with the verification of the same index in `verified`,
+/// if any), then the totals.
 fn render(
     scenario: &str,
     set: &PolicySet,
     mode: Mode,
     start: Timestamp,
     trail: &[Replayed],
+    verified: &[Option<&Verification>],
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -114,7 +176,7 @@ fn render(
         set.len()
     );
     let mut by_rule: BTreeMap<(&str, &str), usize> = BTreeMap::new();
-    for r in trail {
+    for (i, r) in trail.iter().enumerate() {
         let v = &r.verdict;
         let elapsed = r.time.since(start).as_secs();
         let _ = writeln!(
@@ -128,6 +190,14 @@ fn render(
             describe::action(&v.action)
         );
         let _ = writeln!(out, "          {}: {}", describe::decided_by(v), v.reason);
+        if let Some(Some(check)) = verified.get(i) {
+            let _ = writeln!(
+                out,
+                "          verified: {}: {}",
+                check.result(),
+                check.detail
+            );
+        }
         *by_rule
             .entry((v.kind.as_str(), v.rule.as_str()))
             .or_default() += 1;
@@ -149,6 +219,16 @@ fn render(
     );
     for ((kind, rule), n) in &by_rule {
         let _ = writeln!(out, "  {n:>4} × {kind} by rule {rule}");
+    }
+    if !verified.is_empty() {
+        let judged: Vec<&Verification> = verified.iter().flatten().copied().collect();
+        let helped = judged.iter().filter(|v| v.helped).count();
+        let _ = writeln!(
+            out,
+            "verified {}: helped {helped}, not helped {}",
+            judged.len(),
+            judged.len() - helped
+        );
     }
     out
 }

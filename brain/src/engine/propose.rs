@@ -122,8 +122,8 @@ impl Engine {
         }
     }
 
-    /// What to do about `workload`, if anything, with the anomaly behind it attached for
-    /// the policies' conditions.
+    /// What to do about `workload`, if anything, with the anomaly behind it and the
+    /// workload's labels attached for the policies' conditions, triggers and selectors.
     pub(super) async fn propose(
         &mut self,
         workload: &WorkloadRef,
@@ -133,6 +133,14 @@ impl Engine {
     ) -> Option<Proposal> {
         let mut proposal = self.propose_action(workload, anomaly, at, now).await?;
         proposal.anomaly = anomaly.map(AnomalySummary::from);
+        // For policies that select by label; unread labels match no selector, never all.
+        proposal.workload_labels = match self.workload_scaler.labels_of(workload, now).await {
+            Ok(labels) => labels,
+            Err(e) => {
+                tracing::debug!(%workload, error = %e, "workload labels not read");
+                None
+            }
+        };
         Some(proposal)
     }
 

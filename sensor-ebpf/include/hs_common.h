@@ -116,13 +116,19 @@ static __always_inline struct hs_hist *hs_hist_get(void *map, __u64 cgroup_id)
 	return bpf_map_lookup_elem(map, &cgroup_id);
 }
 
-/* Records one latency in a histogram. */
-static __always_inline void hs_hist_record(struct hs_hist *h, __u64 delta_ns)
+/* The histogram slot of a latency. */
+static __always_inline __u32 hs_slot(__u64 delta_ns)
 {
 	__u32 slot = hs_log2(delta_ns);
 
-	if (slot >= HS_SLOTS)
-		slot = HS_SLOTS - 1;
+	return slot < HS_SLOTS ? slot : HS_SLOTS - 1;
+}
+
+/* Records one latency in a histogram. */
+static __always_inline void hs_hist_record(struct hs_hist *h, __u64 delta_ns)
+{
+	__u32 slot = hs_slot(delta_ns);
+
 	h->count++;
 	h->sum_ns += delta_ns;
 	h->slots[slot]++;

@@ -17,21 +17,18 @@
  *    that preceded the run now ending. So a wait is recorded when its run ends, and covers
  *    wakeups, new tasks and preemptions alike.
  *  - Both are buffered per CPU for the cgroup of the last run that ended, and added to the
- *    per-cgroup maps only when a run of another cgroup ends or the buffer is full.
+ *    per-cgroup maps only when a run of another cgroup ends or the buffer is 100 ms old.
  *    Consecutive switches mostly stay in one cgroup (a pipe's two ends, a pod's threads, idle
  *    in between), so most switches touch no map but a per-CPU array.
- *    The price: up to HS_FLUSH_CPU_NS of CPU time and HS_FLUSH_RUNQ waits per CPU reach the
- *    maps late, at that CPU's next flush (at most HS_FLUSH_AGE_NS later, if it runs anything).
+ *    The price: what a CPU measured reaches the maps late, at its next flush (at most
+ *    HS_FLUSH_AGE_NS later, if it runs anything).
  */
 #include "hs_common.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* Flush the per-CPU buffer when it holds this much CPU time or this many waits, or was last
- * flushed this long ago (by the run queue's clock: a node whose tasks all share one cgroup
- * would otherwise leave a quiet CPU's counts unread for long). */
-#define HS_FLUSH_CPU_NS (10 * 1000 * 1000ULL)
-#define HS_FLUSH_RUNQ 128
+/* Flush the per-CPU buffer when it was last flushed this long ago, by the run queue's clock
+ * (a node whose tasks all share one cgroup would otherwise leave a CPU's counts unread). */
 #define HS_FLUSH_AGE_NS (100 * 1000 * 1000ULL)
 
 /* Deltas above this (18 minutes) are a task we did not see switch in: ignore them. */
@@ -52,17 +49,21 @@ struct {
 	__type(value, __u64);
 } hs_cpu_ns SEC(".maps");
 
-/* What this CPU is running, and what it has measured but not yet added to the maps. */
+/* What this CPU is running, and what it has measured but not yet added to the maps. The
+ * first eight fields are all a switch reads (64 bytes: one or two cache lines, the struct is
+ * only 8-byte aligned), then one histogram slot; the wait count is the slots' sum, worked out
+ * at the flush. */
 struct hs_cpu_state {
-	__u64 task;          /* the task last switched in here (its address); 0 for none or idle */
-	__u64 idle;          /* this CPU's idle task (its address), 0 until first seen */
-	__u64 runtime_in;    /* its se.sum_exec_runtime then */
-	__u64 run_delay_in;  /* its sched_info.run_delay then (before this run's wait is added) */
-	__u64 cgroup_id;     /* the cgroup of the last run that ended here: the buffer's */
-	__u64 flushed_at;    /* the run queue's task clock at the last flush */
-	__u64 skip;          /* run-queue waits still to skip before the next sampled one */
-	__u64 cpu_ns;        /* buffered CPU time of cgroup_id */
-	struct hs_hist runq; /* buffered run-queue waits of cgroup_id */
+	__u64 task;         /* the task last switched in here (its address); 0 for none or idle */
+	__u64 idle;         /* this CPU's idle task (its address), 0 until first seen */
+	__u64 runtime_in;   /* its se.sum_exec_runtime then */
+	__u64 run_delay_in; /* its sched_info.run_delay then (before this run's wait is added) */
+	__u64 cgroup_id;    /* the cgroup of the last run that ended here: the buffer's */
+	__u64 flush_at;     /* the run queue's task clock when the buffer is next flushed */
+	__u64 cpu_ns;       /* buffered CPU time of cgroup_id */
+	__u64 runq_sum_ns;  /* buffered run-queue waits of cgroup_id: their sum, */
+	__u64 runq_slots[HS_SLOTS]; /* and their log2 histogram (struct hs_hist's slots) */
+	__u64 skip;         /* run-queue waits still to skip before the next sampled one */
 };
 
 struct {
@@ -82,27 +83,32 @@ static __always_inline __u64 hs_run_delay(struct task_struct *p)
 }
 
 /* Adds the buffer to the per-cgroup maps, empties it and hands it to `cgroup_id`. Not
- * inlined: it runs on a few switches in a hundred, and inlined its map calls and 300-byte
- * zero histogram make the compiler spill the hot path's registers to the stack. */
+ * inlined: it runs on a few switches in a hundred or fewer, and inlined its map calls and
+ * 300-byte zero histogram make the compiler spill the hot path's registers to the stack. */
 static __noinline void flush(struct hs_cpu_state *st, __u64 cgroup_id, __u64 clock)
 {
+	__u64 waits = 0;
+
 	if (st->cpu_ns) {
 		hs_counter_add(&hs_cpu_ns, st->cgroup_id, st->cpu_ns);
 		st->cpu_ns = 0;
 	}
-	if (st->runq.count) {
+	for (int i = 0; i < HS_SLOTS; i++)
+		waits += st->runq_slots[i];
+	if (waits) {
 		struct hs_hist *h = hs_hist_get(&hs_runq_hist, st->cgroup_id);
 
 		if (h) {
-			h->count += st->runq.count;
-			h->sum_ns += st->runq.sum_ns;
+			h->count += waits;
+			h->sum_ns += st->runq_sum_ns;
 			for (int i = 0; i < HS_SLOTS; i++)
-				h->slots[i] += st->runq.slots[i];
+				h->slots[i] += st->runq_slots[i];
 		}
-		__builtin_memset(&st->runq, 0, sizeof(st->runq));
+		st->runq_sum_ns = 0;
+		__builtin_memset(st->runq_slots, 0, sizeof(st->runq_slots));
 	}
 	st->cgroup_id = cgroup_id;
-	st->flushed_at = clock;
+	st->flush_at = clock + HS_FLUSH_AGE_NS;
 }
 
 /* The run of `prev` that began at this CPU's last switch-in ends: add its CPU time and the
@@ -115,8 +121,7 @@ static __always_inline void run_ended(struct hs_cpu_state *st, struct task_struc
 	__u64 cgroup_id = hs_task_cgroup(prev);
 	__u64 clock = prev->se.exec_start;
 
-	if (cgroup_id != st->cgroup_id || st->cpu_ns >= HS_FLUSH_CPU_NS ||
-	    st->runq.count >= HS_FLUSH_RUNQ || clock - st->flushed_at >= HS_FLUSH_AGE_NS)
+	if (cgroup_id != st->cgroup_id || clock >= st->flush_at)
 		flush(st, cgroup_id, clock);
 
 	if (hs_enabled(HS_PROBE_CPU)) {
@@ -142,8 +147,10 @@ static __always_inline void run_ended(struct hs_cpu_state *st, struct task_struc
 
 	__u64 waited = hs_run_delay(prev) - st->run_delay_in;
 
-	if (waited < HS_MAX_DELTA_NS)
-		hs_hist_record(&st->runq, waited);
+	if (waited < HS_MAX_DELTA_NS) {
+		st->runq_sum_ns += waited;
+		st->runq_slots[hs_slot(waited)]++;
+	}
 }
 
 /* sched_switch(bool preempt, struct task_struct *prev, struct task_struct *next,

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 mod common;
 use common::{Run, loadavg, median};
 
-use homeostat_sensor::{Probe, ProbeConfig, ProgramStats, Sensor, SensorConfig, preflight};
+use homeostat_sensor::{Probe, ProbeConfig, ProgramStats, Sensor, SensorConfig};
 
 struct Options {
     rounds: usize,
@@ -65,24 +65,7 @@ struct Bench {
 }
 
 fn main() -> ExitCode {
-    let o = match options() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if let Some(why) = preflight::unavailable() {
-        eprintln!("skipped: {why}");
-        return ExitCode::SUCCESS;
-    }
-    match run(&o) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::main(options, run)
 }
 
 fn run(o: &Options) -> Result<(), String> {

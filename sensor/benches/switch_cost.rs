@@ -24,7 +24,7 @@ use std::process::{Command, ExitCode, Stdio};
 mod common;
 use common::{Run, loadavg, median};
 
-use homeostat_sensor::{AttachedObject, Family, Probe, ProbeConfig, SensorConfig, preflight};
+use homeostat_sensor::{AttachedObject, Family, Probe, ProbeConfig, SensorConfig};
 
 /// The program every build must have.
 const PROGRAM: &str = "hs_sched_switch";
@@ -89,24 +89,7 @@ fn options() -> Result<Options, String> {
 }
 
 fn main() -> ExitCode {
-    let o = match options() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if let Some(why) = preflight::unavailable() {
-        eprintln!("skipped: {why}");
-        return ExitCode::SUCCESS;
-    }
-    match run(&o) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::main(options, run)
 }
 
 /// A build of the sched family under comparison.

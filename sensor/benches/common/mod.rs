@@ -1,7 +1,32 @@
-//! What the sensor's benches share: one `perf bench sched` run under `perf stat`, medians,
-//! the load average.
+//! What the sensor's benches share: their entry, one `perf bench sched` run under
+//! `perf stat`, medians, the load average.
 
-use std::process::Command;
+use std::process::{Command, ExitCode};
+
+use homeostat_sensor::preflight;
+
+/// A bench's entry: its options, then, where BPF can run (root, BTF; elsewhere it says why
+/// and succeeds), the bench; errors are printed and fail it.
+pub fn main<O>(options: fn() -> Result<O, String>, run: fn(&O) -> Result<(), String>) -> ExitCode {
+    let o = match options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(why) = preflight::unavailable() {
+        eprintln!("skipped: {why}");
+        return ExitCode::SUCCESS;
+    }
+    match run(&o) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// One benchmark run: wall time (what perf bench reports) and the CPU time its tasks used
 /// (perf stat's task-clock), both in seconds. CPU time is the steadier figure on a machine

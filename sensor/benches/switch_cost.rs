@@ -29,7 +29,7 @@ use homeostat_sensor::{AttachedObject, Family, Probe, ProbeConfig, SensorConfig}
 /// The program every build must have.
 const PROGRAM: &str = "hs_sched_switch";
 
-/// The floor: the same attachment and config map, no work.
+/// The floor: the same attachment and config table, no work.
 const EMPTY: &str = r#"#include "hs_common.h"
 char LICENSE[] SEC("license") = "GPL";
 SEC("tp_btf/sched_switch")

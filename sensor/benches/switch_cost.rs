@@ -7,7 +7,8 @@
 //! The builds: `empty` (a program that returns at once: the floor, the cost of the
 //! tracepoint's dispatch and of the statistics themselves), the sched family's object at each
 //! `--rev` (its `sensor-ebpf/` taken from git and compiled with the flags of this build),
-//! each `--object LABEL=PATH`, and `current` (the object this crate embeds).
+//! each `--object LABEL=PATH`, `current` (the object this crate embeds), and with `--sensor`
+//! the whole sensor as the overhead bench attaches it (every probe family, this build).
 //!
 //! With `--wall`, statistics stay off (as deployed) and each build's cost per switch is the
 //! benchmark's wall and CPU time less that of `bare` runs (nothing attached), over two switches
@@ -15,7 +16,7 @@
 //!
 //! ```text
 //! sudo cargo bench -p homeostat-sensor --bench switch_cost -- [--rev 97dc843] [--rounds 9]
-//!     [--loops 100000] [--sample-every 1] [--object LABEL=PATH] [--wall]
+//!     [--loops 100000] [--sample-every 1] [--object LABEL=PATH] [--sensor] [--wall]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -24,7 +25,9 @@ use std::process::{Command, ExitCode, Stdio};
 mod common;
 use common::{Run, loadavg, median};
 
-use homeostat_sensor::{AttachedObject, Family, Probe, ProbeConfig, SensorConfig};
+use homeostat_sensor::{
+    AttachedObject, Family, Probe, ProbeConfig, ProgramStats, Sensor, SensorConfig,
+};
 
 /// The program every build must have.
 const PROGRAM: &str = "hs_sched_switch";
@@ -42,6 +45,8 @@ int hs_sched_switch(__u64 *ctx)
 struct Options {
     /// Wall time per switch instead of run-time statistics.
     wall: bool,
+    /// Also the whole sensor.
+    sensor: bool,
     rounds: usize,
     loops: u32,
     sample_every: u32,
@@ -52,6 +57,7 @@ struct Options {
 fn options() -> Result<Options, String> {
     let mut o = Options {
         wall: false,
+        sensor: false,
         rounds: 9,
         loops: 100_000,
         sample_every: 1,
@@ -73,6 +79,7 @@ fn options() -> Result<Options, String> {
             "--sample-every" => o.sample_every = number("--sample-every", text("--sample-every")?)?,
             "--rev" => o.revs.push(text("--rev")?),
             "--wall" => o.wall = true,
+            "--sensor" => o.sensor = true,
             "--object" => {
                 let v = text("--object")?;
                 let (label, path) = v
@@ -92,19 +99,43 @@ fn main() -> ExitCode {
     common::main(options, run)
 }
 
-/// A build of the sched family under comparison.
+/// What a build attaches.
+enum Attach {
+    /// Nothing (`bare`, `--wall` only).
+    Nothing,
+    /// A build of the sched family's object.
+    Object(Vec<u8>),
+    /// The whole sensor.
+    Sensor,
+}
+
+/// Something attached, for as long as it lives.
+enum Attached {
+    Object(AttachedObject),
+    Sensor(Box<Sensor>),
+}
+
+impl Attached {
+    fn program_stats(&self) -> Vec<ProgramStats> {
+        match self {
+            Attached::Object(a) => a.program_stats(),
+            Attached::Sensor(s) => s.program_stats(),
+        }
+    }
+}
+
+/// A build under comparison.
 struct Build {
     label: String,
-    /// None: nothing attached (`--wall` only).
-    object: Option<Vec<u8>>,
+    attach: Attach,
     /// Per round: mean ns per run (both fields), or (`--wall`) the benchmark's times.
     runs: Vec<Run>,
 }
 
-fn build(label: &str, object: Option<Vec<u8>>) -> Build {
+fn build(label: &str, attach: Attach) -> Build {
     Build {
         label: label.into(),
-        object,
+        attach,
         runs: Vec::new(),
     }
 }
@@ -123,17 +154,23 @@ fn compare(o: &Options, scratch: &Path) -> Result<(), String> {
     let include = workspace.join("sensor-ebpf/include");
     let mut builds = Vec::new();
     if o.wall {
-        builds.push(build("bare", None));
+        builds.push(build("bare", Attach::Nothing));
     }
-    builds.push(build("empty", Some(compile_empty(&include, scratch)?)));
+    let empty = compile_empty(&include, scratch)?;
+    builds.push(build("empty", Attach::Object(empty)));
     for rev in &o.revs {
-        builds.push(build(rev, Some(compile_rev(&workspace, rev, scratch)?)));
+        let object = compile_rev(&workspace, rev, scratch)?;
+        builds.push(build(rev, Attach::Object(object)));
     }
     for (label, path) in &o.objects {
         let object = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        builds.push(build(label, Some(object)));
+        builds.push(build(label, Attach::Object(object)));
     }
-    builds.push(build("current", Some(Family::Sched.object().to_vec())));
+    let current = Family::Sched.object().to_vec();
+    builds.push(build("current", Attach::Object(current)));
+    if o.sensor {
+        builds.push(build("sensor", Attach::Sensor));
+    }
 
     let config = SensorConfig {
         probes: [(Probe::RunQueue, o.sample_every), (Probe::CpuTime, 1)]
@@ -159,12 +196,19 @@ fn compare(o: &Options, scratch: &Path) -> Result<(), String> {
         // Each build goes first in turn, so a drift in the machine's load hits all alike.
         for i in (0..n).map(|k| (k + round) % n) {
             let b = &mut builds[i];
-            let attached = b
-                .object
-                .as_deref()
-                .map(|object| AttachedObject::attach(Family::Sched, object, &config))
-                .transpose()
-                .map_err(|e| format!("{}: {e}", b.label))?;
+            let attached = match &b.attach {
+                Attach::Nothing => Ok(None),
+                Attach::Object(object) => AttachedObject::attach(Family::Sched, object, &config)
+                    .map(|a| Some(Attached::Object(a))),
+                Attach::Sensor => {
+                    let mut everything = SensorConfig::default();
+                    everything
+                        .probes
+                        .insert(Probe::RunQueue, config.probe(Probe::RunQueue));
+                    Sensor::start(&everything).map(|s| Some(Attached::Sensor(Box::new(s))))
+                }
+            }
+            .map_err(|e| format!("{}: {e}", b.label))?;
             let figures = match &attached {
                 Some(a) if !o.wall => {
                     let ns = ns_per_run(a, || common::perf("pipe", o.loops, true).map(drop))
@@ -219,10 +263,10 @@ fn compare(o: &Options, scratch: &Path) -> Result<(), String> {
         println!("\nmean ns a run (BPF run-time statistics on; each round in ns)");
         table(&builds, |r| r.wall, |m, _| m, 1);
     }
-    let reproduce: Vec<String> = o
-        .wall
-        .then(|| " --wall".to_string())
+    let reproduce: Vec<String> = [(o.wall, " --wall"), (o.sensor, " --sensor")]
         .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, flag)| flag.to_string())
         .chain(o.revs.iter().map(|r| format!(" --rev {r}")))
         .chain(
             o.objects
@@ -247,7 +291,7 @@ fn compare(o: &Options, scratch: &Path) -> Result<(), String> {
 fn table(builds: &[Build], pick: fn(&Run) -> f64, ns: impl Fn(f64, f64) -> f64, decimals: usize) {
     let reference = builds
         .iter()
-        .position(|b| b.object.is_some() && b.label != "empty");
+        .position(|b| matches!(b.attach, Attach::Object(_)) && b.label != "empty");
     let medians: Vec<f64> = builds
         .iter()
         .map(|b| median(&b.runs.iter().map(pick).collect::<Vec<_>>()))
@@ -284,7 +328,7 @@ fn table(builds: &[Build], pick: fn(&Run) -> f64, ns: impl Fn(f64, f64) -> f64, 
 
 /// Mean ns per run of the program while `workload` runs.
 fn ns_per_run(
-    attached: &AttachedObject,
+    attached: &Attached,
     workload: impl FnOnce() -> Result<(), String>,
 ) -> Result<f64, String> {
     let before = stats(attached)?;
@@ -298,7 +342,7 @@ fn ns_per_run(
 }
 
 /// The program's run time in ns and run count so far.
-fn stats(attached: &AttachedObject) -> Result<(u128, u64), String> {
+fn stats(attached: &Attached) -> Result<(u128, u64), String> {
     attached
         .program_stats()
         .into_iter()

@@ -34,16 +34,27 @@ fn main() {
         );
     }
 
+    // Everything but the include directory, source and output: the benches compile other
+    // builds of the probes (an older commit's, an empty program) exactly the same way.
+    let flags: Vec<String> = ["-target", "bpf", "-O2", "-g", "-Wall", "-Werror"]
+        .into_iter()
+        .map(String::from)
+        .chain([
+            format!("-D__TARGET_ARCH_{}", arch.0),
+            "-idirafter".into(),
+            multiarch.display().to_string(),
+        ])
+        .collect();
+    println!("cargo:rustc-env=HOMEOSTAT_BPF_CLANG={clang}");
+    println!("cargo:rustc-env=HOMEOSTAT_BPF_CFLAGS={}", flags.join(" "));
+
     for family in FAMILIES {
         let source = ebpf.join("src").join(format!("{family}.bpf.c"));
         let object = out.join(format!("{family}.bpf.o"));
         let output = Command::new(&clang)
-            .args(["-target", "bpf", "-O2", "-g", "-Wall", "-Werror"])
-            .arg(format!("-D__TARGET_ARCH_{}", arch.0))
+            .args(&flags)
             .arg("-I")
             .arg(ebpf.join("include"))
-            .arg("-idirafter")
-            .arg(&multiarch)
             .arg("-c")
             .arg(&source)
             .arg("-o")

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * What every homeostat probe family shares: the probe numbering and the config map that
+ * What every homeostat probe family shares: the probe numbering and the config table that
  * switches probes on and sets their sampling, the per-cgroup log2 histogram, and helpers.
  *
  * Each family is its own BPF object (one can fail to load on an odd kernel without taking
@@ -34,12 +34,11 @@ struct hs_probe_cfg {
 	__u32 sample_every;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, HS_PROBE_COUNT);
-	__type(key, __u32);
-	__type(value, struct hs_probe_cfg);
-} hs_config SEC(".maps");
+/* Indexed by enum hs_probe; the loader writes the whole table. A global (its own data
+ * section, so the loader finds it by name: the map `.data.hs_config`) rather than an array
+ * map, so that a program reads a switch with one load instead of a map lookup: the scheduler
+ * probe reads two on every context switch. */
+struct hs_probe_cfg hs_config[HS_PROBE_COUNT] SEC(".data.hs_config");
 
 /* Ring-buffer records that did not fit (reader too slow); per CPU, summed by the reader. */
 struct {
@@ -62,40 +61,46 @@ struct hs_hist {
 /* Room for this many cgroups per per-cgroup map; a node rarely has more than a few hundred. */
 #define HS_MAX_CGROUPS 10240
 
-static __always_inline struct hs_probe_cfg *hs_config_of(__u32 probe)
+static __always_inline struct hs_probe_cfg *hs_config_of(enum hs_probe probe)
 {
-	return bpf_map_lookup_elem(&hs_config, &probe);
+	return &hs_config[probe];
 }
 
-static __always_inline int hs_enabled(__u32 probe)
+static __always_inline int hs_enabled(enum hs_probe probe)
 {
-	struct hs_probe_cfg *cfg = hs_config_of(probe);
-
-	return cfg && cfg->enabled;
+	return hs_config[probe].enabled;
 }
 
 /* Whether this event starts a latency measurement: probe enabled, and the 1-in-N draw hit. */
-static __always_inline int hs_sampled(__u32 probe)
+static __always_inline int hs_sampled(enum hs_probe probe)
 {
-	struct hs_probe_cfg *cfg = bpf_map_lookup_elem(&hs_config, &probe);
+	struct hs_probe_cfg *cfg = hs_config_of(probe);
 
-	if (!cfg || !cfg->enabled)
+	if (!cfg->enabled)
 		return 0;
 	return cfg->sample_every <= 1 || bpf_get_prandom_u32() % cfg->sample_every == 0;
 }
 
+/* floor(log2(v)) (0 for 0): round v up to 2^(k+1) - 1, whose product with a de Bruijn
+ * constant has a distinct top six bits for each k; the table maps those back to k. Branch
+ * free, about a third of the instructions of a binary search (the scheduler probe buckets a
+ * wait on every context switch). The table is read-only data (.rodata), read without a call. */
+static const __u8 hs_log2_table[64] = {
+	0,  47, 1,  56, 48, 27, 2,  60, 57, 49, 41, 37, 28, 16, 3,  61,
+	54, 58, 35, 52, 50, 42, 21, 44, 38, 32, 29, 23, 17, 11, 4,  62,
+	46, 55, 26, 59, 40, 36, 15, 53, 34, 51, 20, 43, 31, 22, 10, 45,
+	25, 39, 14, 33, 19, 30, 9,  24, 13, 18, 8,  12, 7,  6,  5,  63,
+};
+
 static __always_inline __u32 hs_log2(__u64 v)
 {
-	__u32 r = 0;
-
-	/* Branch-light binary search: the verifier likes bounded straight-line code. */
-	if (v >> 32) { v >>= 32; r += 32; }
-	if (v >> 16) { v >>= 16; r += 16; }
-	if (v >> 8) { v >>= 8; r += 8; }
-	if (v >> 4) { v >>= 4; r += 4; }
-	if (v >> 2) { v >>= 2; r += 2; }
-	if (v >> 1) { r += 1; }
-	return r;
+	v |= v >> 1;
+	v |= v >> 2;
+	v |= v >> 4;
+	v |= v >> 8;
+	v |= v >> 16;
+	v |= v >> 32;
+	return hs_log2_table[(v * 0x03f79d71b4cb0a89ULL) >> 58];
 }
 
 /* The histogram of a cgroup in a per-CPU hash map of struct hs_hist, created empty if absent. */
@@ -111,13 +116,19 @@ static __always_inline struct hs_hist *hs_hist_get(void *map, __u64 cgroup_id)
 	return bpf_map_lookup_elem(map, &cgroup_id);
 }
 
-/* Records one latency in a histogram. */
-static __always_inline void hs_hist_record(struct hs_hist *h, __u64 delta_ns)
+/* The histogram slot of a latency. */
+static __always_inline __u32 hs_slot(__u64 delta_ns)
 {
 	__u32 slot = hs_log2(delta_ns);
 
-	if (slot >= HS_SLOTS)
-		slot = HS_SLOTS - 1;
+	return slot < HS_SLOTS ? slot : HS_SLOTS - 1;
+}
+
+/* Records one latency in a histogram. */
+static __always_inline void hs_hist_record(struct hs_hist *h, __u64 delta_ns)
+{
+	__u32 slot = hs_slot(delta_ns);
+
 	h->count++;
 	h->sum_ns += delta_ns;
 	h->slots[slot]++;
@@ -169,8 +180,9 @@ static __always_inline void hs_count_drop(void)
 }
 
 /* The v2 cgroup id of any task (not only current). The programs are tp_btf, so task
- * pointers are BTF-typed: plain loads (JITed as fault-tolerant PROBE_MEM loads) walk the
- * chain at a fraction of the cost of four bpf_probe_read_kernel() calls. */
+ * pointers are BTF-typed: plain loads walk the chain (on 6.18 the JIT makes each a single
+ * move), at a fraction of the cost of four bpf_probe_read_kernel() calls, and cheaper than
+ * the bpf_get_current_cgroup_id() helper too. */
 static __always_inline __u64 hs_task_cgroup(struct task_struct *task)
 {
 	return task->cgroups->dfl_cgrp->kn->id;

@@ -13,9 +13,12 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
-use homeostat_sensor::{Probe, ProbeConfig, ProgramStats, Sensor, SensorConfig, preflight};
+mod common;
+use common::{Run, loadavg, median};
+
+use homeostat_sensor::{Probe, ProbeConfig, ProgramStats, Sensor, SensorConfig};
 
 struct Options {
     rounds: usize,
@@ -52,16 +55,6 @@ fn options() -> Result<Options, String> {
     Ok(o)
 }
 
-/// One benchmark run: wall time (what perf bench reports) and the CPU time its tasks used
-/// (perf stat's task-clock), both in seconds. CPU time is the steadier figure on a machine
-/// shared with others: waiting for someone else's task to get off the CPU is not in it, and
-/// the probes' cost is (a program runs in the context of the task switching out).
-#[derive(Clone, Copy)]
-struct Run {
-    wall: f64,
-    cpu: f64,
-}
-
 /// A benchmark: `perf bench sched <sched>`, on one CPU when `pinned`.
 #[derive(Clone, Copy)]
 struct Bench {
@@ -71,89 +64,8 @@ struct Bench {
     pinned: bool,
 }
 
-/// Runs one `perf bench sched …` under `perf stat -e task-clock`; pinned, both under
-/// `taskset -c 0`, so every task it starts stays on CPU 0.
-fn perf(bench: Bench) -> Result<Run, String> {
-    let loops = bench.loops.to_string();
-    let mut command = if bench.pinned {
-        let mut c = Command::new("taskset");
-        c.args(["-c", "0", "perf"]);
-        c
-    } else {
-        Command::new("perf")
-    };
-    let out = command
-        .args([
-            "stat",
-            "-x,",
-            "-e",
-            "task-clock",
-            "--",
-            "perf",
-            "bench",
-            "-f",
-            "simple",
-        ])
-        .args(["sched", bench.sched, "-l", &loops])
-        .output()
-        .map_err(|e| {
-            format!("running perf (Debian: apt-get install -y linux-perf util-linux): {e}")
-        })?;
-    if !out.status.success() {
-        return Err(format!(
-            "perf bench sched {} failed: {}",
-            bench.sched,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let wall = text
-        .lines()
-        .rev()
-        .find_map(|l| l.trim().parse::<f64>().ok())
-        .ok_or_else(|| format!("no time in perf bench's output: {text:?}"))?;
-    let stats = String::from_utf8_lossy(&out.stderr);
-    let cpu_ms = stats
-        .lines()
-        .find(|l| l.contains("task-clock"))
-        .and_then(|l| l.split(',').next()?.trim().parse::<f64>().ok())
-        .ok_or_else(|| format!("no task-clock in perf stat's output: {stats:?}"))?;
-    Ok(Run {
-        wall,
-        cpu: cpu_ms / 1e3,
-    })
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 fn main() -> ExitCode {
-    let o = match options() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if let Some(why) = preflight::unavailable() {
-        eprintln!("skipped: {why}");
-        return ExitCode::SUCCESS;
-    }
-    match run(&o) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::main(options, run)
 }
 
 fn run(o: &Options) -> Result<(), String> {
@@ -203,7 +115,7 @@ fn run(o: &Options) -> Result<(), String> {
                     .then(|| Sensor::start(&config))
                     .transpose()
                     .map_err(|e| e.to_string())?;
-                let t = perf(bench)?;
+                let t = common::perf(bench.sched, bench.loops, bench.pinned)?;
                 drop(sensor);
                 let entry = times.entry(bench.name).or_default();
                 if with { &mut entry.1 } else { &mut entry.0 }.push(t);
@@ -228,7 +140,7 @@ fn run(o: &Options) -> Result<(), String> {
             return Err("BPF run-time statistics could not be turned on".into());
         }
         let before = sensor.program_stats();
-        perf(bench)?;
+        common::perf(bench.sched, bench.loops, bench.pinned)?;
         for after in sensor.program_stats() {
             let earlier = before.iter().find(|b| b.name == after.name);
             add_cost(&mut cost, &after, earlier);
@@ -285,13 +197,6 @@ fn run(o: &Options) -> Result<(), String> {
         o.rounds, o.pipe_loops, o.messaging_loops, o.sample_every
     );
     Ok(())
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".into())
 }
 
 fn add_cost(

@@ -100,6 +100,53 @@ mod tests {
         h
     }
 
+    /// The slot the kernel side gives a latency: `hs_slot()` of `hs_common.h`, a de Bruijn
+    /// multiply and table taken from the header itself.
+    fn kernel_slot(header: &str, v: u64) -> usize {
+        let after = |marker: &str| {
+            let at = header.find(marker).expect(marker) + marker.len();
+            &header[at..]
+        };
+        let table: Vec<usize> = after("hs_log2_table[64] = {")
+            .split("};")
+            .next()
+            .unwrap()
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect();
+        assert_eq!(table.len(), 64);
+        let hex: String = after("(v * 0x")
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit())
+            .collect();
+        let debruijn = u64::from_str_radix(&hex, 16).unwrap();
+        let mut smeared = v;
+        for shift in [1, 2, 4, 8, 16, 32] {
+            smeared |= smeared >> shift;
+        }
+        table[(smeared.wrapping_mul(debruijn) >> 58) as usize].min(SLOTS - 1)
+    }
+
+    #[test]
+    fn the_kernel_buckets_latencies_as_this_side_reads_them() {
+        let header = include_str!("../../sensor-ebpf/include/hs_common.h");
+        let mut values = vec![0, 1, u64::MAX];
+        for k in 0..64 {
+            let p = 1u64 << k;
+            values.extend([p - 1, p, p + 1, p | (p >> 1)]);
+        }
+        // And a spread of others (a 64-bit LCG).
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..10_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            values.push(x >> (x % 64));
+        }
+        for v in values {
+            let here = (63 - v.max(1).leading_zeros() as usize).min(SLOTS - 1);
+            assert_eq!(kernel_slot(header, v), here, "latency {v} ns");
+        }
+    }
+
     #[test]
     fn quantiles_land_in_the_right_bucket() {
         // 99 latencies of ~10 µs and one of ~10 ms.

@@ -21,7 +21,7 @@ pub mod throttle;
 pub use cgroup::{CgroupIndex, Owner};
 pub use error::SensorError;
 pub use histogram::Log2Histogram;
-pub use loader::{ProgramStats, Sensor};
+pub use loader::{AttachedObject, ProgramStats, Sensor};
 pub use probes::{Family, Probe, ProbeConfig, SensorConfig};
 pub use snapshot::{Event, EventKind, Reading, Snapshot, Value};
 pub use throttle::Throttle;

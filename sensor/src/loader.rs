@@ -229,16 +229,7 @@ impl Sensor {
     pub fn program_stats(&self) -> Vec<ProgramStats> {
         self.loaded
             .iter()
-            .flat_map(|l| {
-                l.family.programs().iter().filter_map(|(name, _)| {
-                    let info = l.ebpf.program(name)?.info().ok()?;
-                    Some(ProgramStats {
-                        name,
-                        run_time: info.run_time(),
-                        run_count: info.run_count(),
-                    })
-                })
-            })
+            .flat_map(|l| family_stats(l.family, &l.ebpf))
             .collect()
     }
 
@@ -428,33 +419,7 @@ impl Sensor {
 }
 
 fn load_family(family: Family, config: &SensorConfig, btf: &Btf) -> Result<Loaded, SensorError> {
-    // Reuse the parsed kernel BTF: parsing it again for every family costs ~200 ms each.
-    let mut ebpf = EbpfLoader::new()
-        .btf(Some(btf))
-        .load(family.object())
-        .map_err(|source| SensorError::Load {
-            family: family.name(),
-            source,
-        })?;
-    maps::write_config(&mut ebpf, family, config)?;
-    for (name, tracepoint) in family.programs() {
-        let program_error = |source| SensorError::Program {
-            family: family.name(),
-            program: name,
-            source,
-        };
-        let program: &mut BtfTracePoint = ebpf
-            .program_mut(name)
-            .ok_or_else(|| SensorError::Map {
-                family: family.name(),
-                map: name,
-                reason: "program not in the object".into(),
-            })?
-            .try_into()
-            .map_err(program_error)?;
-        program.load(tracepoint, btf).map_err(program_error)?;
-        program.attach().map_err(program_error)?;
-    }
+    let mut ebpf = load_object(family, family.object(), config, btf)?;
     let ring = match family {
         Family::Exit => Some("hs_exit_events"),
         Family::Oom => Some("hs_oom_events"),
@@ -482,6 +447,84 @@ fn load_family(family: Family, config: &SensorConfig, btf: &Btf) -> Result<Loade
     })
 }
 
+/// Loads a build of `family`'s object, writes its probe switches and attaches its programs.
+fn load_object(
+    family: Family,
+    object: &[u8],
+    config: &SensorConfig,
+    btf: &Btf,
+) -> Result<Ebpf, SensorError> {
+    // Reuse the parsed kernel BTF: parsing it again for every family costs ~200 ms each.
+    let mut ebpf = EbpfLoader::new()
+        .btf(Some(btf))
+        .load(object)
+        .map_err(|source| SensorError::Load {
+            family: family.name(),
+            source,
+        })?;
+    maps::write_config(&mut ebpf, family, config)?;
+    for (name, tracepoint) in family.programs() {
+        let program_error = |source| SensorError::Program {
+            family: family.name(),
+            program: name,
+            source,
+        };
+        let program: &mut BtfTracePoint = ebpf
+            .program_mut(name)
+            .ok_or_else(|| SensorError::Map {
+                family: family.name(),
+                map: name,
+                reason: "program not in the object".into(),
+            })?
+            .try_into()
+            .map_err(program_error)?;
+        program.load(tracepoint, btf).map_err(program_error)?;
+        program.attach().map_err(program_error)?;
+    }
+    Ok(ebpf)
+}
+
+/// Each of `family`'s programs' run time and run count so far.
+fn family_stats(family: Family, ebpf: &Ebpf) -> impl Iterator<Item = ProgramStats> + '_ {
+    family.programs().iter().filter_map(|(name, _)| {
+        let info = ebpf.program(name)?.info().ok()?;
+        Some(ProgramStats {
+            name,
+            run_time: info.run_time(),
+            run_count: info.run_count(),
+        })
+    })
+}
+
+/// One build of a probe family's object, loaded and attached on its own (no maps read, no
+/// cgroups named): for comparing what different builds of the programs cost on the same
+/// workload (`benches/switch_cost.rs`). Dropping it detaches and unloads the programs.
+pub struct AttachedObject {
+    family: Family,
+    ebpf: Ebpf,
+}
+
+impl AttachedObject {
+    /// Loads `object`, which must have `family`'s programs and an `hs_config` map, writes
+    /// `config` into it and attaches the programs.
+    pub fn attach(
+        family: Family,
+        object: &[u8],
+        config: &SensorConfig,
+    ) -> Result<Self, SensorError> {
+        preflight::check()?;
+        lift_memlock_limit();
+        let btf = Btf::from_sys_fs()?;
+        let ebpf = load_object(family, object, config, &btf)?;
+        Ok(AttachedObject { family, ebpf })
+    }
+
+    /// Its programs' run time and run count so far (see [`Sensor::program_stats`]).
+    pub fn program_stats(&self) -> Vec<ProgramStats> {
+        family_stats(self.family, &self.ebpf).collect()
+    }
+}
+
 fn hist_map(
     e: &Ebpf,
     f: Family,
@@ -495,11 +538,7 @@ fn hist_map(
 
 /// Total run time of a family's programs so far (0 when statistics are off).
 fn run_time(e: &Ebpf, f: Family) -> Duration {
-    f.programs()
-        .iter()
-        .filter_map(|(name, _)| e.program(name)?.info().ok())
-        .map(|i| i.run_time())
-        .sum()
+    family_stats(f, e).map(|s| s.run_time).sum()
 }
 
 type Split = Option<(&'static str, &'static str)>;

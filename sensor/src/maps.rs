@@ -8,7 +8,7 @@ use aya::maps::{Array, MapData, PerCpuHashMap};
 
 use crate::error::SensorError;
 use crate::histogram::{Log2Histogram, SLOTS};
-use crate::probes::Family;
+use crate::probes::{Family, Probe};
 
 /// `struct hs_probe_cfg`.
 #[repr(C)]
@@ -177,29 +177,43 @@ pub(crate) fn read_drops(ebpf: &Ebpf, family: Family) -> Result<u64, SensorError
     Ok(values.iter().sum())
 }
 
-/// Writes every probe's switch and sampling rate into the object's `hs_config`.
+/// Writes every probe's switch and sampling rate into the object's `hs_config` table: a
+/// global, so the one-element map of its data section `.data.hs_config`; in builds before
+/// 2026-11-26 (which `benches/switch_cost.rs` still loads) an array map `hs_config`.
 pub(crate) fn write_config(
     ebpf: &mut Ebpf,
     family: Family,
     config: &crate::probes::SensorConfig,
 ) -> Result<(), SensorError> {
-    const NAME: &str = "hs_config";
+    const NAME: &str = ".data.hs_config";
+    const OLD_NAME: &str = "hs_config";
+    let table = Probe::ALL.map(|probe| {
+        let c = config.probe(probe);
+        ProbeCfg {
+            enabled: u32::from(c.enabled),
+            sample_every: c.sample_every.max(1),
+        }
+    });
+    if ebpf.map(NAME).is_none()
+        && let Some(map) = ebpf.map_mut(OLD_NAME)
+    {
+        let mut array: Array<&mut MapData, ProbeCfg> =
+            Array::try_from(map).map_err(|e| map_error(family, OLD_NAME, e))?;
+        for (i, value) in table.into_iter().enumerate() {
+            array
+                .set(i as u32, value, 0)
+                .map_err(|e| map_error(family, OLD_NAME, e))?;
+        }
+        return Ok(());
+    }
     let map = ebpf
         .map_mut(NAME)
         .ok_or_else(|| map_error(family, NAME, "not in the object"))?;
-    let mut array: Array<&mut MapData, ProbeCfg> =
+    let mut array: Array<&mut MapData, [ProbeCfg; Probe::ALL.len()]> =
         Array::try_from(map).map_err(|e| map_error(family, NAME, e))?;
-    for probe in crate::probes::Probe::ALL {
-        let c = config.probe(probe);
-        let value = ProbeCfg {
-            enabled: u32::from(c.enabled),
-            sample_every: c.sample_every.max(1),
-        };
-        array
-            .set(probe.index(), value, 0)
-            .map_err(|e| map_error(family, NAME, e))?;
-    }
-    Ok(())
+    array
+        .set(0, table, 0)
+        .map_err(|e| map_error(family, NAME, e))
 }
 
 /// Reads a native-endian u64 at `at` from a ring-buffer record.

@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use homeostat_core::signal;
-use homeostat_sensor::{EventKind, Probe, Sensor, SensorConfig, Snapshot, preflight};
+use homeostat_sensor::{EventKind, Probe, ProbeConfig, Sensor, SensorConfig, Snapshot, preflight};
 
 #[path = "../../tests/support/cgroup.rs"]
 mod cgroup;
@@ -255,6 +255,67 @@ fn a_busy_child_has_cpu_time_and_run_queue_latency() {
         "more CPU than two cores could give: {cpu}"
     );
     assert!(n >= 3, "run-queue waits {n}");
+}
+
+/// Runs `rounds` round trips of a ping-pong over two FIFOs in `cg`, both ends pinned to CPU 0:
+/// each end blocks in `read` every round, so each round ends (at least) two runs of the
+/// cgroup's tasks, each with the run-queue wait that preceded it.
+fn ping_pong(cg: &TestCgroup, rounds: u32) {
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("hs-ping-pong-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b) = (
+        dir.join("a").display().to_string(),
+        dir.join("b").display().to_string(),
+    );
+    let status = cg.run(&format!(
+        "taskset -pc 0 $$ >/dev/null && rm -f {a} {b} && mkfifo {a} {b} || exit 1; \
+         ( exec 3<{a} 4>{b}; while read -r x <&3; do echo >&4; done ) & \
+         exec 4>{a} 3<{b}; i=0; \
+         while [ $i -lt {rounds} ]; do echo >&4; read -r x <&3; i=$((i+1)); done; \
+         exec 4>&-; wait"
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(status.success(), "ping-pong: {status}");
+}
+
+#[test]
+fn sampled_run_queue_latency_counts_one_wait_in_n() {
+    let Some(_lock) = bpf_or_skip("sampled_run_queue_latency_counts_one_wait_in_n") else {
+        return;
+    };
+    let probes = [Probe::RunQueue, Probe::CpuTime];
+    let mut sensor = start(&probes);
+    let cg = TestCgroup::new(sensor.cgroup_root(), "sampled");
+    // Waits reach the maps at a CPU's next flush (at most 100 ms on): read for a second.
+    let waits = |sensor: &mut Sensor| -> u64 {
+        read_until(sensor, Duration::from_secs(1), |_| false)
+            .iter()
+            .filter_map(|s| s.latencies(cg.id, signal::RUNQUEUE_LATENCY))
+            .map(|h| h.count)
+            .sum()
+    };
+    ping_pong(&cg, 2000);
+    let every = waits(&mut sensor);
+    let mut config = SensorConfig::only(&probes);
+    config.probes.insert(
+        Probe::RunQueue,
+        ProbeConfig {
+            enabled: true,
+            sample_every: 4,
+        },
+    );
+    sensor.configure(&config).unwrap();
+    ping_pong(&cg, 2000);
+    // Scaled back up by the sensor: about the same count, from a quarter of the records.
+    let sampled = waits(&mut sensor);
+    println!("2,000 round trips: {every} waits unsampled, {sampled} sampled 1 in 4 and scaled");
+    assert!(every >= 4000, "two runs a round trip at least: {every}");
+    let ratio = sampled as f64 / every as f64;
+    assert!(
+        (0.6..1.6).contains(&ratio),
+        "sampled and scaled {sampled} against {every} unsampled"
+    );
 }
 
 #[test]

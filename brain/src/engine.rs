@@ -568,10 +568,22 @@ impl Engine {
             if min_replicas < previous_min_replicas {
                 // Restored: the episode is over.
                 state.episode = None;
-            } else if let Some(e) = state.episode.as_mut() {
-                e.raised_from.get_or_insert(previous_min_replicas);
-                e.last_target = Some(min_replicas);
-                e.last_raise = Some(decision.time);
+            } else {
+                if state.episode.is_none() && decision.proposal.forecast.is_some() {
+                    // A raise ahead of the load opens an episode of its own, to be restored.
+                    state.episode = Some(crate::assess::Episode {
+                        started: decision.time,
+                        last_anomalous: decision.time,
+                        raised_from: None,
+                        last_target: None,
+                        last_raise: None,
+                    });
+                }
+                if let Some(e) = state.episode.as_mut() {
+                    e.raised_from.get_or_insert(previous_min_replicas);
+                    e.last_target = Some(min_replicas);
+                    e.last_raise = Some(decision.time);
+                }
             }
         }
         Ok(decision)

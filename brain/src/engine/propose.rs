@@ -78,7 +78,7 @@ impl Rise {
 /// What the forecast of `state`'s request rate says at `at`: a rise when one worth acting on
 /// is coming. `None` when the rate is not fresh at `at` (missing or stale data never acts).
 fn rise(state: &crate::assess::WorkloadState, at: Timestamp) -> Option<Rise> {
-    if state.load.last() != Some(at) {
+    if state.load.last() != Some(at) || !state.load.warm() {
         return None;
     }
     let current = state.load.current()?;
@@ -250,7 +250,7 @@ impl Engine {
         };
         if !saturated
             && !restore_due
-            && let Some(p) = self.propose_ahead(workload, anomaly.is_none(), at).await
+            && let Some(p) = self.propose_ahead(workload, anomaly, at).await
         {
             return Some(p);
         }
@@ -280,8 +280,9 @@ impl Engine {
                 state.capacity_read = Some(at);
             }
             let blind = (f64::from(current) * self.config.scale_factor).ceil() as u32;
-            let peak = rise(state, at).map(|r| r.peak);
-            let needed = load.and_then(|l| needed(&state.capacity, l, peak));
+            // Not the forecast: while saturated, the rate follows the pods that arrive, not
+            // the demand, and its trend says nothing about what is coming.
+            let needed = load.and_then(|l| needed(&state.capacity, l, None));
             let capped = match (load, state.capacity.ceiling()) {
                 (Some(l), Some(c)) => l / f64::from(ready.max(1)) >= CAPPED_SHARE * c,
                 _ => true,
@@ -354,16 +355,23 @@ impl Engine {
     /// replicas serve within [`HORIZON`], raise the floor to what the expected load needs, so
     /// the pods are ready when it comes rather than after the saturation it causes. While
     /// calm, the replicas are read now and then to learn what one serves. Nothing without a
-    /// fresh rate, a learned capacity and readable replicas; never below the floor.
+    /// fresh rate, a warm forecast, a learned capacity and readable replicas; never lower.
     async fn propose_ahead(
         &mut self,
         workload: &WorkloadRef,
-        calm: bool,
+        anomaly: Option<&Anomaly>,
         at: Timestamp,
     ) -> Option<Proposal> {
         let state = self.workloads.get(workload)?;
         let load = served(state, at)?;
-        let coming = rise(state, at).filter(|_| state.capacity.per_replica().is_some());
+        // Calm as judged by warm detectors, not merely unflagged by cold ones. Capacity is only
+        // learned then, so a capacity known means detectors that have been warm for a while.
+        let calm = anomaly.is_none() && state.normal_since.is_some();
+        // Latency creeping up as the load climbs is the rise itself; any other kind of
+        // trouble is answered by its own remedy.
+        let may_raise = anomaly.is_none_or(|a| a.kind == AnomalyKind::Unclassified);
+        let coming =
+            rise(state, at).filter(|_| may_raise && state.capacity.per_replica().is_some());
         let read_due = state
             .capacity_read
             .is_none_or(|t| at.since(t) >= CAPACITY_READ_EVERY);

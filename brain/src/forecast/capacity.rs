@@ -29,7 +29,7 @@ impl Default for CapacityConfig {
     fn default() -> Self {
         CapacityConfig {
             hours: 24,
-            min_readings: 5,
+            min_readings: 10,
             usable_share: 0.75,
         }
     }
@@ -147,12 +147,12 @@ mod tests {
     #[test]
     fn nothing_is_stated_before_enough_readings() {
         let mut c = Capacity::new(CapacityConfig::default());
-        for m in 0..4 {
+        for m in 0..9 {
             c.observe(at(m), 120.0, 4, false);
         }
         assert_eq!(c.per_replica(), None);
         assert_eq!(c.needed(300.0, 1.1), None);
-        c.observe(at(4), 120.0, 4, false);
+        c.observe(at(9), 120.0, 4, false);
         assert_eq!(c.per_replica(), Some(30.0));
         // 300/s with 10 % spare at 30/s a replica: 11.
         assert_eq!(c.needed(300.0, 1.1), Some(11));
@@ -161,10 +161,10 @@ mod tests {
     #[test]
     fn a_saturated_ceiling_counts_at_its_usable_share() {
         let mut c = Capacity::new(CapacityConfig::default());
-        for m in 0..5 {
+        for m in 0..10 {
             c.observe(at(m), 120.0, 4, false);
         }
-        c.observe(at(6), 200.0, 4, true);
+        c.observe(at(11), 200.0, 4, true);
         assert_eq!(c.ceiling(), Some(50.0));
         assert_eq!(c.per_replica(), Some(37.5));
     }
@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn bad_and_old_readings_are_ignored_and_old_hours_forgotten() {
         let mut c = Capacity::new(CapacityConfig::default());
-        for m in 0..5 {
+        for m in 0..10 {
             c.observe(at(120 + m), 100.0, 4, false);
         }
         c.observe(at(126), f64::NAN, 4, false);

@@ -47,6 +47,9 @@ const HORIZON: Duration = Duration::from_secs(5 * 60);
 /// 1.3 % in five minutes, and an HPA follows that comfortably; 20 % is ten times the
 /// forecast's usual error in quiet times.
 const MIN_RISE: f64 = 1.2;
+/// How many typical one-step errors of the forecast a rise must clear: less is the series'
+/// own wobble (points lost in gaps and their rebound, noise), not a rise.
+const RISE_OVER_SPREAD: f64 = 3.0;
 /// Spare capacity a raise sized to the current load adds, for its noise (±5 % in the
 /// simulated library). A forecast peak needs none: it is already the most expected.
 const HEADROOM: f64 = 1.1;
@@ -83,7 +86,8 @@ fn rise(state: &crate::assess::WorkloadState, at: Timestamp) -> Option<Rise> {
     }
     let current = state.load.current()?;
     let peak = state.load.peak_within(HORIZON.as_secs_f64())?;
-    (current > 0.0 && peak >= current * MIN_RISE).then_some(Rise { current, peak })
+    let clear = peak - current >= RISE_OVER_SPREAD * state.load.spread();
+    (current > 0.0 && peak >= current * MIN_RISE && clear).then_some(Rise { current, peak })
 }
 
 /// The replicas the load needs: the current load with [`HEADROOM`], or the forecast peak
@@ -368,8 +372,11 @@ impl Engine {
         // learned then, so a capacity known means detectors that have been warm for a while.
         let calm = anomaly.is_none() && state.normal_since.is_some();
         // Latency creeping up as the load climbs is the rise itself; any other kind of
-        // trouble is answered by its own remedy.
-        let may_raise = anomaly.is_none_or(|a| a.kind == AnomalyKind::Unclassified);
+        // trouble is answered by its own remedy. Once a raise is in effect, though, latency
+        // still high is the saturation draining, and the rate climbs with the pods that
+        // arrive rather than with the demand: no forecast of it means anything then.
+        let may_raise =
+            anomaly.is_none_or(|a| a.kind == AnomalyKind::Unclassified && !state.intervened());
         let coming =
             rise(state, at).filter(|_| may_raise && state.capacity.per_replica().is_some());
         let read_due = state

@@ -73,6 +73,10 @@ pub struct LoadForecast {
     /// Values used since the level last started afresh: a trend from a handful is noise.
     #[serde(default)]
     run: u32,
+    /// Mean square of the one-step errors (exponentially weighted by `beta`): how far the
+    /// series strays from its own forecast, so a rise is told from a wobble.
+    #[serde(default)]
+    mse: f64,
 }
 
 impl LoadForecast {
@@ -91,6 +95,7 @@ impl LoadForecast {
             first: None,
             profile: vec![1.0; buckets],
             run: 0,
+            mse: 0.0,
         }
     }
 
@@ -113,6 +118,12 @@ impl LoadForecast {
     /// Bytes on the heap beside the inline state: the daily profile's factors.
     pub fn heap_bytes(&self) -> usize {
         self.profile.capacity() * size_of::<f32>()
+    }
+
+    /// The typical one-step error (root mean square): the wobble a forecast rise must
+    /// clear to be a rise.
+    pub fn spread(&self) -> f64 {
+        self.mse.sqrt()
     }
 
     /// The trend, per second.
@@ -156,6 +167,7 @@ impl LoadForecast {
             self.level = x / self.factor(t).max(f64::MIN_POSITIVE);
             self.trend = 0.0;
             self.run = 1;
+            self.mse = 0.0;
             self.first.get_or_insert(t);
             self.last = Some(t);
             return;
@@ -171,6 +183,8 @@ impl LoadForecast {
         let s = self.factor(t);
         let y = if s > 0.0 { x / s } else { x };
         let predicted = self.level + self.trend * dt;
+        let miss = x - predicted * s;
+        self.mse = b * miss * miss + (1.0 - b) * self.mse;
         let level = a * y + (1.0 - a) * predicted;
         self.trend = b * (level - self.level) / dt + (1.0 - b) * self.trend;
         self.level = level.max(0.0);
@@ -263,6 +277,21 @@ mod tests {
         // Damping keeps it short of the straight line (985) but well above now.
         assert!(ahead > 900.0 && ahead < 985.0, "{ahead}");
         assert!((m.trend() - 1.0).abs() < 0.05, "{}", m.trend());
+        // A clean ramp strays little from its forecast: the rise stands far above it.
+        assert!(ahead - now > 20.0 * m.spread(), "spread {}", m.spread());
+    }
+
+    #[test]
+    fn a_dip_and_its_rebound_are_wobble_not_a_rise() {
+        // A level of 120 whose measurement loses half its points now and then (gaps in the
+        // pods' reports): the rebounds trend upwards, but no more than the misses are wide.
+        let m = fed(0, 3600, |t| if (t / 15) % 7 == 3 { 60.0 } else { 120.0 });
+        let rise = m.peak_within(300.0).expect("warm") - m.current().expect("warm");
+        assert!(
+            rise < 3.0 * m.spread(),
+            "rise {rise}, spread {}",
+            m.spread()
+        );
     }
 
     #[test]

@@ -149,6 +149,9 @@ pub struct WorkloadState {
     pub capacity: Capacity,
     /// When the engine last read its replicas to learn the capacity.
     pub capacity_read: Option<Timestamp>,
+    /// Whether every raise in effect was made ahead of a forecast rise (none for saturation),
+    /// so the request rate is still the demand's and its forecast still means something.
+    pub raised_ahead: bool,
 }
 
 /// Series scored for context: they decide the kind, never raise an anomaly by themselves.
@@ -222,6 +225,7 @@ impl WorkloadState {
             load: default_load(),
             capacity: default_capacity(),
             capacity_read: None,
+            raised_ahead: false,
         }
     }
 

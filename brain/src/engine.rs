@@ -565,11 +565,14 @@ impl Engine {
             (&decision.outcome, scaling(&decision.verdict.action))
             && let Some(state) = self.workloads.get_mut(&decision.proposal.workload)
         {
+            let ahead = decision.proposal.forecast.is_some();
             if min_replicas < previous_min_replicas {
                 // Restored: the episode is over.
                 state.episode = None;
+                state.raised_ahead = false;
             } else {
-                if state.episode.is_none() && decision.proposal.forecast.is_some() {
+                state.raised_ahead = ahead && (state.raised_ahead || !state.intervened());
+                if state.episode.is_none() && ahead {
                     // A raise ahead of the load opens an episode of its own, to be restored.
                     state.episode = Some(crate::assess::Episode {
                         started: decision.time,

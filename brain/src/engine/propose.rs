@@ -372,11 +372,11 @@ impl Engine {
         // learned then, so a capacity known means detectors that have been warm for a while.
         let calm = anomaly.is_none() && state.normal_since.is_some();
         // Latency creeping up as the load climbs is the rise itself; any other kind of
-        // trouble is answered by its own remedy. Once a raise is in effect, though, latency
-        // still high is the saturation draining, and the rate climbs with the pods that
-        // arrive rather than with the demand: no forecast of it means anything then.
-        let may_raise =
-            anomaly.is_none_or(|a| a.kind == AnomalyKind::Unclassified && !state.intervened());
+        // trouble is answered by its own remedy. Once a raise for saturation is in effect,
+        // though, the rate climbs with the pods that arrive and drain the queue rather than
+        // with the demand: no forecast of it means anything until it is restored.
+        let may_raise = anomaly.is_none_or(|a| a.kind == AnomalyKind::Unclassified)
+            && (!state.intervened() || state.raised_ahead);
         let coming =
             rise(state, at).filter(|_| may_raise && state.capacity.per_replica().is_some());
         let read_due = state

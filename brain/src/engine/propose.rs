@@ -577,7 +577,6 @@ impl Engine {
         anomaly: Option<&Anomaly>,
         at: Timestamp,
     ) -> Option<Proposal> {
-        use homeostat_core::{Stat, signal};
         let state = self.workloads.get(workload)?;
         let oom = anomaly.is_some_and(|a| {
             a.kind == AnomalyKind::MemoryLeak

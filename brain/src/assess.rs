@@ -19,6 +19,7 @@ use crate::detect::{
     JointModel, JointScore, RobustBaseline, Score, Season, SeasonConfig, Training, Trend,
     TrendConfig, TrendScore,
 };
+use crate::forecast::{Capacity, CapacityConfig, ForecastConfig, LoadForecast};
 
 /// The series the saturation rule reads, and which way is bad.
 const WATCHED: &[(&str, Stat, Direction)] = &[
@@ -142,6 +143,15 @@ pub struct WorkloadState {
     joint: JointModel,
     /// Its newest score.
     joint_latest: Option<(Timestamp, JointScore)>,
+    /// The forecast of the workload's request rate.
+    pub load: LoadForecast,
+    /// What one of its ready replicas serves.
+    pub capacity: Capacity,
+    /// When the engine last read its replicas to learn the capacity.
+    pub capacity_read: Option<Timestamp>,
+    /// Whether every raise in effect was made ahead of a forecast rise (none for saturation),
+    /// so the request rate is still the demand's and its forecast still means something.
+    pub raised_ahead: bool,
 }
 
 /// Series scored for context: they decide the kind, never raise an anomaly by themselves.
@@ -173,6 +183,18 @@ pub struct Learned {
     seasons: Vec<(String, Stat, Season)>,
     #[serde(default = "default_joint")]
     joint: JointModel,
+    #[serde(default = "default_load")]
+    load: LoadForecast,
+    #[serde(default = "default_capacity")]
+    capacity: Capacity,
+}
+
+fn default_load() -> LoadForecast {
+    LoadForecast::new(ForecastConfig::default())
+}
+
+fn default_capacity() -> Capacity {
+    Capacity::new(CapacityConfig::default())
 }
 
 fn default_joint() -> JointModel {
@@ -200,6 +222,10 @@ impl WorkloadState {
             recent_latency: VecDeque::with_capacity(TREND_STEPS),
             joint: default_joint(),
             joint_latest: None,
+            load: default_load(),
+            capacity: default_capacity(),
+            capacity_read: None,
+            raised_ahead: false,
         }
     }
 
@@ -218,6 +244,8 @@ impl WorkloadState {
             events,
             memory: self.memory.clone(),
             joint: self.joint.clone(),
+            load: self.load.clone(),
+            capacity: self.capacity.clone(),
         }
     }
 
@@ -247,6 +275,8 @@ impl WorkloadState {
             .map(|(signal, stat, s)| ((signal, stat), s))
             .collect();
         state.joint = learned.joint;
+        state.load = learned.load;
+        state.capacity = learned.capacity;
         state
     }
 
@@ -365,6 +395,10 @@ impl WorkloadState {
             && let Some(node) = &s.node
         {
             self.sensor_hot = Some((s.time, node.clone(), s.value));
+        }
+        if s.signal == signal::HTTP_SERVER_REQUEST_DURATION && s.stat == Stat::Rate {
+            // Served requests are the load, whatever homeostat did to the replicas.
+            self.load.observe(s.time, s.value);
         }
         let key = (s.signal.clone(), s.stat);
         let direction = WATCHED

@@ -572,13 +572,28 @@ impl Engine {
             (&decision.outcome, scaling(&decision.verdict.action))
             && let Some(state) = self.workloads.get_mut(&decision.proposal.workload)
         {
+            let ahead = decision.proposal.forecast.is_some();
             if min_replicas < previous_min_replicas {
                 // Restored: the episode is over.
                 state.episode = None;
-            } else if let Some(e) = state.episode.as_mut() {
-                e.raised_from.get_or_insert(previous_min_replicas);
-                e.last_target = Some(min_replicas);
-                e.last_raise = Some(decision.time);
+                state.raised_ahead = false;
+            } else {
+                state.raised_ahead = ahead && (state.raised_ahead || !state.intervened());
+                if state.episode.is_none() && ahead {
+                    // A raise ahead of the load opens an episode of its own, to be restored.
+                    state.episode = Some(crate::assess::Episode {
+                        started: decision.time,
+                        last_anomalous: decision.time,
+                        raised_from: None,
+                        last_target: None,
+                        last_raise: None,
+                    });
+                }
+                if let Some(e) = state.episode.as_mut() {
+                    e.raised_from.get_or_insert(previous_min_replicas);
+                    e.last_target = Some(min_replicas);
+                    e.last_raise = Some(decision.time);
+                }
             }
         }
         Ok(decision)

@@ -16,6 +16,7 @@ pub mod detect;
 pub mod engine;
 pub mod eval;
 pub mod event;
+pub mod forecast;
 pub mod heard;
 pub mod ingest;
 pub mod journal;

@@ -194,6 +194,13 @@ async fn a_restarted_brain_resumes_its_baselines_and_scores_as_before() {
         })
         .collect();
     assert_eq!(after, expected, "the first scores after the restart");
+    // The forecast of the load, kept with the baselines, goes on from where it was.
+    assert!(before.load.expected(300.0).is_some());
+    assert_eq!(
+        state.load.expected(300.0),
+        before.load.expected(300.0),
+        "the load forecast after the restart"
+    );
 
     // A brain on an empty journal would still be warming up at that step.
     let fresh_dir = tempfile::tempdir().expect("tempdir");

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use homeostat_actuators::{HpaState, ScaleState};
 use homeostat_core::{
-    Action, Anomaly, AnomalyKind, AnomalySummary, Proposal, Timestamp, WorkloadRef,
+    Action, Anomaly, AnomalyKind, AnomalySummary, ForecastSummary, Proposal, Stat, Timestamp,
+    WorkloadRef, signal,
 };
 
 use super::Engine;
@@ -34,6 +35,78 @@ const THROTTLE_FIRST: u32 = 4;
 const THROTTLE_MAX: u32 = 64;
 /// How long a throttle is given to take effect before it is judged (and before scaling).
 const THROTTLE_SETTLE: Duration = Duration::from_secs(120);
+
+/// How far ahead the load forecast is looked at. A raise helps only once its pods are ready:
+/// a pass, scheduling, the image and the readiness probe take one to three minutes (90 s of
+/// start-up in the simulated library), so five minutes leaves them time to be ready before
+/// the load arrives; further ahead a trend's extrapolation is more guess than forecast
+/// (docs/detection.md, "Forecasting").
+const HORIZON: Duration = Duration::from_secs(5 * 60);
+/// The forecast rise that is worth acting on ahead: a fifth more within the horizon. The
+/// steepest daily ramp of an ordinary service (a cycle of ±60 % over the day) climbs about
+/// 1.3 % in five minutes, and an HPA follows that comfortably; 20 % is ten times the
+/// forecast's usual error in quiet times.
+const MIN_RISE: f64 = 1.2;
+/// How many typical one-step errors of the forecast a rise must clear: less is the series'
+/// own wobble (points lost in gaps and their rebound, noise), not a rise.
+const RISE_OVER_SPREAD: f64 = 3.0;
+/// Spare capacity a raise sized to the current load adds, for its noise (±5 % in the
+/// simulated library). A forecast peak needs none: it is already the most expected.
+const HEADROOM: f64 = 1.1;
+/// How often, at most, a workload's replicas are read to learn what one serves.
+const CAPACITY_READ_EVERY: Duration = Duration::from_secs(60);
+/// A saturated workload whose replicas each serve this share of their learned ceiling is
+/// capped: the rate seen is what they manage, not what is asked, so the load's real size is
+/// unknown and a raise falls back to the scale factor.
+const CAPPED_SHARE: f64 = 0.95;
+
+/// A rise of the load the forecast sees coming: now and its peak within the horizon.
+#[derive(Clone, Copy, Debug)]
+struct Rise {
+    current: f64,
+    peak: f64,
+}
+
+impl Rise {
+    fn summary(&self) -> ForecastSummary {
+        ForecastSummary {
+            signal: signal::HTTP_SERVER_REQUEST_DURATION.into(),
+            horizon_seconds: HORIZON.as_secs(),
+            current: self.current,
+            expected: self.peak,
+        }
+    }
+}
+
+/// What the forecast of `state`'s request rate says at `at`: a rise when one worth acting on
+/// is coming. `None` when the rate is not fresh at `at` (missing or stale data never acts).
+fn rise(state: &crate::assess::WorkloadState, at: Timestamp) -> Option<Rise> {
+    if state.load.last() != Some(at) || !state.load.warm() {
+        return None;
+    }
+    let current = state.load.current()?;
+    let peak = state.load.peak_within(HORIZON.as_secs_f64())?;
+    let clear = peak - current >= RISE_OVER_SPREAD * state.load.spread();
+    (current > 0.0 && peak >= current * MIN_RISE && clear).then_some(Rise { current, peak })
+}
+
+/// The replicas the load needs: the current load with [`HEADROOM`], or the forecast peak
+/// within the horizon when that is more.
+fn needed(capacity: &crate::forecast::Capacity, load: f64, peak: Option<f64>) -> Option<u32> {
+    let now = capacity.needed(load, HEADROOM)?;
+    Some(
+        peak.and_then(|p| capacity.needed(p, 1.0))
+            .map_or(now, |p| p.max(now)),
+    )
+}
+
+/// The request rate served at `at`, when it was measured then.
+fn served(state: &crate::assess::WorkloadState, at: Timestamp) -> Option<f64> {
+    state
+        .latest(signal::HTTP_SERVER_REQUEST_DURATION, Stat::Rate)
+        .filter(|l| l.time == at && l.value.is_finite())
+        .map(|l| l.value)
+}
 
 /// How the workload's replicas are set: by its HPA's `minReplicas`, or directly.
 pub(super) enum Scaling {
@@ -182,10 +255,17 @@ impl Engine {
             raised.is_some()
                 && held
                 && pressure_gone
+                && rise(state, at).is_none()
                 && state
                     .normal_since
                     .is_some_and(|since| at.since(since) >= self.config.restore_after)
         };
+        if !saturated
+            && !restore_due
+            && let Some(p) = self.propose_ahead(workload, anomaly, at).await
+        {
+            return Some(p);
+        }
         if !saturated && !restore_due {
             if let Some(p) = self.propose_rollout_restart(workload, anomaly, at).await {
                 return Some(p);
@@ -206,7 +286,26 @@ impl Engine {
                 return None;
             }
             let current = ready.max(scaling.floor()).max(1);
-            let mut target = (f64::from(current) * self.config.scale_factor).ceil() as u32;
+            let load = served(state, at);
+            if let Some(load) = load {
+                state.capacity.observe(at, load, ready, true);
+                state.capacity_read = Some(at);
+            }
+            let blind = (f64::from(current) * self.config.scale_factor).ceil() as u32;
+            // Not the forecast: while saturated, the rate follows the pods that arrive, not
+            // the demand, and its trend says nothing about what is coming.
+            let needed = load.and_then(|l| needed(&state.capacity, l, None));
+            let capped = match (load, state.capacity.ceiling()) {
+                (Some(l), Some(c)) => l / f64::from(ready.max(1)) >= CAPPED_SHARE * c,
+                _ => true,
+            };
+            let mut target = match needed {
+                // The rate is the load: give it what it needs.
+                Some(n) if !capped && n > current => n,
+                // The replicas serve all they can: the load is more than the rate says.
+                Some(n) => blind.max(n),
+                None => blind,
+            };
             if let Scaling::Hpa(hpa) = &scaling {
                 target = target.min(hpa.max_replicas);
             }
@@ -214,17 +313,24 @@ impl Engine {
                 return None;
             }
             let (action, what) = scaling.set(workload, target);
+            let sizing = match (load, state.capacity.per_replica(), needed) {
+                (Some(l), Some(per), Some(n)) if !capped && n > current => {
+                    format!("; serving {l:.0}/s at ~{per:.0}/s a replica it needs {n}")
+                }
+                (Some(l), _, _) => format!("; serving all {l:.0}/s its replicas can"),
+                _ => String::new(),
+            };
             return Some(Proposal {
                 workload: workload.clone(),
                 action,
                 reason: format!(
-                    "saturated: latency and run-queue delay above baseline at {current} replicas; raise {what} to {target}"
+                    "saturated: latency and run-queue delay above baseline at {current} replicas{sizing}; raise {what} to {target}"
                 ),
                 evidence_time: at,
                 current_replicas: scaling.current(),
                 anomaly: None,
                 unavailable_replicas: None,
-                needed_replicas: None,
+                needed_replicas: needed,
                 forecast: None,
                 workload_labels: None,
             });
@@ -253,6 +359,87 @@ impl Engine {
             unavailable_replicas: None,
             needed_replicas: None,
             forecast: None,
+            workload_labels: None,
+        })
+    }
+
+    /// Scaling ahead: when the forecast sees the request rate rise past what the ready
+    /// replicas serve within [`HORIZON`], raise the floor to what the expected load needs, so
+    /// the pods are ready when it comes rather than after the saturation it causes. While
+    /// calm, the replicas are read now and then to learn what one serves. Nothing without a
+    /// fresh rate, a warm forecast, a learned capacity and readable replicas; never lower.
+    async fn propose_ahead(
+        &mut self,
+        workload: &WorkloadRef,
+        anomaly: Option<&Anomaly>,
+        at: Timestamp,
+    ) -> Option<Proposal> {
+        let state = self.workloads.get(workload)?;
+        let load = served(state, at)?;
+        // Calm as judged by warm detectors, not merely unflagged by cold ones. Capacity is only
+        // learned then, so a capacity known means detectors that have been warm for a while.
+        let calm = anomaly.is_none() && state.normal_since.is_some();
+        // Latency creeping up as the load climbs is the rise itself; any other kind of
+        // trouble is answered by its own remedy. Once a raise for saturation is in effect,
+        // though, the rate climbs with the pods that arrive and drain the queue rather than
+        // with the demand: no forecast of it means anything until it is restored.
+        let may_raise = anomaly.is_none_or(|a| a.kind == AnomalyKind::Unclassified)
+            && (!state.intervened() || state.raised_ahead);
+        let coming =
+            rise(state, at).filter(|_| may_raise && state.capacity.per_replica().is_some());
+        let read_due = state
+            .capacity_read
+            .is_none_or(|t| at.since(t) >= CAPACITY_READ_EVERY);
+        if coming.is_none() && !(calm && read_due) {
+            return None;
+        }
+        let scaling = self.scaling_for(workload).await?;
+        let ready = scaling.ready();
+        let state = self.workloads.get_mut(workload)?;
+        state.capacity_read = Some(at);
+        if calm && ready >= scaling.current() {
+            // Every pod ready and latency normal: they serve this much well.
+            state.capacity.observe(at, load, ready, false);
+        }
+        let coming = coming?;
+        let per = state.capacity.per_replica()?;
+        let serves = f64::from(ready) * per;
+        if coming.peak <= serves {
+            return None;
+        }
+        if state
+            .episode
+            .as_ref()
+            .and_then(|e| e.last_target)
+            .is_some_and(|t| ready < t)
+        {
+            // The last raise has not taken effect yet.
+            return None;
+        }
+        let needed = needed(&state.capacity, load, Some(coming.peak))?;
+        let mut target = needed;
+        if let Scaling::Hpa(hpa) = &scaling {
+            target = target.min(hpa.max_replicas);
+        }
+        if target <= scaling.floor().max(scaling.current()) {
+            return None;
+        }
+        let (action, what) = scaling.set(workload, target);
+        Some(Proposal {
+            workload: workload.clone(),
+            action,
+            reason: format!(
+                "forecast: request rate {:.0}/s → {:.0}/s within {}; {ready} replicas serve ~{serves:.0}/s; raise {what} to {target}",
+                coming.current,
+                coming.peak,
+                homeostat_policies::duration::format_compact(HORIZON)
+            ),
+            evidence_time: at,
+            current_replicas: scaling.current(),
+            anomaly: None,
+            unavailable_replicas: None,
+            needed_replicas: Some(needed),
+            forecast: Some(coming.summary()),
             workload_labels: None,
         })
     }
@@ -398,7 +585,6 @@ impl Engine {
         anomaly: Option<&Anomaly>,
         at: Timestamp,
     ) -> Option<Proposal> {
-        use homeostat_core::{Stat, signal};
         let state = self.workloads.get(workload)?;
         let oom = anomaly.is_some_and(|a| {
             a.kind == AnomalyKind::MemoryLeak

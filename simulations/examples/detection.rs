@@ -78,7 +78,13 @@ fn rows(result: &RunResult) -> Vec<Row> {
             };
             let at = |t: Duration| tl.iter().find(|p| p.t >= t);
             let (mut quiet, mut tails) = (Vec::new(), 0);
-            for (start, _, kind, _) in eps.iter().filter(|e| e.1 == w.name) {
+            // An anomaly names its workload `namespace/kind/name`, a run `namespace/name`.
+            let ours = |name: &str| {
+                let mut parts = name.split('/');
+                let (ns, last) = (parts.next(), parts.next_back());
+                w.name.split_once('/') == ns.zip(last)
+            };
+            for (start, _, kind, _) in eps.iter().filter(|e| ours(&e.1)) {
                 let t = start.since(result.start);
                 if at(t).is_some_and(|p| p.in_incident) {
                     continue;
@@ -97,6 +103,30 @@ fn rows(result: &RunResult) -> Vec<Row> {
             }
         })
         .collect()
+}
+
+/// With `DETECT_TRACE=namespace/name`, the ticks of that workload from five minutes before
+/// to ten after each incident's start: what the brain saw and made of it.
+fn trace(result: &RunResult, name: &str) {
+    for w in result.workloads.iter().filter(|w| w.name == name) {
+        let tl = &w.timeline;
+        for (i, p) in tl.iter().enumerate() {
+            let near = tl.iter().enumerate().any(|(j, q)| {
+                q.in_incident && (j == 0 || !tl[j - 1].in_incident) && i + 20 >= j && i <= j + 40
+            });
+            if near {
+                println!(
+                    "  {} {} p99 {:.3}s score {:.4} anomalous {} in incident {}",
+                    w.name,
+                    clock(p.t),
+                    p.p99,
+                    p.anomaly_score,
+                    p.anomalous,
+                    p.in_incident
+                );
+            }
+        }
+    }
 }
 
 fn clock(t: Duration) -> String {
@@ -121,6 +151,9 @@ async fn main() -> anyhow::Result<()> {
             spans: DecisionSpans::disabled(),
         };
         let result = run(&scenario, RunOptions::new(controller)).await?;
+        if let Ok(name) = std::env::var("DETECT_TRACE") {
+            trace(&result, &name);
+        }
         for row in rows(&result) {
             let delays: Vec<String> = row
                 .delays
@@ -143,7 +176,7 @@ async fn main() -> anyhow::Result<()> {
             let quiet: Vec<String> = row
                 .quiet
                 .iter()
-                .take(8)
+                .take(64)
                 .map(|(t, k)| format!("{} {k}", clock(*t)))
                 .collect();
             println!(
@@ -159,7 +192,7 @@ async fn main() -> anyhow::Result<()> {
                 row.quiet.len(),
                 row.tails,
                 quiet.join(", "),
-                if row.quiet.len() > 8 { ", …" } else { "" }
+                if row.quiet.len() > 64 { ", …" } else { "" }
             );
         }
     }

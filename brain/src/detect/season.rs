@@ -23,7 +23,8 @@ use homeostat_core::Timestamp;
 pub struct SeasonConfig {
     /// Bucket length, seconds (a divisor of a day).
     pub bucket_seconds: u32,
-    /// Correlation at a cycle's lag from which the series has that season.
+    /// Correlation at a cycle's lag from which the series has that season (it keeps it down
+    /// to half this).
     pub min_autocorrelation: f32,
     /// Cycles looked back at (the median of what each reached at that time is used, so one
     /// odd day does not set the norm); a weekly season has one, all the profile holds.
@@ -201,8 +202,9 @@ impl Season {
         let week = WEEK_DAYS * self.per_day();
         if let Some(before) = self.at(index - week) {
             let keep = 1.0 - 1.0 / week as f64;
-            self.weekly
-                .add(before, max / self.scale.max(f64::MIN_POSITIVE), keep);
+            let clip = self.clip();
+            let now = max / self.scale.max(f64::MIN_POSITIVE);
+            self.weekly.add(before.min(clip), now.min(clip), keep);
         }
         self.store(index, max);
         self.first.get_or_insert(index);
@@ -245,7 +247,8 @@ impl Season {
         v.is_finite().then_some(v)
     }
 
-    /// The stronger of a week and a day whose correlation passes the bar.
+    /// The stronger of a week and a day whose correlation passes the bar (half the bar for
+    /// the season already found).
     fn find_period(&self) -> Option<u32> {
         let per_day = self.per_day();
         let daily = self.daily_correlation().map(|r| (per_day, r));
@@ -253,10 +256,20 @@ impl Season {
             .weekly
             .correlation(per_day as u32)
             .map(|r| (WEEK_DAYS * per_day, r));
+        // A season once found is kept until its correlation falls below half the bar: one odd
+        // day (a launch, an outage) in the week held weakens it without ending it.
+        let bar = |lag: i64| {
+            let min = f64::from(self.config.min_autocorrelation);
+            if self.period.is_some_and(|p| i64::from(p) == lag) {
+                min / 2.0
+            } else {
+                min
+            }
+        };
         [weekly, daily]
             .into_iter()
             .flatten()
-            .filter(|(_, r)| *r >= f64::from(self.config.min_autocorrelation))
+            .filter(|(lag, r)| *r >= bar(*lag))
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .and_then(|(lag, _)| u32::try_from(lag).ok())
     }
@@ -266,13 +279,28 @@ impl Season {
         let (first, last) = (self.first?, self.last?);
         let per_day = self.per_day();
         let from = first.max(last - self.maxima.len() as i64 + 1) + per_day;
+        let clip = self.clip();
         let mut pairs = Pairs::default();
         for i in from..=last {
             if let (Some(a), Some(b)) = (self.at(i - per_day), self.at(i)) {
-                pairs.add(a, b, 1.0);
+                pairs.add(a.min(clip), b.min(clip), 1.0);
             }
         }
         pairs.correlation(per_day as u32)
+    }
+
+    /// The bound maxima are clipped to before they are correlated: four times their median
+    /// (relative). Maxima are an extreme statistic; an incident's hours at fifty times the
+    /// usual would otherwise decide the correlation of a whole week.
+    fn clip(&self) -> f64 {
+        let mut present: Vec<f64> = self
+            .maxima
+            .iter()
+            .map(|&m| f64::from(f16::from_bits(m)))
+            .filter(|v| v.is_finite())
+            .collect();
+        let m = median(&mut present);
+        if m > 0.0 { 4.0 * m } else { f64::INFINITY }
     }
 
     /// Whether `x` at `t` is no higher than what the same time of the season usually reached

@@ -7,7 +7,8 @@
 //! (default: every scenario in `simulations/scenarios`). Each runs once as `homeostat
 //! simulate` runs it: homeostat in enforce mode with the built-in default policies.
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::Duration;
 
 use homeostat_brain::DecisionSpans;
@@ -19,23 +20,6 @@ use homeostat_simulations::{Controller, DEFAULT_POLICY, RunOptions, RunResult, S
 /// After an incident ends, the workload may take this long to settle: an episode starting
 /// then is the incident's tail, counted apart from the quiet phases.
 const SETTLE: Duration = Duration::from_secs(10 * 60);
-
-fn scenarios() -> Vec<PathBuf> {
-    let args: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
-    if !args.is_empty() {
-        return args;
-    }
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    let mut all: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-                .collect()
-        })
-        .unwrap_or_default();
-    all.sort();
-    all
-}
 
 /// One workload's figures.
 struct Row {
@@ -143,7 +127,7 @@ async fn main() -> anyhow::Result<()> {
         "scenario", "workload", "interval", "incident: intervals", "quiet", "tails"
     );
     let (mut within, mut incidents, mut quiet_total) = (0, 0, 0);
-    for path in scenarios() {
+    for path in common::scenarios() {
         let scenario = Scenario::load(&path)?;
         let controller = Controller::Homeostat {
             mode: Mode::Enforce,

@@ -98,24 +98,8 @@ fn boundary(threshold: f64, k: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::stats::standard_normals as normals;
     use super::*;
-
-    /// Deterministic standard normal values (xorshift and Box–Muller).
-    fn normals(seed: u64, n: usize) -> Vec<f64> {
-        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        let mut uniform = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        };
-        (0..n)
-            .map(|_| {
-                let (u, v) = (uniform(), uniform());
-                (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-            })
-            .collect()
-    }
 
     #[test]
     fn the_boundary_matches_the_published_average_run_lengths() {

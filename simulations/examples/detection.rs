@@ -6,6 +6,8 @@
 //! `cargo run --release -p homeostat-simulations --example detection [SCENARIO.yaml ...]`
 //! (default: every scenario in `simulations/scenarios`). Each runs once as `homeostat
 //! simulate` runs it: homeostat in enforce mode with the built-in default policies.
+//! `DETECT_DAYS=N` runs each for N days instead; `DETECT_TRACE=namespace/name` prints that
+//! workload's ticks around each incident.
 
 mod common;
 
@@ -128,7 +130,15 @@ async fn main() -> anyhow::Result<()> {
     );
     let (mut within, mut incidents, mut quiet_total) = (0, 0, 0);
     for path in common::scenarios() {
-        let scenario = Scenario::load(&path)?;
+        let mut scenario = Scenario::load(&path)?;
+        // `DETECT_DAYS=14` runs each scenario that long instead (a trace's rows permitting):
+        // a weekly season needs a week and a day.
+        if let Some(days) = std::env::var("DETECT_DAYS")
+            .ok()
+            .and_then(|d| d.parse::<u64>().ok())
+        {
+            scenario.duration = Duration::from_secs(days * 86_400);
+        }
         let controller = Controller::Homeostat {
             mode: Mode::Enforce,
             policies: policies.clone(),

@@ -45,7 +45,9 @@ pub struct BaselineConfig {
     /// Which departures matter.
     pub direction: Direction,
     /// The CUSUM's allowance, in spreads: half the shift it finds fastest (0.5: a shift of
-    /// one spread is found in about ten steps). Infinite turns it off.
+    /// one spread is found in about ten steps). Infinite (the default) turns it off: on in the
+    /// brain it changed which actions the noisy-neighbour scenario takes under API faults,
+    /// not yet understood.
     pub change_allowance: f64,
 }
 
@@ -58,7 +60,7 @@ impl Default for BaselineConfig {
             threshold: 0.999,
             min_relative_effect: 0.5,
             direction: Direction::Up,
-            change_allowance: 0.5,
+            change_allowance: f64::INFINITY,
         }
     }
 }
@@ -273,11 +275,11 @@ mod tests {
         // Noise of 25 % around 100; from step 2000 the level is 60 % higher: each value is
         // only about 2.4 spreads up, below the 3.1 a single value needs.
         let noise = super::super::stats::standard_normals(3, 2200);
-        let mut b = RobustBaseline::new(BaselineConfig::default());
-        let mut point_only = RobustBaseline::new(BaselineConfig {
-            change_allowance: f64::INFINITY,
+        let mut b = RobustBaseline::new(BaselineConfig {
+            change_allowance: 0.5,
             ..BaselineConfig::default()
         });
+        let mut point_only = RobustBaseline::new(BaselineConfig::default());
         let (mut false_alarms, mut point_false) = (0, 0);
         for &e in &noise[..2000] {
             let x = 100.0 + 25.0 * e;

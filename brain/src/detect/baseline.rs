@@ -45,10 +45,11 @@ pub struct BaselineConfig {
     /// Which departures matter.
     pub direction: Direction,
     /// The CUSUM's allowance, in spreads: half the shift it finds fastest (0.5: a shift of
-    /// one spread is found in about ten steps). Infinite (the default) turns it off: on in the
+    /// one spread is found in about ten steps). `None` (the default) turns it off: on in the
     /// brain it changed which actions the noisy-neighbour scenario takes under API faults,
     /// not yet understood.
-    pub change_allowance: f64,
+    #[serde(default)]
+    pub change_allowance: Option<f64>,
 }
 
 impl Default for BaselineConfig {
@@ -60,7 +61,7 @@ impl Default for BaselineConfig {
             threshold: 0.999,
             min_relative_effect: 0.5,
             direction: Direction::Up,
-            change_allowance: f64::INFINITY,
+            change_allowance: None,
         }
     }
 }
@@ -175,14 +176,14 @@ impl RobustBaseline {
             Direction::Both => 1.0 - 2.0 * self.standard.cdf(-z.abs()),
         };
         let magnitude = level.abs().max(f64::MIN_POSITIVE);
-        let (threshold, k) = (self.config.threshold, self.config.change_allowance);
+        let threshold = self.config.threshold;
         let matters =
             |departure: f64| departure.abs() / magnitude >= self.config.min_relative_effect;
         let anomalous = point >= threshold && matters(x - level);
         let (mut up, mut down) = (self.up, self.down);
         let mut change = 0.0f64;
         let mut shifted = false;
-        if k.is_finite() {
+        if let Some(k) = self.config.change_allowance.filter(|k| k.is_finite()) {
             if self.config.direction != Direction::Down {
                 let c = up.observe(z, x - level, k, threshold);
                 change = change.max(c.score);
@@ -276,7 +277,7 @@ mod tests {
         // only about 2.4 spreads up, below the 3.1 a single value needs.
         let noise = super::super::stats::standard_normals(3, 2200);
         let mut b = RobustBaseline::new(BaselineConfig {
-            change_allowance: 0.5,
+            change_allowance: Some(0.5),
             ..BaselineConfig::default()
         });
         let mut point_only = RobustBaseline::new(BaselineConfig::default());

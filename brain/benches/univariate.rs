@@ -1,6 +1,7 @@
 //! The univariate detector's cost: samples scored per second on one core, and memory per
 //! tracked series, each beside a same-run baseline (a plain EWMA z-score) because this
-//! machine's timings drift by tens of per cent from run to run.
+//! machine's timings drift by tens of per cent from run to run; and the memory of a series
+//! the brain watches (its robust baseline with its daily/weekly profile).
 //!
 //! `cargo bench -p homeostat-brain --bench univariate` prints the figures; targets are
 //! ≥ 1,000,000 samples/s per core and ≤ 2 KiB per series. Nothing is asserted: a benchmark
@@ -11,7 +12,10 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use homeostat_brain::detect::{Univariate, UnivariateConfig};
+use homeostat_brain::detect::{
+    BaselineConfig, RobustBaseline, Season, SeasonConfig, Univariate, UnivariateConfig,
+};
+use homeostat_core::Timestamp;
 
 /// Counts the bytes live on the heap, so memory per series is measured, not estimated.
 struct Counting;
@@ -184,4 +188,37 @@ fn main() {
     );
     println!("  targets: >= 1,000,000 samples/s per core, <= 2048 bytes per series");
     black_box(&mut detectors);
+    drop(detectors);
+
+    // A series the brain watches for anomalies (latency, run-queue delay): its robust
+    // baseline and its daily/weekly profile, streamed a sample every ten minutes for 33 hours
+    // so the baseline's window is full and the profile has closed buckets and a season.
+    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    let mut watched: Vec<(RobustBaseline, Season)> = (0..SERIES)
+        .map(|_| {
+            (
+                RobustBaseline::new(BaselineConfig::default()),
+                Season::new(SeasonConfig::default()),
+            )
+        })
+        .collect();
+    for step in 0..STEPS {
+        let t = Timestamp::from_secs(step as i64 * 600);
+        for ((baseline, season), values) in watched.iter_mut().zip(&data) {
+            let x = values[step];
+            black_box(baseline.observe(x, true));
+            season.observe(t, x);
+        }
+    }
+    let held = LIVE_BYTES.load(Ordering::Relaxed) - before;
+    let (baseline, season) = &watched[0];
+    println!(
+        "  watched series (baseline + season): {:.0} bytes per series ({} + {} inline, {} + {} heap)",
+        held as f64 / SERIES as f64,
+        size_of::<RobustBaseline>(),
+        size_of::<Season>(),
+        baseline.heap_bytes(),
+        season.heap_bytes()
+    );
+    black_box(&mut watched);
 }

@@ -423,7 +423,7 @@ impl WorkloadState {
                 .seasons
                 .entry(key.clone())
                 .or_insert_with(|| Season::new(SeasonConfig::default()));
-            let mut score = baseline.score(s.value);
+            let mut score = baseline.judge(s.value);
             if let Some(sc) = &mut score
                 && sc.anomalous
                 && direction == Direction::Up

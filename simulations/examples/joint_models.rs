@@ -10,6 +10,8 @@
 //! (default: every scenario in `simulations/scenarios`). With `JOINT_CACHE=DIR` the runs'
 //! ticks are kept in (and read back from) `DIR/<scenario>.json`, to compare settings quickly.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -148,23 +150,6 @@ fn measure(config: JointConfig, timeline: &[Tick]) -> Tally {
     t
 }
 
-fn scenarios() -> Vec<PathBuf> {
-    let args: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
-    if !args.is_empty() {
-        return args;
-    }
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    let mut all: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-                .collect()
-        })
-        .unwrap_or_default();
-    all.sort();
-    all
-}
-
 /// Every workload's ticks of one run of `path`'s scenario (from the cache when there).
 async fn ticks(path: &Path) -> anyhow::Result<(String, Vec<Vec<Tick>>)> {
     let scenario = Scenario::load(path)?;
@@ -227,7 +212,7 @@ async fn main() -> anyhow::Result<()> {
         "{:<20} {:<13} {:>6} {:>7} {:>5} {:>6} {:>6} {:>6} {:>7}",
         "scenario", "model", "quiet", "false", "runs", "found", "delay", "AUC", "fit ms"
     );
-    for path in scenarios() {
+    for path in common::scenarios() {
         let (name, workloads) = ticks(&path).await?;
         for ((label, config), total) in methods.iter().zip(&mut totals) {
             let mut t = Tally::default();

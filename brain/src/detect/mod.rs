@@ -4,6 +4,7 @@
 //! I/O, so replaying a series replays its scores exactly.
 
 mod baseline;
+mod change;
 mod context_memory;
 mod events;
 mod joint;
@@ -15,6 +16,7 @@ mod trend;
 mod univariate;
 
 pub use baseline::{BaselineConfig, Direction, RobustBaseline, Score};
+pub use change::{Change, ChangePoint};
 pub use events::{EventConfig, EventRate, EventScore};
 pub use joint::{Fitted, JointConfig, JointError, JointMethod, JointModel, JointScore, Training};
 pub use novelty::{Novelty, NoveltyConfig};

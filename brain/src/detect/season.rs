@@ -1,12 +1,18 @@
-//! Daily and weekly seasons, found when the data has them: a series is kept as 15-minute
-//! buckets (mean and maximum) over the last eight days, and whenever a bucket closes its
-//! autocorrelation at one day and at one week is measured. When one is strong, the series
-//! has a season, and a value no higher than what the same time of the cycle usually reached
-//! is normal there, however far it is from the last half hour's level: the morning ramp of a
-//! busy service is not an incident because it happens every morning.
+//! Daily and weekly seasons, found when the data has them: a series is kept as the highest
+//! value of each half hour over the last week (and an hour), and whenever a half hour closes
+//! the correlation of those maxima with the same maxima a day and a week earlier is measured.
+//! When one is strong, the series has a season, and a value no higher than what the same time
+//! of the cycle usually reached is normal there, however far it is from the last half hour's
+//! level: the morning ramp of a busy service is not an incident because it happens every
+//! morning.
+//!
+//! A week of half hours is 336 buckets; each is a 16-bit float relative to the largest value
+//! seen (three significant digits, far finer than the 10 % tolerance), so the whole profile
+//! is 676 bytes. A week earlier is then the bucket about to be overwritten, so the
+//! weekly correlation is accumulated as the buckets close (exponentially forgetting, over
+//! about a week of pairs) rather than kept as two weeks of history.
 
-use std::collections::VecDeque;
-
+use half::f16;
 use serde::{Deserialize, Serialize};
 
 use super::stats::median;
@@ -15,31 +21,29 @@ use homeostat_core::Timestamp;
 /// Tunables.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SeasonConfig {
-    /// Bucket length, seconds.
-    pub bucket_seconds: i64,
-    /// Buckets kept (8 days of 15 minutes).
-    pub history: usize,
-    /// Autocorrelation at a cycle's lag from which the series has that season.
-    pub min_autocorrelation: f64,
+    /// Bucket length, seconds (a divisor of a day).
+    pub bucket_seconds: u32,
+    /// Correlation at a cycle's lag from which the series has that season (it keeps it down
+    /// to half this).
+    pub min_autocorrelation: f32,
     /// Cycles looked back at (the median of what each reached at that time is used, so one
-    /// odd day does not set the norm).
-    pub cycles: usize,
+    /// odd day does not set the norm); a weekly season has one, all the profile holds.
+    pub cycles: u8,
     /// A value up to this fraction above what the cycle usually reached is still normal.
-    pub tolerance: f64,
+    pub tolerance: f32,
     /// Buckets either side of the same time looked at: what an autoscaler does at 09:00 one
-    /// day it may do at 09:40 the next (4 × 15 min: within the hour).
-    pub spread: i64,
+    /// day it may do at 09:40 the next (2 × 30 min: within the hour).
+    pub spread: u8,
 }
 
 impl Default for SeasonConfig {
     fn default() -> Self {
         SeasonConfig {
-            bucket_seconds: 15 * 60,
-            history: 8 * 96,
+            bucket_seconds: 30 * 60,
             min_autocorrelation: 0.5,
             cycles: 3,
             tolerance: 0.1,
-            spread: 4,
+            spread: 2,
         }
     }
 }
@@ -47,35 +51,115 @@ impl Default for SeasonConfig {
 /// Seconds in a day.
 const DAY: i64 = 86_400;
 
-/// The buckets of one series and the season found in them.
+/// Days in a week.
+const WEEK_DAYS: i64 = 7;
+
+/// Exponentially forgotten sums of pairs (a, b), for their correlation.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+struct Pairs {
+    /// Pairs seen (not forgotten): evidence enough only from a cycle's worth.
+    n: u32,
+    weight: f64,
+    a: f64,
+    b: f64,
+    aa: f64,
+    bb: f64,
+    ab: f64,
+}
+
+impl Pairs {
+    fn add(&mut self, a: f64, b: f64, keep: f64) {
+        self.n = self.n.saturating_add(1);
+        self.weight = self.weight * keep + 1.0;
+        self.a = self.a * keep + a;
+        self.b = self.b * keep + b;
+        self.aa = self.aa * keep + a * a;
+        self.bb = self.bb * keep + b * b;
+        self.ab = self.ab * keep + a * b;
+    }
+
+    /// Pearson's correlation; `None` from fewer than `min` pairs or without variation.
+    fn correlation(&self, min: u32) -> Option<f64> {
+        if self.n < min {
+            return None;
+        }
+        let w = self.weight;
+        let var_a = self.aa / w - (self.a / w).powi(2);
+        let var_b = self.bb / w - (self.b / w).powi(2);
+        let cov = self.ab / w - self.a * self.b / (w * w);
+        (var_a > 0.0 && var_b > 0.0).then(|| cov / (var_a * var_b).sqrt())
+    }
+}
+
+/// The profile of one series and the season found in it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Season {
+    // Every field is named apart from the eight-day layout's (`config`, `last`, `open`,
+    // `period`): a record of that layout reads back as a season that starts over, never as a
+    // mix of the two.
+    #[serde(rename = "settings", default)]
     config: SeasonConfig,
-    /// Closed buckets, oldest first: (mean, maximum), NaN where there was no data.
-    buckets: VecDeque<(f32, f32)>,
-    /// Index (time / bucket length) of the newest closed bucket.
+    /// Bucket maxima relative to `scale` (f16 bits, NaN where there was no data): bucket `i`
+    /// in slot `i mod len`, the last week and `spread` buckets.
+    #[serde(default)]
+    maxima: Box<[u16]>,
+    /// A power of two at or above every magnitude seen (0 before any non-zero one): what
+    /// `maxima` are relative to, so they keep three significant digits down to a
+    /// thousandth of it.
+    #[serde(default)]
+    scale: f64,
+    /// Index (time / bucket length) of the first and the newest closed bucket.
+    #[serde(default)]
+    first: Option<i64>,
+    #[serde(default, rename = "newest")]
     last: Option<i64>,
-    /// The bucket being filled: index, sum, count, maximum.
-    open: Option<(i64, f64, u32, f64)>,
+    /// The bucket being filled: index and maximum.
+    #[serde(default, rename = "filling")]
+    open: Option<(i64, f64)>,
+    /// Each bucket's maximum with the maximum a week earlier.
+    #[serde(default)]
+    weekly: Pairs,
     /// The season's length in buckets, when one was found.
-    period: Option<usize>,
+    #[serde(default, rename = "cycle")]
+    period: Option<u32>,
 }
 
 impl Season {
     /// No history yet.
     pub fn new(config: SeasonConfig) -> Self {
-        Season {
+        let mut season = Season {
             config,
-            buckets: VecDeque::with_capacity(config.history),
+            maxima: Box::default(),
+            scale: 0.0,
+            first: None,
             last: None,
             open: None,
+            weekly: Pairs::default(),
             period: None,
-        }
+        };
+        season.maxima = vec![f16::NAN.to_bits(); season.slots()].into_boxed_slice();
+        season
+    }
+
+    /// Heap bytes held (the profile); add `size_of::<Season>()` for the whole.
+    pub fn heap_bytes(&self) -> usize {
+        size_of_val(&*self.maxima)
+    }
+
+    fn per_day(&self) -> i64 {
+        DAY / i64::from(self.config.bucket_seconds.max(1))
+    }
+
+    /// Slots the profile needs: a week, and `spread` more so that the same time a week ago
+    /// is there on both sides.
+    fn slots(&self) -> usize {
+        (WEEK_DAYS * self.per_day()) as usize + usize::from(self.config.spread)
     }
 
     /// The season found, in seconds (a day or a week).
     pub fn period(&self) -> Option<i64> {
-        self.period.map(|p| p as i64 * self.config.bucket_seconds)
+        self.period
+            .map(|p| i64::from(p) * i64::from(self.config.bucket_seconds))
     }
 
     /// Adds `x` at `t`; values older than the open bucket and non-finite ones are ignored.
@@ -83,110 +167,170 @@ impl Season {
         if !x.is_finite() {
             return;
         }
-        let index = t.as_nanos().div_euclid(1_000_000_000) / self.config.bucket_seconds;
+        if self.maxima.len() != self.slots() {
+            // Read back from an older layout: start over.
+            *self = Season::new(self.config);
+        }
+        let index = self.index(t);
         match &mut self.open {
-            Some((i, sum, n, max)) if *i == index => {
-                *sum += x;
-                *n += 1;
-                *max = max.max(x);
-            }
+            Some((i, max)) if *i == index => *max = max.max(x),
             Some((i, ..)) if *i > index => {}
             _ => {
                 self.close();
-                self.open = Some((index, x, 1, x));
+                self.open = Some((index, x));
             }
         }
     }
 
+    fn index(&self, t: Timestamp) -> i64 {
+        t.as_nanos().div_euclid(1_000_000_000) / i64::from(self.config.bucket_seconds.max(1))
+    }
+
     fn close(&mut self) {
-        let Some((index, sum, n, max)) = self.open.take() else {
+        let Some((index, max)) = self.open.take() else {
             return;
         };
+        if max.abs() > self.scale {
+            self.rescale(max.abs());
+        }
+        let len = self.maxima.len() as i64;
         if let Some(last) = self.last {
-            let gap = (index - last - 1).clamp(0, self.config.history as i64) as usize;
-            for _ in 0..gap {
-                self.push((f32::NAN, f32::NAN));
+            for gap in (last + 1).max(index - len + 1)..index {
+                self.store(gap, f64::NAN);
             }
         }
-        self.push(((sum / f64::from(n)) as f32, max as f32));
+        let week = WEEK_DAYS * self.per_day();
+        if let Some(before) = self.at(index - week) {
+            let keep = 1.0 - 1.0 / week as f64;
+            let clip = self.clip();
+            let now = max / self.scale.max(f64::MIN_POSITIVE);
+            self.weekly.add(before.min(clip), now.min(clip), keep);
+        }
+        self.store(index, max);
+        self.first.get_or_insert(index);
         self.last = Some(index);
         self.period = self.find_period();
     }
 
-    fn push(&mut self, bucket: (f32, f32)) {
-        if self.buckets.len() == self.config.history {
-            self.buckets.pop_front();
+    /// Makes the scale the power of two at or above `magnitude`, rescaling what is kept
+    /// (exactly: by a power of two).
+    fn rescale(&mut self, magnitude: f64) {
+        let scale = 2f64.powi(magnitude.log2().ceil() as i32);
+        if self.scale > 0.0 {
+            let factor = self.scale / scale;
+            for m in self.maxima.iter_mut() {
+                *m = f16::from_f64(f64::from(f16::from_bits(*m)) * factor).to_bits();
+            }
+            let w = &mut self.weekly;
+            (w.a, w.b) = (w.a * factor, w.b * factor);
+            let squared = factor * factor;
+            (w.aa, w.bb, w.ab) = (w.aa * squared, w.bb * squared, w.ab * squared);
         }
-        self.buckets.push_back(bucket);
+        self.scale = scale;
     }
 
-    /// The strongest of a week and a day whose autocorrelation passes the bar.
-    fn find_period(&self) -> Option<usize> {
-        let per_day = (DAY / self.config.bucket_seconds) as usize;
-        [7 * per_day, per_day]
+    fn store(&mut self, index: i64, x: f64) {
+        let slot = index.rem_euclid(self.maxima.len() as i64) as usize;
+        let relative = if self.scale > 0.0 { x / self.scale } else { x };
+        self.maxima[slot] = f16::from_f64(relative).to_bits();
+    }
+
+    /// The maximum of bucket `index` relative to the scale, if the profile still holds it and
+    /// it had data.
+    fn at(&self, index: i64) -> Option<f64> {
+        let (first, last) = (self.first?, self.last?);
+        let len = self.maxima.len() as i64;
+        if index < first || index > last || index <= last - len {
+            return None;
+        }
+        let v = f64::from(f16::from_bits(self.maxima[index.rem_euclid(len) as usize]));
+        v.is_finite().then_some(v)
+    }
+
+    /// The stronger of a week and a day whose correlation passes the bar (half the bar for
+    /// the season already found).
+    fn find_period(&self) -> Option<u32> {
+        let per_day = self.per_day();
+        let daily = self.daily_correlation().map(|r| (per_day, r));
+        let weekly = self
+            .weekly
+            .correlation(per_day as u32)
+            .map(|r| (WEEK_DAYS * per_day, r));
+        // A season once found is kept until its correlation falls below half the bar: one odd
+        // day (a launch, an outage) in the week held weakens it without ending it.
+        let bar = |lag: i64| {
+            let min = f64::from(self.config.min_autocorrelation);
+            if self.period.is_some_and(|p| i64::from(p) == lag) {
+                min / 2.0
+            } else {
+                min
+            }
+        };
+        [weekly, daily]
             .into_iter()
-            .filter_map(|lag| Some((lag, self.autocorrelation(lag)?)))
-            .filter(|(_, r)| *r >= self.config.min_autocorrelation)
+            .flatten()
+            .filter(|(lag, r)| *r >= bar(*lag))
             .max_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(lag, _)| lag)
+            .and_then(|(lag, _)| u32::try_from(lag).ok())
     }
 
-    /// Autocorrelation of the bucket means at `lag`, from at least a day of pairs.
-    fn autocorrelation(&self, lag: usize) -> Option<f64> {
-        let per_day = (DAY / self.config.bucket_seconds) as usize;
-        let means: Vec<f64> = self.buckets.iter().map(|b| f64::from(b.0)).collect();
-        if means.len() < lag + per_day {
-            return None;
+    /// Correlation of the maxima with those a day earlier, from at least a day of pairs.
+    fn daily_correlation(&self) -> Option<f64> {
+        let (first, last) = (self.first?, self.last?);
+        let per_day = self.per_day();
+        let from = first.max(last - self.maxima.len() as i64 + 1) + per_day;
+        let clip = self.clip();
+        let mut pairs = Pairs::default();
+        for i in from..=last {
+            if let (Some(a), Some(b)) = (self.at(i - per_day), self.at(i)) {
+                pairs.add(a.min(clip), b.min(clip), 1.0);
+            }
         }
-        let present: Vec<f64> = means.iter().copied().filter(|v| v.is_finite()).collect();
-        let mean = present.iter().sum::<f64>() / present.len() as f64;
-        let var = present.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / present.len() as f64;
-        if var <= 0.0 {
-            return None;
-        }
-        let pairs: Vec<(f64, f64)> = means
+        pairs.correlation(per_day as u32)
+    }
+
+    /// The bound maxima are clipped to before they are correlated: four times their median
+    /// (relative). Maxima are an extreme statistic; an incident's hours at fifty times the
+    /// usual would otherwise decide the correlation of a whole week.
+    fn clip(&self) -> f64 {
+        let mut present: Vec<f64> = self
+            .maxima
             .iter()
-            .zip(&means[lag..])
-            .filter(|(a, b)| a.is_finite() && b.is_finite())
-            .map(|(a, b)| (*a, *b))
+            .map(|&m| f64::from(f16::from_bits(m)))
+            .filter(|v| v.is_finite())
             .collect();
-        if pairs.len() < per_day {
-            return None;
-        }
-        let cov = pairs
-            .iter()
-            .map(|(a, b)| (a - mean) * (b - mean))
-            .sum::<f64>()
-            / pairs.len() as f64;
-        Some(cov / var)
+        let m = median(&mut present);
+        if m > 0.0 { 4.0 * m } else { f64::INFINITY }
     }
 
     /// Whether `x` at `t` is no higher than what the same time of the season usually reached
     /// (the median over the last cycles of the highest value within `spread` buckets of that
-    /// time).
-    /// `false` without a season or without two cycles of history at that time.
+    /// time). `false` without a season or without the history: two cycles of a daily
+    /// season, the one the profile holds of a weekly one.
     pub fn usual_at(&self, t: Timestamp, x: f64) -> bool {
-        let (Some(period), Some(last)) = (self.period, self.last) else {
+        let Some(period) = self.period.map(i64::from) else {
             return false;
         };
-        let index = t.as_nanos().div_euclid(1_000_000_000) / self.config.bucket_seconds;
-        let mut reached: Vec<f64> = (1..=self.config.cycles)
+        let index = self.index(t);
+        let spread = i64::from(self.config.spread);
+        let mut reached: Vec<f64> = (1..=i64::from(self.config.cycles))
             .filter_map(|k| {
-                let centre = index - (k * period) as i64;
-                (centre - self.config.spread..=centre + self.config.spread)
-                    .filter_map(|i| {
-                        let back = usize::try_from(last - i).ok()?;
-                        let pos = self.buckets.len().checked_sub(1 + back)?;
-                        let max = f64::from(self.buckets[pos].1);
-                        max.is_finite().then_some(max)
-                    })
+                let centre = index - k * period;
+                (centre - spread..=centre + spread)
+                    .filter_map(|i| self.at(i))
                     .reduce(f64::max)
             })
             .collect();
-        if reached.len() < 2 {
+        let needed = if 2 * period + spread < self.maxima.len() as i64 {
+            2
+        } else {
+            1
+        };
+        if reached.len() < needed {
             return false;
         }
-        x <= median(&mut reached) * (1.0 + self.config.tolerance)
+        let usual = median(&mut reached) * self.scale.max(f64::MIN_POSITIVE);
+        x <= usual * (1.0 + f64::from(self.config.tolerance))
     }
 }
 
@@ -237,6 +381,83 @@ mod tests {
             None,
             "one day is no evidence of a daily cycle"
         );
+    }
+
+    /// Weekdays (the week starts on day 0) have the morning peak of [`daily`]; weekends are
+    /// flat at the weekday level until 12:00 and then peak at 0.3 for an hour.
+    fn weekly(t: i64) -> f64 {
+        if t.div_euclid(DAY).rem_euclid(7) < 5 {
+            return daily(t);
+        }
+        let hour = t.rem_euclid(DAY) as f64 / 3600.0;
+        if (12.0..13.0).contains(&hour) {
+            0.3
+        } else {
+            daily(t + 12 * 3600)
+        }
+    }
+
+    fn feed(s: &mut Season, from: i64, to: i64, f: impl Fn(i64) -> f64) {
+        for t in (from..to).step_by(15) {
+            s.observe(Timestamp::from_secs(t), f(t));
+        }
+    }
+
+    #[test]
+    fn a_weekly_season_is_found_once_a_week_has_repeated() {
+        let mut s = Season::new(SeasonConfig::default());
+        feed(&mut s, 0, 7 * DAY, weekly);
+        assert_eq!(
+            s.period(),
+            Some(DAY),
+            "a week in, only the daily cycle is known"
+        );
+        feed(&mut s, 7 * DAY, 14 * DAY, weekly);
+        assert_eq!(s.period(), Some(7 * DAY));
+        // Monday: the weekday peak is usual, at its hour only.
+        let monday = |h: f64| Timestamp::from_secs(14 * DAY + (h * 3600.0) as i64);
+        assert!(s.usual_at(monday(8.5), 0.4));
+        assert!(!s.usual_at(monday(14.0), 0.4));
+        // Saturday: not the weekday peak, which a daily season would vouch for, but its own.
+        feed(&mut s, 14 * DAY, 19 * DAY + 8 * 3600, weekly);
+        let saturday = |h: f64| Timestamp::from_secs(19 * DAY + (h * 3600.0) as i64);
+        assert!(
+            !s.usual_at(saturday(8.5), 0.4),
+            "the weekday peak on a Saturday"
+        );
+        feed(&mut s, 19 * DAY + 8 * 3600, 19 * DAY + 12 * 3600, weekly);
+        assert!(s.usual_at(saturday(12.5), 0.3));
+        assert!(!s.usual_at(saturday(12.5), 0.6));
+    }
+
+    #[test]
+    fn the_profile_keeps_its_precision_as_the_scale_grows() {
+        // The series starts a thousand times smaller, so the profile is rescaled as it grows:
+        // the morning is still judged against its own peak to within a per cent.
+        let mut s = Season::new(SeasonConfig::default());
+        feed(&mut s, 0, 1800, |_| 0.0002);
+        feed(&mut s, 1800, 4 * DAY, daily);
+        assert_eq!(s.period(), Some(DAY));
+        let at = |h: f64| Timestamp::from_secs(4 * DAY + (h * 3600.0) as i64);
+        // The peak reaches 0.408 (with its wobble); 10 % above it is 0.449.
+        assert!(s.usual_at(at(8.5), 0.445));
+        assert!(!s.usual_at(at(8.5), 0.455));
+        assert!(!s.usual_at(at(14.0), 0.4));
+    }
+
+    #[test]
+    fn a_record_of_the_old_layout_reads_back_as_a_fresh_start() {
+        let old = r#"{"config":{"bucket_seconds":900,"history":768,"min_autocorrelation":0.5,
+            "cycles":3,"tolerance":0.1,"spread":4},"buckets":[[0.2,0.3]],"last":5,
+            "open":null,"period":96}"#;
+        let mut s: Season = serde_json::from_str(old).expect("reads");
+        assert_eq!(s.period(), None);
+        feed(&mut s, 0, 4 * DAY, daily);
+        assert_eq!(s.period(), Some(DAY));
+        let back: Season =
+            serde_json::from_str(&serde_json::to_string(&s).expect("writes")).expect("reads");
+        let at = Timestamp::from_secs(4 * DAY + 8 * 3600 + 1800);
+        assert!(back.usual_at(at, 0.4) && !back.usual_at(at, 0.8));
     }
 
     #[test]

@@ -17,6 +17,24 @@ pub(crate) fn standard_normal() -> statrs::distribution::Normal {
     statrs::distribution::Normal::standard()
 }
 
+/// Deterministic standard normal values (xorshift and Box–Muller), for the detectors' tests.
+#[cfg(test)]
+pub(crate) fn standard_normals(seed: u64, n: usize) -> Vec<f64> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut uniform = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    (0..n)
+        .map(|_| {
+            let (u, v) = (uniform(), uniform());
+            (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::median;

@@ -176,20 +176,25 @@ fn managers(lab: &Lab, resource: &str) -> Vec<String> {
         .collect()
 }
 
-/// The Events `kubectl describe` lists for `resource` in `shop` (it selects them by the
-/// object's uid, name and kind), one line each.
-fn described_events(lab: &Lab, resource: &str) -> Vec<String> {
-    let out = kubectl::run(&lab.server, &["describe", "-n", "shop", resource]);
+/// Asserts that `kubectl describe deployment/cart` (which selects Events by the object's uid,
+/// name and kind) lists a Normal Event from homeostat of decision `id` saying all of `words`.
+fn assert_described(lab: &Lab, id: &DecisionId, words: &[&str]) {
+    let out = kubectl::run(&lab.server, &["describe", "-n", "shop", "deployment/cart"]);
     let events = out
         .split_once("\nEvents:")
         .map(|(_, events)| events)
         .unwrap_or_default();
-    events
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("Normal") || l.starts_with("Warning"))
-        .map(str::to_owned)
-        .collect()
+    let id = id.to_string();
+    assert!(
+        events
+            .lines()
+            .map(str::trim)
+            .any(|l| l.starts_with("Normal")
+                && l.contains("homeostat")
+                && l.contains(&id)
+                && words.iter().all(|w| l.contains(w))),
+        "no such Event in kubectl describe:\n{events}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -617,14 +622,10 @@ async fn the_engine_scales_a_workload_without_an_hpa_and_judges_that_it_helped()
         "through the scale subresource"
     );
     // `kubectl describe` tells the story on the Deployment.
-    let told = described_events(&lab, "deployment/cart");
-    assert!(
-        told.iter().any(|l| l.starts_with("Normal")
-            && l.contains("HomeostatScaled")
-            && l.contains("homeostat")
-            && l.contains(&d.id.to_string())
-            && l.contains("raise replicas (no HPA scales it) to 4")),
-        "{told:#?}"
+    assert_described(
+        &lab,
+        &d.id,
+        &["HomeostatScaled", "raise replicas (no HPA scales it) to 4"],
     );
 
     // The signals calmed two steps after the change (this test scripts them so): judged
@@ -720,12 +721,13 @@ async fn the_engine_restarts_a_workload_whose_pods_mostly_crash_and_judges_the_r
         .and_then(|m| m.annotations)
         .unwrap_or_default();
     assert!(template.contains_key(RESTARTED_AT), "{template:?}");
-    let told = described_events(&lab, "deployment/cart");
-    assert!(
-        told.iter().any(|l| l.contains("HomeostatRolloutRestarted")
-            && l.contains(&d.id.to_string())
-            && l.contains("crash loop: 2 of 2 pods not ready")),
-        "{told:#?}"
+    assert_described(
+        &lab,
+        &d.id,
+        &[
+            "HomeostatRolloutRestarted",
+            "crash loop: 2 of 2 pods not ready",
+        ],
     );
     let (id, v) = acting.verified.clone().expect("judged within the window");
     assert_eq!(id, d.id);

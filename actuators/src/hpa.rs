@@ -194,11 +194,7 @@ impl Actuator for HpaScaler {
             .await
             .map_err(|e| ActuatorError::from_kube(target, e))?;
         tracing::info!(hpa = %plan.target, patch = %plan.patch, "applied");
-        Ok(Applied {
-            resource_version: updated.metadata.resource_version,
-            uid: updated.metadata.uid,
-            at: now,
-        })
+        Ok(Applied::answered(updated.metadata, now))
     }
 }
 

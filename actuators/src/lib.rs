@@ -61,6 +61,17 @@ pub struct Applied {
     pub at: Timestamp,
 }
 
+impl Applied {
+    /// A change the API server accepted, with the target's metadata from its answer.
+    pub fn answered(metadata: kube::api::ObjectMeta, at: Timestamp) -> Self {
+        Applied {
+            resource_version: metadata.resource_version,
+            uid: metadata.uid,
+            at,
+        }
+    }
+}
+
 /// Turns an [`Action`] into a [`Plan`], and a plan into a change.
 pub trait Actuator: Send + Sync {
     /// The exact change `action` would make now; reads, never writes.

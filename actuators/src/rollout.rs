@@ -139,11 +139,7 @@ impl Actuator for RolloutRestarter {
             .await
             .map_err(|e| ActuatorError::from_kube(target, e))?;
         tracing::info!(workload = %plan.target, summary = %plan.summary, "rollout restarted");
-        Ok(Applied {
-            resource_version: updated.metadata.resource_version,
-            uid: updated.metadata.uid,
-            at: now,
-        })
+        Ok(Applied::answered(updated.metadata, now))
     }
 }
 

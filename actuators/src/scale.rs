@@ -175,11 +175,7 @@ impl Actuator for WorkloadScaler {
             .await
             .map_err(|e| ActuatorError::from_kube(target, e))?;
         tracing::info!(workload = %plan.target, summary = %plan.summary, "scaled");
-        Ok(Applied {
-            resource_version: scale.metadata.resource_version,
-            uid: scale.metadata.uid,
-            at: now,
-        })
+        Ok(Applied::answered(scale.metadata, now))
     }
 }
 

@@ -153,11 +153,7 @@ impl Actuator for NodeTainter {
             .await
             .map_err(|e| ActuatorError::from_kube(target, e))?;
         tracing::info!(node = %plan.target.name, summary = %plan.summary, "applied");
-        Ok(Applied {
-            resource_version: updated.metadata.resource_version,
-            uid: updated.metadata.uid,
-            at: now,
-        })
+        Ok(Applied::answered(updated.metadata, now))
     }
 }
 

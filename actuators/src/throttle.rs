@@ -115,11 +115,7 @@ impl Actuator for SamplingThrottler {
             .await
             .map_err(|e| ActuatorError::from_kube(target, e))?;
         tracing::info!(configmap = %plan.target, summary = %plan.summary, "applied");
-        Ok(Applied {
-            resource_version: updated.metadata.resource_version,
-            uid: updated.metadata.uid,
-            at: now,
-        })
+        Ok(Applied::answered(updated.metadata, now))
     }
 }
 

@@ -216,6 +216,31 @@ pub struct Proposal {
     pub workload_labels: Option<BTreeMap<String, String>>,
 }
 
+impl Proposal {
+    /// A proposal with no context beyond what every one has; proposers that know more (the
+    /// anomaly, the need, a forecast) set those fields with struct update syntax.
+    pub fn new(
+        workload: WorkloadRef,
+        action: Action,
+        reason: impl Into<String>,
+        evidence_time: Timestamp,
+        current_replicas: u32,
+    ) -> Self {
+        Proposal {
+            workload,
+            action,
+            reason: reason.into(),
+            evidence_time,
+            current_replicas,
+            anomaly: None,
+            unavailable_replicas: None,
+            needed_replicas: None,
+            forecast: None,
+            workload_labels: None,
+        }
+    }
+}
+
 /// How a plan's body is sent: as a patch of the target, read one of three ways, or as an
 /// Eviction of the target pod, which the API server checks against PodDisruptionBudgets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

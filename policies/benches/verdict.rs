@@ -232,19 +232,20 @@ fn proposal(rng: &mut Rng) -> Proposal {
         },
     };
     Proposal {
-        workload: w,
-        action,
-        reason: "saturated: latency and run-queue delay above baseline".into(),
-        evidence_time: NOW - Duration::from_secs(rng.below(150) as u64),
-        current_replicas: 4,
         anomaly: Some(AnomalySummary {
             kind: [AnomalyKind::Saturation, AnomalyKind::MemoryLeak][rng.below(2)],
             score: 0.5 + rng.below(50) as f64 / 100.0,
         }),
         unavailable_replicas: Some(rng.below(2) as u32),
         needed_replicas: Some(2 + rng.below(6) as u32),
-        forecast: None,
         workload_labels: Some(labels),
+        ..Proposal::new(
+            w,
+            action,
+            "saturated: latency and run-queue delay above baseline",
+            NOW - Duration::from_secs(rng.below(150) as u64),
+            4,
+        )
     }
 }
 

@@ -102,21 +102,16 @@ mod tests {
         let time = T0 + Duration::from_secs(at);
         Proposed {
             time,
-            proposal: Proposal {
-                workload: WorkloadRef::deployment("shop", "web"),
-                action: Action::TaintNode {
+            proposal: Proposal::new(
+                WorkloadRef::deployment("shop", "web"),
+                Action::TaintNode {
                     node: "n1".into(),
                     remove: false,
                 },
-                reason: "contended".into(),
-                evidence_time: time - Duration::from_secs(age),
-                current_replicas: 2,
-                anomaly: None,
-                unavailable_replicas: None,
-                needed_replicas: None,
-                forecast: None,
-                workload_labels: None,
-            },
+                "contended",
+                time - Duration::from_secs(age),
+                2,
+            ),
         }
     }
 

@@ -201,23 +201,22 @@ mod tests {
 
     fn proposal(anomaly: Option<(AnomalyKind, f64)>, rise: Option<f64>) -> Proposal {
         Proposal {
-            workload: WorkloadRef::deployment("shop", "web"),
-            action: Action::RolloutRestart {
-                workload: WorkloadRef::deployment("shop", "web"),
-            },
-            reason: String::new(),
-            evidence_time: Timestamp::from_secs(1),
-            current_replicas: 2,
             anomaly: anomaly.map(|(kind, score)| AnomalySummary { kind, score }),
-            unavailable_replicas: None,
-            needed_replicas: None,
             forecast: rise.map(|r| ForecastSummary {
                 signal: "rps".into(),
                 horizon_seconds: 600,
                 current: 100.0,
                 expected: 100.0 * r,
             }),
-            workload_labels: None,
+            ..Proposal::new(
+                WorkloadRef::deployment("shop", "web"),
+                Action::RolloutRestart {
+                    workload: WorkloadRef::deployment("shop", "web"),
+                },
+                String::new(),
+                Timestamp::from_secs(1),
+                2,
+            )
         }
     }
 

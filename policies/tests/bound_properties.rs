@@ -174,19 +174,14 @@ fn proposal(
         ),
     };
     Proposal {
-        workload,
-        action,
-        reason: "random".into(),
-        evidence_time: at,
-        current_replicas: current,
         anomaly: score.map(|score| AnomalySummary {
             kind: AnomalyKind::Saturation,
             score,
         }),
         unavailable_replicas: Some(0),
         needed_replicas: need,
-        forecast: None,
         workload_labels: tier.map(|t| BTreeMap::from([("tier".to_owned(), t.to_owned())])),
+        ..Proposal::new(workload, action, "random", at, current)
     }
 }
 

@@ -30,51 +30,48 @@ fn web() -> PolicySet {
 fn scale(workload: &str, from: u32, to: u32) -> Proposal {
     let w = WorkloadRef::deployment("shop", workload);
     Proposal {
-        action: Action::ScaleHpa {
-            hpa: ObjectRef {
-                api_version: "autoscaling/v2".into(),
-                kind: "HorizontalPodAutoscaler".into(),
-                namespace: w.namespace.clone(),
-                name: w.name.clone(),
-            },
-            min_replicas: to,
-            previous_min_replicas: from,
-        },
-        workload: w,
-        reason: "saturated".into(),
-        evidence_time: (NOW - Duration::from_secs(10)),
-        current_replicas: from,
         anomaly: Some(AnomalySummary {
             kind: AnomalyKind::Saturation,
             score: 0.9,
         }),
-        unavailable_replicas: None,
-        needed_replicas: None,
-        forecast: None,
-        workload_labels: None,
+        ..Proposal::new(
+            w.clone(),
+            Action::ScaleHpa {
+                hpa: ObjectRef {
+                    api_version: "autoscaling/v2".into(),
+                    kind: "HorizontalPodAutoscaler".into(),
+                    namespace: w.namespace.clone(),
+                    name: w.name.clone(),
+                },
+                min_replicas: to,
+                previous_min_replicas: from,
+            },
+            "saturated",
+            NOW - Duration::from_secs(10),
+            from,
+        )
     }
 }
 
 fn restart(workload: &str, age: Duration) -> Proposal {
     let w = WorkloadRef::deployment("shop", workload);
     Proposal {
-        action: Action::RestartPods {
-            workload: w.clone(),
-            pod: format!("{workload}-0"),
-            uid: None,
-        },
-        workload: w,
-        reason: "stuck".into(),
-        evidence_time: NOW - age,
-        current_replicas: 3,
         anomaly: Some(AnomalySummary {
             kind: AnomalyKind::MemoryLeak,
             score: 0.95,
         }),
         unavailable_replicas: Some(0),
-        needed_replicas: None,
-        forecast: None,
-        workload_labels: None,
+        ..Proposal::new(
+            w.clone(),
+            Action::RestartPods {
+                workload: w,
+                pod: format!("{workload}-0"),
+                uid: None,
+            },
+            "stuck",
+            NOW - age,
+            3,
+        )
     }
 }
 

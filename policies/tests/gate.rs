@@ -27,51 +27,48 @@ fn set(extra: &str) -> PolicySet {
 
 fn scale(namespace: &str, workload: &str) -> Proposal {
     Proposal {
-        action: Action::ScaleHpa {
-            hpa: ObjectRef {
-                api_version: "autoscaling/v2".into(),
-                kind: "HorizontalPodAutoscaler".into(),
-                namespace: namespace.into(),
-                name: workload.into(),
-            },
-            min_replicas: 6,
-            previous_min_replicas: 3,
-        },
-        workload: WorkloadRef::deployment(namespace, workload),
-        reason: "saturated".into(),
-        evidence_time: NOW - Duration::from_secs(10),
-        current_replicas: 3,
         anomaly: Some(AnomalySummary {
             kind: AnomalyKind::Saturation,
             score: 0.9,
         }),
-        unavailable_replicas: None,
-        needed_replicas: None,
-        forecast: None,
-        workload_labels: None,
+        ..Proposal::new(
+            WorkloadRef::deployment(namespace, workload),
+            Action::ScaleHpa {
+                hpa: ObjectRef {
+                    api_version: "autoscaling/v2".into(),
+                    kind: "HorizontalPodAutoscaler".into(),
+                    namespace: namespace.into(),
+                    name: workload.into(),
+                },
+                min_replicas: 6,
+                previous_min_replicas: 3,
+            },
+            "saturated",
+            NOW - Duration::from_secs(10),
+            3,
+        )
     }
 }
 
 fn restart(replicas: u32, unavailable: Option<u32>) -> Proposal {
     let w = WorkloadRef::deployment("shop", "web");
     Proposal {
-        action: Action::RestartPods {
-            workload: w.clone(),
-            pod: "web-0".into(),
-            uid: None,
-        },
-        workload: w,
-        reason: "crash loop".into(),
-        evidence_time: NOW - Duration::from_secs(10),
-        current_replicas: replicas,
         anomaly: Some(AnomalySummary {
             kind: AnomalyKind::CrashLoop,
             score: 0.99,
         }),
         unavailable_replicas: unavailable,
-        needed_replicas: None,
-        forecast: None,
-        workload_labels: None,
+        ..Proposal::new(
+            w.clone(),
+            Action::RestartPods {
+                workload: w,
+                pod: "web-0".into(),
+                uid: None,
+            },
+            "crash loop",
+            NOW - Duration::from_secs(10),
+            replicas,
+        )
     }
 }
 

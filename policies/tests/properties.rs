@@ -263,16 +263,8 @@ fn proposals(steps: &[Step]) -> Vec<Proposed> {
             Proposed {
                 time: now,
                 proposal: Proposal {
-                    workload,
-                    action,
-                    reason: "generated".into(),
-                    evidence_time,
-                    current_replicas: s.replicas,
-                    anomaly: None,
                     unavailable_replicas: s.unavailable,
-                    needed_replicas: None,
-                    forecast: None,
-                    workload_labels: None,
+                    ..Proposal::new(workload, action, "generated", evidence_time, s.replicas)
                 },
             }
         })

@@ -30,19 +30,18 @@ fn judge(set: &PolicySet, p: &Proposal) -> Verdict {
 
 fn proposal(action: Action, current: u32) -> Proposal {
     Proposal {
-        workload: WorkloadRef::deployment("shop", "web"),
-        action,
-        reason: "test".into(),
-        evidence_time: NOW - Duration::from_secs(5),
-        current_replicas: current,
         anomaly: Some(AnomalySummary {
             kind: AnomalyKind::Saturation,
             score: 0.9,
         }),
         unavailable_replicas: Some(0),
-        needed_replicas: None,
-        forecast: None,
-        workload_labels: None,
+        ..Proposal::new(
+            WorkloadRef::deployment("shop", "web"),
+            action,
+            "test",
+            NOW - Duration::from_secs(5),
+            current,
+        )
     }
 }
 

@@ -112,16 +112,8 @@ impl Engine {
         );
         let proposal =
             |action: Action, reason: String, current: u32, unavailable: Option<u32>| Proposal {
-                workload: workload.clone(),
-                action,
-                reason,
-                evidence_time: at,
-                current_replicas: current,
-                anomaly: None,
                 unavailable_replicas: unavailable,
-                needed_replicas: None,
-                forecast: None,
-                workload_labels: None,
+                ..Proposal::new(workload.clone(), action, reason, at, current)
             };
         match step.kind {
             ActionKind::RestartPods => {

@@ -321,18 +321,16 @@ impl Engine {
                 _ => String::new(),
             };
             return Some(Proposal {
-                workload: workload.clone(),
-                action,
-                reason: format!(
-                    "saturated: latency and run-queue delay above baseline at {current} replicas{sizing}; raise {what} to {target}"
-                ),
-                evidence_time: at,
-                current_replicas: scaling.current(),
-                anomaly: None,
-                unavailable_replicas: None,
                 needed_replicas: needed,
-                forecast: None,
-                workload_labels: None,
+                ..Proposal::new(
+                    workload.clone(),
+                    action,
+                    format!(
+                        "saturated: latency and run-queue delay above baseline at {current} replicas{sizing}; raise {what} to {target}"
+                    ),
+                    at,
+                    scaling.current(),
+                )
             });
         }
         let original = state.episode.as_ref().and_then(|e| e.raised_from)?;
@@ -346,21 +344,16 @@ impl Engine {
             Scaling::Hpa(_) => "the HPA scales down at its own pace",
             Scaling::Direct(_) => "the Deployment controller takes the extra pods away",
         };
-        Some(Proposal {
-            workload: workload.clone(),
+        Some(Proposal::new(
+            workload.clone(),
             action,
-            reason: format!(
+            format!(
                 "normal for {}: restore {what} to {original}; {pace}",
                 homeostat_policies::duration::format_compact(normal_for)
             ),
-            evidence_time: at,
-            current_replicas: scaling.current(),
-            anomaly: None,
-            unavailable_replicas: None,
-            needed_replicas: None,
-            forecast: None,
-            workload_labels: None,
-        })
+            at,
+            scaling.current(),
+        ))
     }
 
     /// Scaling ahead: when the forecast sees the request rate rise past what the ready
@@ -426,21 +419,20 @@ impl Engine {
         }
         let (action, what) = scaling.set(workload, target);
         Some(Proposal {
-            workload: workload.clone(),
-            action,
-            reason: format!(
-                "forecast: request rate {:.0}/s → {:.0}/s within {}; {ready} replicas serve ~{serves:.0}/s; raise {what} to {target}",
-                coming.current,
-                coming.peak,
-                homeostat_policies::duration::format_compact(HORIZON)
-            ),
-            evidence_time: at,
-            current_replicas: scaling.current(),
-            anomaly: None,
-            unavailable_replicas: None,
             needed_replicas: Some(needed),
             forecast: Some(coming.summary()),
-            workload_labels: None,
+            ..Proposal::new(
+                workload.clone(),
+                action,
+                format!(
+                    "forecast: request rate {:.0}/s → {:.0}/s within {}; {ready} replicas serve ~{serves:.0}/s; raise {what} to {target}",
+                    coming.current,
+                    coming.peak,
+                    homeostat_policies::duration::format_compact(HORIZON)
+                ),
+                at,
+                scaling.current(),
+            )
         })
     }
 
@@ -469,22 +461,17 @@ impl Engine {
         if total == 0 || failing * 2 <= total {
             return None;
         }
-        Some(Proposal {
-            workload: workload.clone(),
-            action: Action::RolloutRestart {
+        Some(Proposal::new(
+            workload.clone(),
+            Action::RolloutRestart {
                 workload: workload.clone(),
             },
-            reason: format!(
+            format!(
                 "crash loop: {failing} of {total} pods not ready and exiting with errors; restart them all by a rolling update"
             ),
-            evidence_time: at,
-            current_replicas: u32::try_from(total).unwrap_or(u32::MAX),
-            anomaly: None,
-            unavailable_replicas: None,
-            needed_replicas: None,
-            forecast: None,
-            workload_labels: None,
-        })
+            at,
+            u32::try_from(total).unwrap_or(u32::MAX),
+        ))
     }
 
     /// homeostat's own sensor over its CPU budget on a node: sample its scheduler probe less
@@ -520,51 +507,41 @@ impl Engine {
             _ => None,
         };
         if let Some((every, how)) = next {
-            return Some(Proposal {
-                workload: workload.clone(),
-                action: Action::ThrottleSampling {
+            return Some(Proposal::new(
+                workload.clone(),
+                Action::ThrottleSampling {
                     node: hot.clone(),
                     probe: THROTTLED_PROBE.into(),
                     rate: 1.0 / f64::from(every),
                 },
-                reason: format!(
+                format!(
                     "the sensor on {hot} costs {:.1} % of a CPU, {how} its budget of {:.1} %: sample 1 run-queue event in {every}",
                     cost * 100.0,
                     budget * 100.0
                 ),
-                evidence_time: at,
-                current_replicas: 0,
-                anomaly: None,
-                unavailable_replicas: None,
-                needed_replicas: None,
-                forecast: None,
-                workload_labels: None,
-            });
+                at,
+                0,
+            ));
         }
         let (node, _) = self.throttled.iter().find(|(_, t)| {
             at.since(t.since) >= self.config.hold_after_raise
                 && t.calm_since
                     .is_some_and(|c| at.since(c) >= self.config.restore_after)
         })?;
-        Some(Proposal {
-            workload: workload.clone(),
-            action: Action::ThrottleSampling {
+        Some(Proposal::new(
+            workload.clone(),
+            Action::ThrottleSampling {
                 node: node.clone(),
                 probe: THROTTLED_PROBE.into(),
                 rate: 1.0,
             },
-            reason: format!(
+            format!(
                 "no sensor has been over its budget of {:.1} % of a CPU for a while: the one on {node} samples every event again",
                 budget * 100.0
             ),
-            evidence_time: at,
-            current_replicas: 0,
-            anomaly: None,
-            unavailable_replicas: None,
-            needed_replicas: None,
-            forecast: None,
-            workload_labels: None,
-        })
+            at,
+            0,
+        ))
     }
 
     /// Whether a throttle of a sensor is still taking effect: scaling waits for it, since the
@@ -623,23 +600,21 @@ impl Engine {
         };
         let oldest = pods.oldest()?;
         Some(Proposal {
-            workload: workload.clone(),
-            action: Action::RestartPods {
-                workload: workload.clone(),
-                pod: oldest.name.clone(),
-                uid: oldest.uid.clone(),
-            },
-            reason: format!(
-                "memory leak: {projection}; restart the oldest pod, {}, before it is killed",
-                oldest.name
-            ),
-            evidence_time: at,
-            current_replicas: u32::try_from(pods.pods.len()).unwrap_or(u32::MAX),
-            anomaly: None,
             unavailable_replicas: Some(pods.unavailable()),
-            needed_replicas: None,
-            forecast: None,
-            workload_labels: None,
+            ..Proposal::new(
+                workload.clone(),
+                Action::RestartPods {
+                    workload: workload.clone(),
+                    pod: oldest.name.clone(),
+                    uid: oldest.uid.clone(),
+                },
+                format!(
+                    "memory leak: {projection}; restart the oldest pod, {}, before it is killed",
+                    oldest.name
+                ),
+                at,
+                u32::try_from(pods.pods.len()).unwrap_or(u32::MAX),
+            )
         })
     }
 }

@@ -117,23 +117,18 @@ impl Engine {
             elsewhere * 1e3
         );
         if !tainted.contains_key(&node) {
-            return self.relocation_step(Proposal {
-                workload: workload.clone(),
-                action: Action::TaintNode {
+            return self.relocation_step(Proposal::new(
+                    workload.clone(),
+                    Action::TaintNode {
                     node: node.clone(),
                     remove: false,
                 },
-                reason: format!(
+                    format!(
                     "CPU contention: {evidence}; something on {node} takes the CPU, so new pods should start elsewhere"
                 ),
-                evidence_time: at,
-                current_replicas: 0,
-                anomaly: None,
-                unavailable_replicas: None,
-                needed_replicas: None,
-                forecast: None,
-                workload_labels: None,
-            });
+                    at,
+                    0,
+                ));
         }
         let pods = match self.restarter.find_for(workload).await {
             Ok(Some(pods)) => pods,
@@ -155,23 +150,21 @@ impl Engine {
             return Relocation::Wait;
         }
         self.relocation_step(Proposal {
-            workload: workload.clone(),
-            action: Action::RestartPods {
+            unavailable_replicas: Some(pods.unavailable()),
+            ..Proposal::new(
+                workload.clone(),
+                Action::RestartPods {
                 workload: workload.clone(),
                 pod: pod.name.clone(),
                 uid: pod.uid.clone(),
             },
-            reason: format!(
+                format!(
                 "CPU contention: {evidence}; restart {} so that it starts again off {node}, which is tainted",
                 pod.name
             ),
-            evidence_time: at,
-            current_replicas: u32::try_from(pods.pods.len()).unwrap_or(u32::MAX),
-            anomaly: None,
-            unavailable_replicas: Some(pods.unavailable()),
-            needed_replicas: None,
-            forecast: None,
-            workload_labels: None,
+                at,
+                u32::try_from(pods.pods.len()).unwrap_or(u32::MAX),
+            )
         })
     }
 
@@ -277,20 +270,15 @@ impl Engine {
             };
             Some((node, why))
         })?;
-        Some(Proposal {
-            workload: workload.clone(),
-            action: Action::TaintNode {
+        Some(Proposal::new(
+            workload.clone(),
+            Action::TaintNode {
                 node: node.clone(),
                 remove: true,
             },
-            reason: format!("{why}: new pods may start there again"),
-            evidence_time: at,
-            current_replicas: 0,
-            anomaly: None,
-            unavailable_replicas: None,
-            needed_replicas: None,
-            forecast: None,
-            workload_labels: None,
-        })
+            format!("{why}: new pods may start there again"),
+            at,
+            0,
+        ))
     }
 }

@@ -146,24 +146,15 @@ impl Action {
     /// change in place for good.
     pub fn restores(&self) -> bool {
         match self {
-            Action::ScaleHpa {
-                min_replicas,
-                previous_min_replicas,
-                ..
-            } => min_replicas < previous_min_replicas,
-            Action::ScaleWorkload {
-                replicas,
-                previous_replicas,
-                ..
-            } => replicas < previous_replicas,
+            Action::ScaleHpa { .. } | Action::ScaleWorkload { .. } => self.lowers_replicas(),
             Action::ThrottleSampling { rate, .. } => *rate >= 1.0,
             Action::TaintNode { remove, .. } => *remove,
             Action::RestartPods { .. } | Action::RolloutRestart { .. } => false,
         }
     }
 
-    /// Whether the action can take capacity away (and so must never follow stale data).
-    pub fn is_destructive(&self) -> bool {
+    /// Whether the action sets fewer replicas (or a lower floor) than before.
+    fn lowers_replicas(&self) -> bool {
         match self {
             Action::ScaleHpa {
                 min_replicas,
@@ -175,6 +166,14 @@ impl Action {
                 previous_replicas,
                 ..
             } => replicas < previous_replicas,
+            _ => false,
+        }
+    }
+
+    /// Whether the action can take capacity away (and so must never follow stale data).
+    pub fn is_destructive(&self) -> bool {
+        match self {
+            Action::ScaleHpa { .. } | Action::ScaleWorkload { .. } => self.lowers_replicas(),
             Action::RestartPods { .. } | Action::RolloutRestart { .. } => true,
             Action::ThrottleSampling { .. } | Action::TaintNode { .. } => false,
         }

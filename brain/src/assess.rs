@@ -152,6 +152,8 @@ pub struct WorkloadState {
     /// Whether every raise in effect was made ahead of a forecast rise (none for saturation),
     /// so the request rate is still the demand's and its forecast still means something.
     pub raised_ahead: bool,
+    /// The CUSUM allowance of its baselines; `None` for none.
+    change_allowance: Option<f64>,
 }
 
 /// Series scored for context: they decide the kind, never raise an anomaly by themselves.
@@ -226,7 +228,18 @@ impl WorkloadState {
             capacity: default_capacity(),
             capacity_read: None,
             raised_ahead: false,
+            change_allowance: None,
         }
+    }
+
+    /// Gives every baseline, those learned already and those to come, a CUSUM with this
+    /// allowance (`None`: none), as the brain is configured now.
+    pub fn with_change_allowance(mut self, allowance: Option<f64>) -> Self {
+        self.change_allowance = allowance;
+        for d in self.detectors.values_mut() {
+            d.set_change_allowance(allowance);
+        }
+        self
     }
 
     /// What the detectors have learned, to be kept across a restart.
@@ -413,6 +426,7 @@ impl WorkloadState {
             let baseline = self.detectors.entry(key.clone()).or_insert_with(|| {
                 RobustBaseline::new(BaselineConfig {
                     direction,
+                    change_allowance: self.change_allowance,
                     ..BaselineConfig::default()
                 })
             });
@@ -863,6 +877,29 @@ mod tests {
 
     fn error_exits() -> String {
         signal::series_name(signal::PROCESS_EXITS, &[(signal::EXIT_KIND, "error")])
+    }
+
+    #[test]
+    fn the_configured_cusum_reaches_the_baselines_learned_and_those_to_come() {
+        let s = calm(|_| vec![]);
+        assert!(
+            s.detectors
+                .values()
+                .all(|d| d.config().change_allowance.is_none())
+        );
+        let resumed = WorkloadState::resume(s.learned(), STEP).with_change_allowance(Some(0.5));
+        let mut fresh = WorkloadState::new(WorkloadRef::deployment("shop", "web"), STEP)
+            .with_change_allowance(Some(0.5));
+        fresh.observe(&sample(signal::CPU_TIME, Stat::Rate, 0, 2.0));
+        feed(&mut fresh, 0, 0.1, 0.0002);
+        for s in [resumed, fresh] {
+            assert_eq!(s.detectors.len(), WATCHED.len() + CONTEXT.len());
+            assert!(
+                s.detectors
+                    .values()
+                    .all(|d| d.config().change_allowance == Some(0.5))
+            );
+        }
     }
 
     #[test]

@@ -60,6 +60,27 @@ pub struct BrainConfig {
     /// How long an applied action is given to help before it is judged (default 5m).
     #[serde(deserialize_with = "homeostat_policies::duration::deserialize")]
     pub verify_window: Duration,
+    /// Optional detectors beyond the defaults.
+    pub detection: DetectionConfig,
+}
+
+/// Optional detectors. Each is off unless configured, because on the simulation lab's library
+/// it found no incident sooner and made actions the defaults do not (`docs/detection.md`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct DetectionConfig {
+    /// A CUSUM on every watched series, for a lasting level shift too small for any single
+    /// value to stand out.
+    pub change_point: Option<ChangePointConfig>,
+}
+
+/// The CUSUM's one setting.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ChangePointConfig {
+    /// Half the shift, in robust spreads, that it should find fastest (0.5: a shift of one
+    /// spread is found in about ten steps); in (0, 5].
+    pub allowance: f64,
 }
 
 /// Leader election on a Lease: of the replicas sharing it, only the holder acts.
@@ -111,6 +132,7 @@ impl Default for BrainConfig {
             evaluation_interval: Duration::from_secs(15),
             leader_election: None,
             verify_window: Duration::from_secs(5 * 60),
+            detection: DetectionConfig::default(),
         }
     }
 }
@@ -227,6 +249,19 @@ impl BrainConfig {
                 message: "evaluationInterval must be at least 1s".into(),
             });
         }
+        if let Some(cp) = config.detection.change_point
+            && !(cp.allowance > 0.0 && cp.allowance <= 5.0)
+        {
+            return Err(ConfigError::Invalid {
+                path: path.into(),
+                line: line_of(text, "allowance"),
+                column: 1,
+                message: format!(
+                    "detection.changePoint.allowance must be in (0, 5] spreads, not {}",
+                    cp.allowance
+                ),
+            });
+        }
         Ok(config)
     }
 }
@@ -283,5 +318,34 @@ mod tests {
             .expect_err("bad")
             .to_string();
         assert_eq!(msg, "b.yaml:1:1: evaluationInterval must be at least 1s");
+        let msg = BrainConfig::parse(
+            Path::new("b.yaml"),
+            "mode: observe\ndetection:\n  changePoint:\n    allowance: 0\n",
+        )
+        .expect_err("bad")
+        .to_string();
+        assert_eq!(
+            msg,
+            "b.yaml:4:1: detection.changePoint.allowance must be in (0, 5] spreads, not 0"
+        );
+        let msg = BrainConfig::parse(Path::new("b.yaml"), "detection:\n  changePoint: {}\n")
+            .expect_err("bad")
+            .to_string();
+        assert!(msg.contains("missing field `allowance`"), "{msg}");
+    }
+
+    #[test]
+    fn change_points_are_off_unless_configured() {
+        let c = BrainConfig::parse(Path::new("b.yaml"), "{}").expect("empty is fine");
+        assert_eq!(c.detection.change_point, None);
+        let c = BrainConfig::parse(
+            Path::new("b.yaml"),
+            "detection:\n  changePoint:\n    allowance: 0.5\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            c.detection.change_point,
+            Some(ChangePointConfig { allowance: 0.5 })
+        );
     }
 }

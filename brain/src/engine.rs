@@ -64,6 +64,9 @@ pub struct EngineConfig {
     /// How long an applied action is given to help: within it, the signals that triggered
     /// it must fall back under their detectors' thresholds for the action to count as helped.
     pub verify_window: Duration,
+    /// The CUSUM's allowance on every series the detectors score, in spreads; `None` (the
+    /// default) leaves change-point detection off.
+    pub change_allowance: Option<f64>,
 }
 
 impl Default for EngineConfig {
@@ -79,6 +82,7 @@ impl Default for EngineConfig {
             leak_memory: Duration::from_secs(3600),
             taint_hold: Duration::from_secs(45 * 60),
             verify_window: Duration::from_secs(5 * 60),
+            change_allowance: None,
         }
     }
 }
@@ -267,10 +271,10 @@ impl Engine {
         self.install_fitted().await;
         let mut steps: BTreeMap<WorkloadRef, Timestamp> = BTreeMap::new();
         for s in &samples {
-            let state = self
-                .workloads
-                .entry(s.workload.clone())
-                .or_insert_with(|| WorkloadState::new(s.workload.clone(), step));
+            let state = self.workloads.entry(s.workload.clone()).or_insert_with(|| {
+                WorkloadState::new(s.workload.clone(), step)
+                    .with_change_allowance(self.config.change_allowance)
+            });
             if state.observe(s) {
                 self.metrics.samples.inc();
             }

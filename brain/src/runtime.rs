@@ -270,6 +270,7 @@ pub async fn start(
     let engine_config = EngineConfig {
         mode: config.mode,
         verify_window: config.verify_window,
+        change_allowance: config.detection.change_point.map(|c| c.allowance),
         ..EngineConfig::default()
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

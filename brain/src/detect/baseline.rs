@@ -45,9 +45,9 @@ pub struct BaselineConfig {
     /// Which departures matter.
     pub direction: Direction,
     /// The CUSUM's allowance, in spreads: half the shift it finds fastest (0.5: a shift of
-    /// one spread is found in about ten steps). `None` (the default) turns it off: on in the
-    /// brain it changed which actions the noisy-neighbour scenario takes under API faults,
-    /// not yet understood.
+    /// one spread is found in about ten steps). `None` (the default) turns it off: on the
+    /// simulation lab's library it found no incident sooner and made actions the defaults do
+    /// not (a false one among them); the brain's `detection.changePoint` turns it on.
     #[serde(default)]
     pub change_allowance: Option<f64>,
 }
@@ -110,6 +110,21 @@ impl RobustBaseline {
             up: ChangePoint::default(),
             down: ChangePoint::default(),
             standard,
+        }
+    }
+
+    /// What it was built with (and since changed by [`RobustBaseline::set_change_allowance`]).
+    pub fn config(&self) -> &BaselineConfig {
+        &self.config
+    }
+
+    /// Turns the CUSUM on (with this allowance) or off, as the brain is configured now rather
+    /// than as it was when the baseline was learned; a change starts its evidence afresh.
+    pub fn set_change_allowance(&mut self, allowance: Option<f64>) {
+        if self.config.change_allowance != allowance {
+            self.config.change_allowance = allowance;
+            self.up = ChangePoint::default();
+            self.down = ChangePoint::default();
         }
     }
 
@@ -281,12 +296,17 @@ mod tests {
             ..BaselineConfig::default()
         });
         let mut point_only = RobustBaseline::new(BaselineConfig::default());
+        // Learned without a CUSUM, given one before the shift (a brain restarted with
+        // `detection.changePoint` on a journal that had none).
+        let mut late = RobustBaseline::new(BaselineConfig::default());
         let (mut false_alarms, mut point_false) = (0, 0);
         for &e in &noise[..2000] {
             let x = 100.0 + 25.0 * e;
             false_alarms += usize::from(b.observe(x, true).is_some_and(|s| s.anomalous));
             point_false += usize::from(point_only.observe(x, true).is_some_and(|s| s.anomalous));
+            late.observe(x, true);
         }
+        late.set_change_allowance(Some(0.5));
         // Single values beyond 3.1 spreads come once in a thousand; the CUSUM adds none.
         assert!(
             false_alarms <= point_false,
@@ -297,6 +317,10 @@ mod tests {
             .find(|&i| b.observe(shifted(i), true).is_some_and(|s| s.anomalous))
             .expect("the shift is found");
         assert!(found - 2000 <= 8, "found {} steps in", found - 2000);
+        let late_found = (2000..2200)
+            .find(|&i| late.observe(shifted(i), true).is_some_and(|s| s.anomalous))
+            .expect("the shift is found once the CUSUM is on");
+        assert_eq!(late_found, found);
         let point_found = (2000..2010)
             .filter(|&i| {
                 point_only

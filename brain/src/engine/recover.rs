@@ -20,7 +20,7 @@ impl Engine {
             return Ok(());
         }
         self.resumed = true;
-        let step = self.step();
+        let (step, allowance) = (self.step(), self.config.change_allowance);
         let learned: Vec<Learned> = self.journal.learned()?;
         if !learned.is_empty() {
             tracing::info!(
@@ -31,7 +31,7 @@ impl Engine {
         for l in learned {
             self.workloads
                 .entry(l.workload.clone())
-                .or_insert_with(|| WorkloadState::resume(l, step));
+                .or_insert_with(|| WorkloadState::resume(l, step).with_change_allowance(allowance));
         }
         Ok(())
     }
@@ -141,13 +141,12 @@ impl Engine {
             e.last_target = Some(min_replicas);
             e.last_raise = Some(time);
         }
-        let step = self.step();
+        let (step, allowance) = (self.step(), self.config.change_allowance);
         for (workload, restored) in raised {
             tracing::info!(workload = %workload, from = ?restored.raised_from, "remembering a raised minReplicas to put back");
-            let state = self
-                .workloads
-                .entry(workload.clone())
-                .or_insert_with(|| WorkloadState::new(workload, step));
+            let state = self.workloads.entry(workload.clone()).or_insert_with(|| {
+                WorkloadState::new(workload, step).with_change_allowance(allowance)
+            });
             // A replica that followed saw the anomaly itself: keep what it saw, add the raise.
             state.episode = Some(match state.episode.take() {
                 Some(seen) => Episode {

@@ -92,13 +92,45 @@ fn rows(result: &RunResult) -> Vec<Row> {
 }
 
 /// With `DETECT_TRACE=namespace/name`, the ticks of that workload from five minutes before
-/// to ten after each incident's start: what the brain saw and made of it.
-fn trace(result: &RunResult, name: &str) {
+/// to ten after each incident's start and each quiet-phase episode's, and what each such
+/// episode's first anomaly named: what the brain saw and made of it.
+fn trace(result: &RunResult, name: &str, quiet: &[(Duration, String)]) {
+    for (t, _) in quiet {
+        let first = result.anomalies.iter().find(|a| {
+            a.started.since(result.start) == *t && {
+                let w = a.workload.to_string();
+                w.starts_with(name.split('/').next().unwrap_or_default())
+                    && w.ends_with(name.rsplit('/').next().unwrap_or_default())
+            }
+        });
+        if let Some(a) = first {
+            let named: Vec<String> = a
+                .contributions
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}/{:?} {:.4} vs {:.4} ({:.4})",
+                        c.signal, c.stat, c.value, c.baseline, c.score
+                    )
+                })
+                .collect();
+            println!(
+                "  quiet {} {}: {}",
+                clock(*t),
+                a.kind.as_str(),
+                named.join("; ")
+            );
+        }
+    }
     for w in result.workloads.iter().filter(|w| w.name == name) {
         let tl = &w.timeline;
         for (i, p) in tl.iter().enumerate() {
             let near = tl.iter().enumerate().any(|(j, q)| {
-                q.in_incident && (j == 0 || !tl[j - 1].in_incident) && i + 20 >= j && i <= j + 40
+                let starts = (q.in_incident && (j == 0 || !tl[j - 1].in_incident))
+                    || quiet
+                        .iter()
+                        .any(|(t, _)| q.t >= *t && (j == 0 || tl[j - 1].t < *t));
+                starts && i + 20 >= j && i <= j + 40
             });
             if near {
                 println!(
@@ -145,10 +177,16 @@ async fn main() -> anyhow::Result<()> {
             spans: DecisionSpans::disabled(),
         };
         let result = run(&scenario, RunOptions::new(controller)).await?;
+        let rows = rows(&result);
         if let Ok(name) = std::env::var("DETECT_TRACE") {
-            trace(&result, &name);
+            let quiet: Vec<(Duration, String)> = rows
+                .iter()
+                .filter(|r| r.workload == name)
+                .flat_map(|r| r.quiet.iter().cloned())
+                .collect();
+            trace(&result, &name, &quiet);
         }
-        for row in rows(&result) {
+        for row in rows {
             let delays: Vec<String> = row
                 .delays
                 .iter()

@@ -13,8 +13,9 @@
 //! (leaving out the last two minutes') is put at its plotting position under the normal model,
 //! and a value is an outlier only if it lies well beyond what the series has recently done
 //! as a matter of course.
-//! The same z-scores feed a CUSUM ([`super::change`]), calibrated to the same scale, so a
-//! shift that no single value shows is found from several; the score is the larger of the
+//!
+//! The median/MAD z-scores feed a CUSUM ([`super::change`]), calibrated to the same scale, so
+//! a shift that no single value shows is found from several; the score is the larger of the
 //! two.
 
 use std::collections::VecDeque;

@@ -32,6 +32,15 @@ pub enum JournalError {
     },
 }
 
+impl JournalError {
+    /// Whether another holder (a running brain) has the journal's directory locked.
+    pub fn is_locked(&self) -> bool {
+        // sled reports it only in the message of an I/O error.
+        matches!(self, JournalError::Storage(sled::Error::Io(e))
+            if e.to_string().contains("could not acquire lock"))
+    }
+}
+
 /// The decision journal.
 #[derive(Clone, Debug)]
 pub struct Journal {
@@ -71,9 +80,25 @@ pub struct VerifiedAction {
 impl Journal {
     /// Opens (or creates) the journal at `path`.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
-        // Every write flushes before it returns, so sled's background flusher is not needed;
-        // without it, dropping the journal releases the database's lock at once.
-        Self::from_db(sled::Config::new().path(path).flush_every_ms(None).open()?)
+        // sled's worker threads can hold a journal this process dropped for a moment after its
+        // last write, and with it the directory's lock: wait for them briefly rather than fail
+        // a restart. Another process's lock is still refused, after the wait.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            // Every write flushes before it returns, so sled's background flusher is not needed.
+            let opened = sled::Config::new()
+                .path(path)
+                .flush_every_ms(None)
+                .open()
+                .map_err(JournalError::from)
+                .and_then(Self::from_db);
+            match opened {
+                Err(e) if e.is_locked() && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                opened => return opened,
+            }
+        }
     }
 
     /// A journal that lives in memory only, for simulations and tests.

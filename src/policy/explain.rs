@@ -57,7 +57,7 @@ fn open(dir: &Path) -> anyhow::Result<Journal> {
         dir.display()
     );
     Journal::open(dir).map_err(|e| {
-        if !e.to_string().contains("could not acquire lock") {
+        if !e.is_locked() {
             return anyhow::anyhow!("cannot open the journal at {}: {e}", dir.display());
         }
         let holder = match lock_holder(&db) {

@@ -204,19 +204,13 @@ impl RobustBaseline {
         let quantile = self
             .standard
             .inverse_cdf(1.0 - TAIL_RANK as f64 / (n as f64 + 1.0));
-        // Two selections rather than a sort: this runs for every value scored.
-        let upper = *older
-            .select_nth_unstable_by(n - TAIL_RANK, f64::total_cmp)
-            .1
-            - level;
-        let lower = level
-            - *older
-                .select_nth_unstable_by(TAIL_RANK - 1, f64::total_cmp)
-                .1;
+        // Selections rather than a sort, and only of the tails that matter: this runs for
+        // every value scored.
+        let mut nth = |k: usize| *older.select_nth_unstable_by(k, f64::total_cmp).1;
         let departure = match self.config.direction {
-            Direction::Up => upper,
-            Direction::Down => lower,
-            Direction::Both => upper.max(lower),
+            Direction::Up => nth(n - TAIL_RANK) - level,
+            Direction::Down => level - nth(TAIL_RANK - 1),
+            Direction::Both => (nth(n - TAIL_RANK) - level).max(level - nth(TAIL_RANK - 1)),
         };
         (departure / quantile).max(0.0)
     }

@@ -23,6 +23,7 @@ pub mod journal;
 pub mod leader;
 pub mod metrics;
 pub mod point;
+pub mod quantile;
 pub mod recent;
 pub mod reload;
 pub mod runtime;

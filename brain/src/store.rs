@@ -13,6 +13,7 @@ use std::time::Duration;
 use homeostat_core::{Sample, Stat, Timestamp, WorkloadRef, signal};
 
 use crate::point::{Point, PointValue};
+use crate::quantile::quantile;
 
 /// Per-pod memory of the previous cumulative value, to turn cumulative values into increases.
 #[derive(Clone, Debug)]
@@ -446,33 +447,6 @@ impl SeriesStore {
     }
 }
 
-/// The `q` quantile of an explicit-bucket histogram, interpolating linearly within the bucket
-/// (as Prometheus' `histogram_quantile` does); the open last bucket answers its lower bound.
-pub fn quantile(bounds: &[f64], counts: &[u64], q: f64) -> f64 {
-    let total: u64 = counts.iter().sum();
-    if total == 0 {
-        return f64::NAN;
-    }
-    let rank = q.clamp(0.0, 1.0) * total as f64;
-    let mut seen = 0u64;
-    for (i, &c) in counts.iter().enumerate() {
-        if c > 0 && (seen + c) as f64 >= rank {
-            let lower = if i == 0 {
-                0.0_f64.min(bounds.first().copied().unwrap_or(0.0))
-            } else {
-                bounds[i - 1]
-            };
-            let Some(&upper) = bounds.get(i) else {
-                return lower;
-            };
-            let within = (rank - seen as f64) / c as f64;
-            return lower + (upper - lower) * within;
-        }
-        seen += c;
-    }
-    bounds.last().copied().unwrap_or(0.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -695,12 +669,5 @@ mod tests {
         assert_eq!(p99(Some("n2")), [0.01], "n2's slow third shows in full");
         assert!(p99(Some("n1"))[0] < 0.001, "{:?}", p99(Some("n1")));
         assert_eq!(p99(None), [0.01], "the workload's as before");
-    }
-
-    #[test]
-    fn quantile_interpolates_within_buckets() {
-        assert_eq!(quantile(&[1.0, 2.0], &[0, 10, 0], 0.5), 1.5);
-        assert_eq!(quantile(&[1.0, 2.0], &[0, 0, 10], 0.99), 2.0);
-        assert!(quantile(&[1.0], &[0, 0], 0.5).is_nan());
     }
 }

@@ -274,6 +274,38 @@ impl Season {
             .and_then(|(lag, _)| u32::try_from(lag).ok())
     }
 
+    /// Whether `x` is no higher than the series' daily range: the median of the half-hour
+    /// maxima of the last day, that is a height it reached in half of that day's half hours
+    /// (with the tolerance). `false` before half a day is held. What an autoscaler does to
+    /// latency in a quiet hour (remove a pod, so the rest work at its target) brings it back
+    /// to where it spends its days, which is no trouble at any hour; a rise to above most of
+    /// a day's highs still is.
+    pub fn within_daily_range(&self, x: f64) -> bool {
+        let (Some(first), Some(last)) = (self.first, self.last) else {
+            return false;
+        };
+        let per_day = self.per_day();
+        if last - first + 1 < per_day / 2 {
+            return false;
+        }
+        let mut highs: Vec<f64> = (last - per_day + 1..=last)
+            .filter_map(|i| self.at(i))
+            .collect();
+        if highs.len() < (per_day / 2) as usize {
+            return false;
+        }
+        let typical = median(&mut highs) * self.scale.max(f64::MIN_POSITIVE);
+        x <= typical * (1.0 + f64::from(self.config.tolerance))
+    }
+
+    /// Whether the history is too short to measure a daily correlation (under two days).
+    fn unmeasured(&self) -> bool {
+        match (self.first, self.last) {
+            (Some(first), Some(last)) => last - first + 1 < 2 * self.per_day(),
+            _ => true,
+        }
+    }
+
     /// Correlation of the maxima with those a day earlier, from at least a day of pairs.
     fn daily_correlation(&self) -> Option<f64> {
         let (first, last) = (self.first?, self.last?);
@@ -307,8 +339,17 @@ impl Season {
     /// (the median over the last cycles of the highest value within `spread` buckets of that
     /// time). `false` without a season or without the history: two cycles of a daily
     /// season, the one the profile holds of a weekly one.
+    ///
+    /// Until a season can be measured at all (a day of pairs takes two days of history), the
+    /// day before vouches for a repeat of itself: no higher than it reached within the hour of
+    /// that time is not new. Once the correlation is measured, only a season found vouches.
     pub fn usual_at(&self, t: Timestamp, x: f64) -> bool {
-        let Some(period) = self.period.map(i64::from) else {
+        let provisional = self.period.is_none() && self.unmeasured();
+        let Some(period) = self
+            .period
+            .map(i64::from)
+            .or_else(|| provisional.then(|| self.per_day()))
+        else {
             return false;
         };
         let index = self.index(t);
@@ -321,7 +362,7 @@ impl Season {
                     .reduce(f64::max)
             })
             .collect();
-        let needed = if 2 * period + spread < self.maxima.len() as i64 {
+        let needed = if !provisional && 2 * period + spread < self.maxima.len() as i64 {
             2
         } else {
             1
@@ -353,6 +394,72 @@ mod tests {
             s.observe(Timestamp::from_secs(k * 15), f(k * 15));
         }
         s
+    }
+
+    #[test]
+    fn on_the_second_day_the_first_vouches_for_a_repeat_of_itself_until_measured() {
+        let feed = |s: &mut Season, from: i64, to: i64| {
+            for k in from / 15..to / 15 {
+                s.observe(Timestamp::from_secs(k * 15), daily(k * 15));
+            }
+        };
+        let mut s = Season::new(SeasonConfig::default());
+        feed(&mut s, 0, 7 * 3600);
+        let day1 = |h: f64| Timestamp::from_secs((h * 3600.0) as i64);
+        assert!(!s.usual_at(day1(8.5), 0.4), "no day before the first");
+        feed(&mut s, 7 * 3600, DAY + 7 * 3600);
+        let day2 = |h: f64| Timestamp::from_secs(DAY + (h * 3600.0) as i64);
+        assert_eq!(s.period(), None, "not measurable yet");
+        assert!(s.usual_at(day2(8.5), 0.4), "yesterday's peak again");
+        assert!(!s.usual_at(day2(8.5), 0.8), "twice yesterday's");
+        assert!(!s.usual_at(day2(14.0), 0.4), "not at this hour yesterday");
+        // Two days of a series whose days are unlike each other: measured, no season, and
+        // yesterday vouches for nothing.
+        let odd = |t: i64| {
+            let bucket = t / 1800;
+            if (bucket * 7919) % 11 < 3 { 0.4 } else { 0.2 }
+        };
+        let mut s = Season::new(SeasonConfig::default());
+        for k in 0..(2 * DAY + 3600) / 15 {
+            s.observe(Timestamp::from_secs(k * 15), odd(k * 15));
+        }
+        assert_eq!(s.period(), None);
+        let high_yesterday = (0..48)
+            .map(|b| 2 * DAY + b * 1800)
+            .find(|t| odd(t - DAY) == 0.4)
+            .expect("a high bucket");
+        assert!(!s.usual_at(Timestamp::from_secs(high_yesterday), 0.4));
+    }
+
+    #[test]
+    fn a_height_reached_through_half_of_the_last_day_is_within_its_range() {
+        // Low at night (0.1), at 0.2 from 06:00 to 22:00 (the autoscaler's target), 0.4 at a
+        // morning peak.
+        let day = |t: i64| {
+            let hour = t.rem_euclid(DAY) as f64 / 3600.0;
+            match hour {
+                h if (8.0..9.0).contains(&h) => 0.4,
+                h if (6.0..22.0).contains(&h) => 0.2,
+                _ => 0.1,
+            }
+        };
+        assert!(!fed(0, day).within_daily_range(0.0), "nothing held");
+        let mut s = Season::new(SeasonConfig::default());
+        for k in 0..(10 * 3600) / 15 {
+            s.observe(Timestamp::from_secs(k * 15), day(k * 15));
+        }
+        assert!(!s.within_daily_range(0.1), "under half a day held");
+        let s = fed(1, day);
+        assert!(
+            s.within_daily_range(0.2),
+            "where its days are spent, at any hour"
+        );
+        assert!(s.within_daily_range(0.21));
+        assert!(!s.within_daily_range(0.3), "above most of a day's highs");
+        assert!(
+            !s.within_daily_range(0.4),
+            "the peak of one hour is not the range"
+        );
     }
 
     #[test]

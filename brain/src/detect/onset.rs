@@ -11,7 +11,9 @@
 //! One step up, however large (a cache filled), is not an onset, nor a step up and then flat.
 //!
 //! The centre and spread are taken over the differences *before* the climb, so the climb does
-//! not vouch for itself; no onset is called until [`REFERENCE`] of them are known. Once
+//! not vouch for itself, and the spread is never below a slow mean of the window's own; no
+//! onset is called until [`REFERENCE`] differences are known and the slow mean has taken in
+//! as many windows. Once
 //! called, the climb stays called while its whole rise is still [`SPREADS`] spreads beyond the
 //! usual change for its length (a z-test on the sum of its steps), it is still above
 //! everything before it, and its newer half still climbs at the rate that matters; when its

@@ -74,9 +74,9 @@ impl Trend {
     }
 
     /// Adds `x` and judges the window once it is full, or sooner when the onset test calls a
-    /// climb (from [`onset::REFERENCE`] + 3 values); non-finite values are ignored. Values
-    /// are taken as one a step: a gap makes one difference span several steps, which alone
-    /// is never an onset (that takes two steps).
+    /// climb (which it does from the 43rd value, so only in a window longer than that);
+    /// non-finite values are ignored. Values are taken as one a step: a gap makes one
+    /// difference span several steps, which alone is never an onset (that takes two steps).
     pub fn observe(&mut self, x: f64) -> Option<TrendScore> {
         if !x.is_finite() {
             return None;
@@ -195,9 +195,12 @@ mod tests {
         }
         // 2 MiB a step (8 MiB a minute) from 128 MiB: its onset at the second step, with the
         // climb's own rate; Mann–Kendall is sure after 8 steps.
-        let scores: Vec<TrendScore> = (1..=20)
-            .map(|k| t.observe(128.0 + 2.0 * k as f64).expect("full"))
-            .collect();
+        let (scores, ranked): (Vec<TrendScore>, Vec<TrendScore>) = (1..=20)
+            .map(|k| {
+                let s = t.observe(128.0 + 2.0 * k as f64).expect("full");
+                (s, t.score())
+            })
+            .unzip();
         let called = scores.iter().position(|s| s.rising).expect("found") + 1;
         assert_eq!(called, 2, "{scores:?}");
         assert!((scores[1].slope - 2.0).abs() < 1e-9, "{:?}", scores[1]);
@@ -205,12 +208,8 @@ mod tests {
             scores[1..].iter().all(|s| s.rising),
             "called until confirmed"
         );
-        let ranked = scores
-            .iter()
-            .position(|s| s.score >= 0.999)
-            .expect("ranked")
-            + 1;
-        assert!(ranked <= 8, "{ranked}");
+        let confirmed = ranked.iter().position(|s| s.rising).expect("ranked") + 1;
+        assert_eq!(confirmed, 8, "the rank test alone: {ranked:?}");
         let s = t.observe(128.0 + 2.0 * 21.0).expect("full");
         assert!((s.slope - 2.0).abs() < 1e-9, "the climb's own rate: {s:?}");
     }

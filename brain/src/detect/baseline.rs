@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
 
 use super::change::ChangePoint;
-use super::stats::median;
+use super::stats::{MAD_TO_SIGMA, median};
 
 /// Which departures matter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,9 +106,6 @@ pub struct RobustBaseline {
     #[serde(skip, default = "super::stats::standard_normal")]
     standard: Normal,
 }
-
-/// MAD of a normal distribution is 0.6745 σ; this turns a MAD into a σ estimate.
-const MAD_TO_SIGMA: f64 = 1.4826;
 
 /// The rank, from the extreme, of the window's value that bounds the spread from below (see
 /// the module's doc): the second, so that one odd value learned does not widen it.

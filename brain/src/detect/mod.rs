@@ -9,6 +9,7 @@ mod context_memory;
 mod events;
 mod joint;
 mod novelty;
+mod onset;
 mod refractory;
 mod season;
 mod stats;

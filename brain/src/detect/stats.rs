@@ -11,6 +11,9 @@ pub(crate) fn median(values: &mut [f64]) -> f64 {
     }
 }
 
+/// MAD of a normal distribution is 0.6745 σ; this turns a MAD into a σ estimate.
+pub(crate) const MAD_TO_SIGMA: f64 = 1.4826;
+
 /// The standard normal distribution: what detectors that score by a normal model rebuild
 /// after being read back (statrs' distributions are not serialised).
 pub(crate) fn standard_normal() -> statrs::distribution::Normal {

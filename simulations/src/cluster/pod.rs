@@ -9,7 +9,7 @@ use homeostat_core::Timestamp;
 use serde_json::{Value, json};
 
 use crate::model::incident::backoff::BackOff;
-use crate::model::incident::memory::{DEFAULT_WORKING_SET_MIB, Leak, MIB};
+use crate::model::incident::memory::{DEFAULT_WORKING_SET_MIB, Leak, MIB, wander};
 use crate::telemetry::{ExitKind, PodSignals};
 
 /// How long a container of a crashing image runs before it exits with code 1.
@@ -164,7 +164,7 @@ impl SimPod {
         self.ready =
             matches!(self.state, ContainerState::Running(since) if self.ready_at(since) <= now);
         self.signals.working_set_bytes = match self.state {
-            ContainerState::Running(since) => working_set_mib(leak, since, now) * MIB,
+            ContainerState::Running(since) => working_set_mib(leak, since, now, &self.name) * MIB,
             _ => 0.0,
         };
         let changed = before != (self.state, self.restarts, self.ready);
@@ -226,21 +226,24 @@ fn oom_time(l: &LeakWindow, since: Timestamp) -> Option<Timestamp> {
     l.until.is_none_or(|until| at < until).then_some(at)
 }
 
-/// The working set of a container running since `since`, at `now`, MiB.
-fn working_set_mib(leak: Option<&LeakWindow>, since: Timestamp, now: Timestamp) -> f64 {
+/// The working set of `pod`'s container running since `since`, at `now`, MiB: its level
+/// (grown by the leak, if one is going on) with the pod's wander, never above the limit.
+fn working_set_mib(leak: Option<&LeakWindow>, since: Timestamp, now: Timestamp, pod: &str) -> f64 {
+    let wander = wander(pod, now);
     match leak {
         Some(l) if now >= l.from && l.until.is_none_or(|u| now < u) => {
             let growth_start = if since > l.from { since } else { l.from };
-            l.leak.working_set_mib(now.since(growth_start))
+            (l.leak.working_set_mib(now.since(growth_start)) * wander).min(l.leak.limit_mib)
         }
-        Some(l) => l.leak.baseline_mib,
-        None => DEFAULT_WORKING_SET_MIB,
+        Some(l) => (l.leak.baseline_mib * wander).min(l.leak.limit_mib),
+        None => DEFAULT_WORKING_SET_MIB * wander,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::incident::memory::WANDER;
 
     fn pod(image: &str) -> SimPod {
         SimPod {
@@ -295,7 +298,10 @@ mod tests {
         };
         p.advance(Timestamp::from_secs(600 + 1199), Some(&l));
         assert!(p.ready && p.signals.oom_kills == 0.0);
-        assert!((p.signals.working_set_bytes / MIB - (100.0 + 10.0 * 1199.0 / 60.0)).abs() < 1e-6);
+        // The leak's level, give or take the pod's wander (five of its standard deviations).
+        let near = |mib: f64, level: f64| (mib / level - 1.0).abs() < 5.0 * WANDER;
+        let grown = 100.0 + 10.0 * 1199.0 / 60.0;
+        assert!(near(p.signals.working_set_bytes / MIB, grown));
         p.advance(Timestamp::from_secs(600 + 1200), Some(&l));
         assert_eq!(p.signals.oom_kills, 1.0);
         assert_eq!(p.signals.exits[ExitKind::Signal as usize], 1.0);
@@ -314,6 +320,6 @@ mod tests {
         assert!(!p.ready && p.restarts == 1);
         p.advance(Timestamp::from_secs(1800 + 10 + 30), Some(&l));
         assert!(p.ready);
-        assert!((p.signals.working_set_bytes / MIB - 105.0).abs() < 1e-6);
+        assert!(near(p.signals.working_set_bytes / MIB, 105.0));
     }
 }

@@ -566,8 +566,16 @@ impl WorkloadState {
     /// the episode and the normal streak along.
     pub fn assess(&mut self, at: Timestamp) -> Option<Anomaly> {
         let current = |sig: &str, stat: Stat| self.latest(sig, stat).filter(|l| l.time == at);
-        let contended = self.contended_node(at).is_some();
         let threshold = BaselineConfig::default().threshold;
+        // Which node is contended matters only to a latency rise beyond the noise; most
+        // steps have none, and are spared the look across nodes.
+        let significant = WATCHED.iter().any(|(sig, stat, _)| {
+            *sig == signal::HTTP_SERVER_REQUEST_DURATION
+                && current(sig, *stat)
+                    .and_then(|l| l.score)
+                    .is_some_and(|s| s.score >= threshold)
+        });
+        let contended = significant && self.contended_node(at).is_some();
         let mut contributions: Vec<Contribution> = WATCHED
             .iter()
             .filter_map(|(sig, stat, _)| {

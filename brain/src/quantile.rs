@@ -33,7 +33,8 @@ pub fn quantile(bounds: &[f64], counts: &[u64], q: f64) -> f64 {
         if i == 0 {
             0.0_f64.min(bounds.first().copied().unwrap_or(0.0))
         } else {
-            bounds[i - 1]
+            // Counts beyond bounds + 1 are rejected at ingest; read them as the last bound.
+            bounds.get(i - 1).or(bounds.last()).copied().unwrap_or(0.0)
         }
     };
     let mut seen = 0u64;
@@ -55,13 +56,14 @@ pub fn quantile(bounds: &[f64], counts: &[u64], q: f64) -> f64 {
             if wanted <= 0.0 {
                 return upper;
             }
-            // The exponential through both ends, when enough lies above to place the upper one.
-            let both = (total - seen - c >= MIN_ABOVE).then(|| {
+            let above = total - seen - c;
+            // The exponential through both ends.
+            let through_ends = || {
                 lower
                     + (upper - lower) * (above_lower / wanted).ln()
                         / (above_lower / above_upper).ln()
-            });
-            // Else the bucket below's rate of decay carried on, when it has one.
+            };
+            // The bucket below's rate of decay carried on, when it has one.
             let carried = || {
                 (i > 0 && counts[i - 1] > 0).then(|| {
                     let below = lower_of(i - 1);
@@ -70,14 +72,12 @@ pub fn quantile(bounds: &[f64], counts: &[u64], q: f64) -> f64 {
                     (lower + (above_lower / wanted).ln() / rate).min(upper)
                 })
             };
-            let tail = both.or_else(carried).or_else(|| {
-                // Nothing below to learn from: the two ends, however few lie above.
-                (above_upper > 0.0).then(|| {
-                    lower
-                        + (upper - lower) * (above_lower / wanted).ln()
-                            / (above_lower / above_upper).ln()
-                })
-            });
+            // Both ends when enough lies above to place the upper one; else the decay below;
+            // with nothing below to learn from, both ends however few lie above.
+            let tail = (above >= MIN_ABOVE)
+                .then(through_ends)
+                .or_else(carried)
+                .or_else(|| (above > 0).then(through_ends));
             return tail.filter(|x| x.is_finite()).unwrap_or(linear);
         }
         seen += c;

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::{
     BaselineConfig, Direction, EventConfig, EventRate, EventScore, Fitted, JointConfig, JointError,
-    JointModel, JointScore, RobustBaseline, Score, Season, SeasonConfig, Training, Trend,
+    JointModel, JointScore, Queueing, RobustBaseline, Score, Season, SeasonConfig, Training, Trend,
     TrendConfig, TrendScore,
 };
 use crate::forecast::{Capacity, CapacityConfig, ForecastConfig, LoadForecast};
@@ -45,6 +45,10 @@ pub const JOINT: &[(&str, Stat, f64)] = &[
     (signal::HTTP_SERVER_REQUEST_DURATION, Stat::Rate, 1e-3),
     (signal::CPU_TIME, Stat::Rate, 1e-3),
 ];
+
+/// The latency statistics whose answer to the load per pod is learned ([`Queueing`]): a rise
+/// of them alone that the load explains is the load's, not an anomaly.
+const LOAD_EXPLAINED: [Stat; 2] = [Stat::P99, Stat::Mean];
 
 /// Series of events that should (almost) never happen, and the kind each points to.
 fn event_kind(series: &str) -> Option<AnomalyKind> {
@@ -143,6 +147,8 @@ pub struct WorkloadState {
     joint: JointModel,
     /// Its newest score.
     joint_latest: Option<(Timestamp, JointScore)>,
+    /// How each [`LOAD_EXPLAINED`] latency answers the load per pod.
+    queueing: [Queueing; 2],
     /// The forecast of the workload's request rate.
     pub load: LoadForecast,
     /// What one of its ready replicas serves.
@@ -196,6 +202,8 @@ pub struct Learned {
     load: LoadForecast,
     #[serde(default = "default_capacity")]
     capacity: Capacity,
+    #[serde(default)]
+    queueing: [Queueing; 2],
 }
 
 fn default_load() -> LoadForecast {
@@ -231,6 +239,7 @@ impl WorkloadState {
             recent_latency: VecDeque::with_capacity(TREND_STEPS),
             joint: default_joint(),
             joint_latest: None,
+            queueing: Default::default(),
             load: default_load(),
             capacity: default_capacity(),
             capacity_read: None,
@@ -266,6 +275,7 @@ impl WorkloadState {
             joint: self.joint.clone(),
             load: self.load.clone(),
             capacity: self.capacity.clone(),
+            queueing: self.queueing,
         }
     }
 
@@ -297,7 +307,32 @@ impl WorkloadState {
         state.joint = learned.joint;
         state.load = learned.load;
         state.capacity = learned.capacity;
+        state.queueing = learned.queueing;
         state
+    }
+
+    /// Requests per second per pod that served any at `at`: what queues in each.
+    pub fn load_per_pod(&self, at: Timestamp) -> Option<f64> {
+        let rate = self
+            .latest(signal::HTTP_SERVER_REQUEST_DURATION, Stat::Rate)
+            .filter(|l| l.time == at)?;
+        let pods = self
+            .latest(signal::SERVING_PODS, Stat::Value)
+            .filter(|l| l.time == at && l.value >= 1.0)?;
+        Some(rate.value / pods.value).filter(|x| x.is_finite() && *x > 0.0)
+    }
+
+    /// The latencies of `at` paired with their fits of the load, for the statistics in
+    /// [`LOAD_EXPLAINED`] measured then.
+    fn queueing_at(&self, at: Timestamp) -> impl Iterator<Item = (usize, f64)> + '_ {
+        LOAD_EXPLAINED
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, stat)| {
+                self.latest(signal::HTTP_SERVER_REQUEST_DURATION, *stat)
+                    .filter(|l| l.time == at)
+                    .map(|l| (i, l.value))
+            })
     }
 
     /// The [`JOINT`] series present at `at` (bit i for the i-th) and their logarithms.
@@ -600,6 +635,20 @@ impl WorkloadState {
         let latency = contributions
             .iter()
             .any(|c| c.signal == signal::HTTP_SERVER_REQUEST_DURATION);
+        let load = self.load_per_pod(at);
+        // Latency whose every anomalous statistic is what a queue does with this load per pod.
+        let load_explains = latency
+            && load.is_some_and(|x| {
+                contributions
+                    .iter()
+                    .filter(|c| c.signal == signal::HTTP_SERVER_REQUEST_DURATION)
+                    .all(|c| {
+                        LOAD_EXPLAINED
+                            .iter()
+                            .position(|s| *s == c.stat)
+                            .is_some_and(|i| self.queueing[i].explains(x, c.value))
+                    })
+            });
         let runqueue = contended
             || contributions
                 .iter()
@@ -638,17 +687,24 @@ impl WorkloadState {
             ]
             .into_iter()
             .find(|k| kinds.contains(k))
-            .or((latency || joint_anomalous).then_some(AnomalyKind::Unclassified))
+            .or(((latency && !load_explains) || joint_anomalous)
+                .then_some(AnomalyKind::Unclassified))
         };
         self.joint_latest = joint.map(|j| (at, j));
         let Some(kind) = kind else {
             if scored {
                 self.normal_since.get_or_insert(at);
             }
-            if let Some((mask, x)) = features
-                && !self.intervened()
-            {
-                self.joint.learn(mask, &x);
+            if !self.intervened() {
+                if let Some((mask, x)) = features {
+                    self.joint.learn(mask, &x);
+                }
+                if let Some(x) = load {
+                    let latencies: Vec<(usize, f64)> = self.queueing_at(at).collect();
+                    for (i, latency) in latencies {
+                        self.queueing[i].learn(x, latency);
+                    }
+                }
             }
             return None;
         };
@@ -1110,6 +1166,75 @@ mod tests {
         let t = 4 * DAY + 8 * 3600 + 600;
         let a = feed(&mut s, t, 0.45, 0.0002).expect("an unusual peak");
         assert_eq!(a.kind, AnomalyKind::Unclassified);
+    }
+
+    /// One step of a workload whose four pods each serve `per_pod` requests/s at a p99 of
+    /// `p99` (and a mean a third of it); without `pods_known` the pods serving are not said.
+    fn serve(s: &mut WorkloadState, t: i64, per_pod: f64, p99: f64, pods_known: bool) -> bool {
+        let mut samples = vec![
+            sample(
+                signal::HTTP_SERVER_REQUEST_DURATION,
+                Stat::Rate,
+                t,
+                4.0 * per_pod,
+            ),
+            sample(signal::HTTP_SERVER_REQUEST_DURATION, Stat::P99, t, p99),
+            sample(
+                signal::HTTP_SERVER_REQUEST_DURATION,
+                Stat::Mean,
+                t,
+                p99 / 3.0,
+            ),
+            sample(signal::RUNQUEUE_LATENCY, Stat::P99, t, 0.0002),
+        ];
+        if pods_known {
+            samples.push(sample(signal::SERVING_PODS, Stat::Value, t, 4.0));
+        }
+        for x in &samples {
+            s.observe(x);
+        }
+        s.assess(Timestamp::from_secs(t)).is_some()
+    }
+
+    #[test]
+    fn a_first_rush_the_load_per_pod_explains_is_no_anomaly_a_slower_answer_is() {
+        // A queue's p99 at a load per pod, each pod serving 50/s at most.
+        let queue = |x: f64| 0.02 / (1.0 - x / 50.0).powf(1.4);
+        let wobble = |k: i64| 1.0 + 0.03 * (k as f64 * 1.7).sin();
+        let night = |pods_known: bool| {
+            let mut s = WorkloadState::new(WorkloadRef::deployment("shop", "web"), STEP);
+            // Six hours of a night: the evening's load per pod falls from 30 to 20 in two
+            // hours and then wanders about 20.
+            for k in 0..1440 {
+                let x = if k < 480 {
+                    30.0 - 10.0 * k as f64 / 480.0
+                } else {
+                    20.0 + (k as f64 / 40.0).sin()
+                };
+                assert!(!serve(&mut s, k * 15, x, queue(x) * wobble(k), pods_known));
+            }
+            s
+        };
+        // Then the first rush: in fifteen minutes, to 36.5 per pod (73 % busy) before any pod
+        // is added, the p99 three times the night's usual.
+        let rush = |s: &mut WorkloadState, pods_known: bool| {
+            (1440..1500)
+                .filter(|k| {
+                    let x = 20.0 + 16.5 * (*k - 1440) as f64 / 60.0;
+                    serve(s, k * 15, x, queue(x) * wobble(*k), pods_known)
+                })
+                .count()
+        };
+        let mut known = night(true);
+        assert_eq!(rush(&mut known, true), 0, "the load explains the rush");
+        // Without the pods serving there is no load per pod, and the rush is an anomaly.
+        assert!(rush(&mut night(false), false) > 0);
+        // At the night's load, twice the latency is not the load's.
+        let mut slow = night(true);
+        let slower = (1440..1450)
+            .filter(|k| serve(&mut slow, k * 15, 20.0, 2.0 * queue(20.0), true))
+            .count();
+        assert!(slower > 0, "a slow answer at the usual load is an anomaly");
     }
 
     #[test]

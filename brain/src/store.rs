@@ -7,7 +7,7 @@
 //! p99, gauges as their mean. Like linkerd's index, it is a pure state machine: fed points,
 //! asked for samples, tested without any I/O.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use homeostat_core::{Sample, Stat, Timestamp, WorkloadRef, signal};
@@ -77,6 +77,8 @@ struct Bucket {
     /// The run-queue delay again, per node: contention is a node's trouble, and the workload's
     /// pods elsewhere dilute it in the workload-wide histogram.
     runqueue_by_node: HashMap<String, HistogramDelta>,
+    /// The pods that served requests: the load per pod is the request rate over them.
+    serving: HashSet<String>,
 }
 
 /// A gauge's values in one step, across pods: their sum and count for the mean, their max.
@@ -221,6 +223,7 @@ impl SeriesStore {
         } = p;
         // Cumulative state is per pod and per attribute set; the bucket per series.
         let series = signal::series_name(&signal, &attributes);
+        let requests = signal == signal::HTTP_SERVER_REQUEST_DURATION;
         let state_key = if attributes.is_empty() {
             signal
         } else {
@@ -236,6 +239,7 @@ impl SeriesStore {
         }
         let node = entity.node;
         let pod = entity.pod_uid.or(entity.pod).unwrap_or_default();
+        let server = requests.then(|| pod.clone());
         let bucket = self
             .buckets
             .entry(workload)
@@ -381,6 +385,9 @@ impl SeriesStore {
                                 .or_insert_with(|| HistogramDelta::empty(&bounds))
                                 .add(&bounds, dc, ds, &dk);
                         }
+                        if let Some(pod) = server.filter(|_| dc > 0) {
+                            bucket.serving.insert(pod);
+                        }
                         bucket
                             .histograms
                             .entry(series)
@@ -429,6 +436,14 @@ impl SeriesStore {
                             None,
                         );
                     }
+                }
+                if !b.serving.is_empty() {
+                    push(
+                        signal::SERVING_PODS,
+                        Stat::Value,
+                        b.serving.len() as f64,
+                        None,
+                    );
                 }
                 for (node, h) in &b.runqueue_by_node {
                     if h.count > 0 {
@@ -571,6 +586,40 @@ mod tests {
         assert_eq!(find(&s, "h", Stat::Mean), vec![(20, 0.15)]);
         let p99 = find(&s, "h", Stat::P99)[0].1;
         assert!((p99 - 0.199).abs() < 1e-9, "{p99}");
+    }
+
+    #[test]
+    fn the_pods_that_served_requests_are_counted() {
+        let mut store = SeriesStore::new(Duration::from_secs(10));
+        let served = |pod: &str, t: i64, count: u64| Point {
+            attributes: Vec::new(),
+            entity: entity(pod),
+            signal: signal::HTTP_SERVER_REQUEST_DURATION.into(),
+            time: Timestamp::from_secs(t),
+            start_time: Timestamp::EPOCH,
+            value: PointValue::Histogram {
+                count,
+                sum: 0.01 * count as f64,
+                bounds: vec![0.1],
+                counts: vec![count, 0],
+                cumulative: true,
+            },
+        };
+        // Three pods report; `c` served nothing in the second step, and a point of another
+        // signal from `d` is no request.
+        store.ingest([served("a", 10, 5), served("b", 10, 5), served("c", 10, 5)]);
+        store.ingest([
+            served("a", 20, 9),
+            served("b", 20, 6),
+            served("c", 20, 5),
+            counter("d", 20, 1.0),
+        ]);
+        let s = store.close(Timestamp::from_secs(20));
+        assert_eq!(find(&s, signal::SERVING_PODS, Stat::Value), vec![(20, 2.0)]);
+        assert_eq!(
+            find(&s, signal::HTTP_SERVER_REQUEST_DURATION, Stat::Rate),
+            vec![(20, 0.5)]
+        );
     }
 
     #[test]

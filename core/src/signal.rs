@@ -24,6 +24,10 @@ pub const K8S_POD_MEMORY_WORKING_SET: &str = "k8s.pod.memory.working_set";
 /// Application request duration (OpenTelemetry HTTP semantic conventions); histogram, seconds.
 /// Its count is the request rate.
 pub const HTTP_SERVER_REQUEST_DURATION: &str = "http.server.request.duration";
+/// Pods of a workload that served at least one request within a step; gauge. Not sent by
+/// anyone: the brain derives it from the per-pod request-duration histograms, so that the
+/// load per pod is known at every step without asking the API server.
+pub const SERVING_PODS: &str = "homeostat.workload.serving_pods";
 
 /// Event (OTLP log record `event_name`): a process exited with an error status or was killed
 /// by a signal.

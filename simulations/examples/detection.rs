@@ -26,8 +26,9 @@ const SETTLE: Duration = Duration::from_secs(10 * 60);
 /// One workload's figures.
 struct Row {
     workload: String,
-    /// Per incident: its start (since the run's start) and the intervals to detection.
-    delays: Vec<(Duration, Option<usize>)>,
+    /// Per incident: its start (since the run's start), and the intervals to detection with
+    /// the kind the brain first named.
+    delays: Vec<(Duration, Option<(usize, &'static str)>)>,
     /// Episodes starting outside incidents and their settling, with their starts.
     quiet: Vec<(Duration, String)>,
     /// Episodes starting while an incident settles.
@@ -41,6 +42,12 @@ fn rows(result: &RunResult) -> Vec<Row> {
         .iter()
         .map(|w| {
             let tl = &w.timeline;
+            // An anomaly names its workload `namespace/kind/name`, a run `namespace/name`.
+            let ours = |name: &str| {
+                let mut parts = name.split('/');
+                let (ns, last) = (parts.next(), parts.next_back());
+                w.name.split_once('/') == ns.zip(last)
+            };
             let mut delays = Vec::new();
             let mut i = 0;
             while i < tl.len() {
@@ -53,7 +60,18 @@ fn rows(result: &RunResult) -> Vec<Row> {
                 while end < tl.len() && tl[end].in_incident {
                     end += 1;
                 }
-                let found = (start..end).find(|&k| tl[k].anomalous).map(|k| k - start);
+                let found = (start..end).find(|&k| tl[k].anomalous).map(|k| {
+                    // What the brain first called it.
+                    let kind = result
+                        .anomalies
+                        .iter()
+                        .find(|a| {
+                            ours(&a.workload.to_string())
+                                && a.detected.since(result.start) >= tl[k].t
+                        })
+                        .map_or("?", |a| a.kind.as_str());
+                    (k - start, kind)
+                });
                 delays.push((tl[start].t, found));
                 i = end;
             }
@@ -64,12 +82,6 @@ fn rows(result: &RunResult) -> Vec<Row> {
             };
             let at = |t: Duration| tl.iter().find(|p| p.t >= t);
             let (mut quiet, mut tails) = (Vec::new(), 0);
-            // An anomaly names its workload `namespace/kind/name`, a run `namespace/name`.
-            let ours = |name: &str| {
-                let mut parts = name.split('/');
-                let (ns, last) = (parts.next(), parts.next_back());
-                w.name.split_once('/') == ns.zip(last)
-            };
             for (start, _, kind, _) in eps.iter().filter(|e| ours(&e.1)) {
                 let t = start.since(result.start);
                 if at(t).is_some_and(|p| p.in_incident) {
@@ -134,9 +146,11 @@ fn trace(result: &RunResult, name: &str, quiet: &[(Duration, String)]) {
             });
             if near {
                 println!(
-                    "  {} {} p99 {:.3}s score {:.4} anomalous {} in incident {}",
+                    "  {} {} demand {:.0}/s ready {} p99 {:.3}s score {:.4} anomalous {} in incident {}",
                     w.name,
                     clock(p.t),
+                    p.demand,
+                    p.ready,
                     p.p99,
                     p.anomaly_score,
                     p.anomalous,
@@ -157,8 +171,8 @@ async fn main() -> anyhow::Result<()> {
     let policies =
         PolicySet::from_str("policies/examples/default.yaml (built in)", DEFAULT_POLICY)?;
     println!(
-        "{:<20} {:<22} {:>9} {:>24} {:>6} {:>5}  quiet-phase episodes (start, kind)",
-        "scenario", "workload", "interval", "incident: intervals", "quiet", "tails"
+        "{:<20} {:<22} {:>9} {:>36} {:>6} {:>5}  quiet-phase episodes (start, kind)",
+        "scenario", "workload", "interval", "incident: intervals kind", "quiet", "tails"
     );
     let (mut within, mut incidents, mut quiet_total) = (0, 0, 0);
     for path in common::scenarios() {
@@ -194,7 +208,7 @@ async fn main() -> anyhow::Result<()> {
                     format!(
                         "{} {}",
                         clock(*t),
-                        d.map_or("missed".to_owned(), |d| d.to_string())
+                        d.map_or("missed".to_owned(), |(d, kind)| format!("{d} {kind}"))
                     )
                 })
                 .collect();
@@ -202,7 +216,7 @@ async fn main() -> anyhow::Result<()> {
             within += row
                 .delays
                 .iter()
-                .filter(|(_, d)| d.is_some_and(|d| d <= 2))
+                .filter(|(_, d)| d.is_some_and(|(d, _)| d <= 2))
                 .count();
             quiet_total += row.quiet.len();
             let quiet: Vec<String> = row
@@ -212,7 +226,7 @@ async fn main() -> anyhow::Result<()> {
                 .map(|(t, k)| format!("{} {k}", clock(*t)))
                 .collect();
             println!(
-                "{:<20} {:<22} {:>8}s {:>24} {:>6} {:>5}  {}{}",
+                "{:<20} {:<22} {:>8}s {:>36} {:>6} {:>5}  {}{}",
                 scenario.name,
                 row.workload,
                 result.step.as_secs(),

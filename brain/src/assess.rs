@@ -1225,8 +1225,13 @@ mod tests {
                 })
                 .count()
         };
-        let mut known = night(true);
-        assert_eq!(rush(&mut known, true), 0, "the load explains the rush");
+        let known = night(true);
+        // What the night taught is kept across a restart, as the journal keeps it.
+        let kept = serde_json::to_vec(&known.learned()).expect("encodes");
+        let learned: Learned = serde_json::from_slice(&kept).expect("decodes");
+        let mut resumed = WorkloadState::resume(learned, STEP);
+        assert_eq!(resumed.queueing, known.queueing);
+        assert_eq!(rush(&mut resumed, true), 0, "the load explains the rush");
         // Without the pods serving there is no load per pod, and the rush is an anomaly.
         assert!(rush(&mut night(false), false) > 0);
         // At the night's load, twice the latency is not the load's.

@@ -7,9 +7,7 @@
 //! ≥ 1,000,000 samples/s per core and ≤ 2 KiB per series. Nothing is asserted: a benchmark
 //! reports, it does not pass or fail.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use homeostat_brain::detect::{
@@ -17,29 +15,9 @@ use homeostat_brain::detect::{
 };
 use homeostat_core::Timestamp;
 
-/// Counts the bytes live on the heap, so memory per series is measured, not estimated.
-struct Counting;
+mod common;
 
-static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the counter is a side
-// effect only.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: same layout, as the caller guarantees for us.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: `ptr` came from `alloc` above with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+use common::live;
 
 /// Something that scores a stream, one value at a time.
 trait Scorer {
@@ -152,13 +130,13 @@ fn main() {
     const SERIES: usize = 10_000;
     const STEPS: usize = 200;
     let data: Vec<Vec<f64>> = (0..SERIES as u64).map(|s| series(s + 2, STEPS)).collect();
-    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    let before = live();
     let mut detectors: Vec<Univariate> = (0..SERIES).map(|_| Univariate::new(config)).collect();
-    let allocated = LIVE_BYTES.load(Ordering::Relaxed) - before;
+    let allocated = live() - before;
     let many = rate(RUNS, SERIES * STEPS, || {
         interleaved(&mut detectors, &data, STEPS)
     });
-    let grown = LIVE_BYTES.load(Ordering::Relaxed) as i64 - (before + allocated) as i64;
+    let grown = live() as i64 - (before + allocated) as i64;
     let mut baselines: Vec<Ewma> = data.iter().map(|v| Ewma::new(v[0])).collect();
     let many_base = rate(RUNS, SERIES * STEPS, || {
         interleaved(&mut baselines, &data, STEPS)
@@ -193,7 +171,7 @@ fn main() {
     // A series the brain watches for anomalies (latency, run-queue delay): its robust
     // baseline and its daily/weekly profile, streamed a sample every ten minutes for 33 hours
     // so the baseline's window is full and the profile has closed buckets and a season.
-    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    let before = live();
     let mut watched: Vec<(RobustBaseline, Season)> = (0..SERIES)
         .map(|_| {
             (
@@ -210,7 +188,7 @@ fn main() {
             season.observe(t, x);
         }
     }
-    let held = LIVE_BYTES.load(Ordering::Relaxed) - before;
+    let held = live() - before;
     let (baseline, season) = &watched[0];
     println!(
         "  watched series (baseline + season): {:.0} bytes per series ({} + {} inline, {} + {} heap)",

@@ -48,16 +48,28 @@ fn rows(result: &RunResult) -> Vec<Row> {
                 let (ns, last) = (parts.next(), parts.next_back());
                 w.name.split_once('/') == ns.zip(last)
             };
+            // An incident starts where the ground truth gains a kind: a crowd arriving while a
+            // node's neighbour still goes on is a second incident to detect.
+            let begins = |k: usize| {
+                tl[k].in_incident
+                    && (k == 0
+                        || !tl[k - 1].in_incident
+                        || tl[k].incident.as_deref().is_some_and(|now| {
+                            let before = tl[k - 1].incident.as_deref().unwrap_or_default();
+                            now.split('+')
+                                .any(|kind| !before.split('+').any(|b| b == kind))
+                        }))
+            };
             let mut delays = Vec::new();
             let mut i = 0;
             while i < tl.len() {
-                if !tl[i].in_incident || (i > 0 && tl[i - 1].in_incident) {
+                if !begins(i) {
                     i += 1;
                     continue;
                 }
                 let start = i;
-                let mut end = start;
-                while end < tl.len() && tl[end].in_incident {
+                let mut end = start + 1;
+                while end < tl.len() && tl[end].in_incident && !begins(end) {
                     end += 1;
                 }
                 let found = (start..end).find(|&k| tl[k].anomalous).map(|k| {

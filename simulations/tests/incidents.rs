@@ -598,6 +598,45 @@ fn an_overloaded_sensor_reports_its_overhead_and_takes_it_from_the_pods() {
 }
 
 #[test]
+fn a_node_incident_lasts_for_a_workload_moved_off_the_node_until_it_ends() {
+    let mut sim = Sim::new(&load("noisy-neighbour.yaml"));
+    sim.until(secs(65 * MIN));
+    // Move checkout off node-b, as homeostat does: taint the node, evict its pods there.
+    sim.store
+        .modify(&NODES, None, "node-b", |n| {
+            n["spec"]["taints"] = serde_json::json!([{"key": "k", "effect": "NoSchedule"}]);
+        })
+        .expect("tainted");
+    let on_b: Vec<String> = sim
+        .pods(0)
+        .iter()
+        .filter(|p| p.node.as_deref() == Some("node-b"))
+        .map(|p| p.name.clone())
+        .collect();
+    assert!(!on_b.is_empty(), "checkout has a pod on node-b");
+    for name in &on_b {
+        sim.store
+            .delete(&PODS, Some("shop"), name)
+            .expect("evicted");
+    }
+    sim.until(secs(75 * MIN));
+    assert!(
+        sim.pods(0)
+            .iter()
+            .all(|p| p.node.as_deref() != Some("node-b")),
+        "moved off"
+    );
+    // The neighbour still takes node-b's CPU: moving away mitigated it, it did not end it.
+    assert_eq!(
+        sim.cluster.ground_truth(0, secs(75 * MIN)).as_deref(),
+        Some("noisyNeighbour")
+    );
+    assert_eq!(sim.cluster.ground_truth(0, secs(59 * MIN)), None);
+    sim.until(secs(100 * MIN));
+    assert_eq!(sim.cluster.ground_truth(0, secs(100 * MIN)), None);
+}
+
+#[test]
 fn composed_ground_truth_is_per_workload_and_labelled_by_kind() {
     let s = load("composed.yaml");
     let mut sim = Sim::new(&s);

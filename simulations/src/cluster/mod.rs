@@ -4,6 +4,7 @@
 //! directly, as controllers in the control plane would; everything outside the cluster
 //! (homeostat, kubectl) goes through the HTTP API.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use homeostat_core::Timestamp;
@@ -43,6 +44,9 @@ pub struct SimCluster {
     incidents: Vec<IncidentSpec>,
     /// Which incidents' changes to the cluster (a rollout, its undo) were made.
     applied: Vec<(bool, bool)>,
+    /// Since when each workload (by index) has been exposed to each node incident (by index):
+    /// from the first tick one of its pods ran on the node while the incident went on.
+    exposed: HashMap<(usize, usize), Duration>,
     start: Timestamp,
     /// Per node, what its sensor cost during the last tick.
     sensor_overhead: Vec<f64>,
@@ -118,6 +122,7 @@ impl SimCluster {
             nodes,
             workloads,
             applied: vec![(false, false); scenario.incidents.len()],
+            exposed: HashMap::new(),
             incidents: scenario.incidents.clone(),
             start,
         })
@@ -213,6 +218,7 @@ impl SimCluster {
     /// would use unhindered) against what is left after anything else on it; then each
     /// workload's queue, served by its ready pods' capacity times their node's share.
     pub fn serve(&mut self, t: Duration, dt: Duration) -> (Vec<TickOutcome>, Vec<NodeTick>) {
+        self.note_exposure(t);
         let secs = dt.as_secs_f64();
         let demands: Vec<f64> = self.workloads.iter_mut().map(|w| w.load.next(t)).collect();
         let node_index = |node: Option<&str>| -> Option<usize> {
@@ -406,17 +412,43 @@ impl SimCluster {
         out
     }
 
+    /// Notes which workloads have pods on the node of a node incident going on at `t`.
+    fn note_exposure(&mut self, t: Duration) {
+        for (i, inc) in self
+            .incidents
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.covers(t))
+        {
+            for (k, w) in self.workloads.iter().enumerate() {
+                if w.pods
+                    .iter()
+                    .any(|p| p.node.as_deref().is_some_and(|n| inc.targets_node(n)))
+                {
+                    self.exposed.entry((k, i)).or_insert(t);
+                }
+            }
+        }
+    }
+
     /// The ground truth of workload `k` at `t`: the kinds of what is happening to it (its
-    /// load events, incidents targeting it, node incidents on a node where it has pods),
-    /// joined by `+`; `None` when nothing is.
+    /// load events, incidents targeting it, node incidents on a node where it has or had pods
+    /// since the incident began), joined by `+`; `None` when nothing is. Moving the pods off
+    /// the node mitigates a node's incident; it is over for the workload when it is over.
     pub fn ground_truth(&self, k: usize, t: Duration) -> Option<String> {
         let w = self.workloads.get(k)?;
         let mut kinds: Vec<&'static str> = w.load.events_at(t).map(|e| e.kind_name()).collect();
-        for inc in self.incidents.iter().filter(|i| i.covers(t)) {
+        for (i, inc) in self
+            .incidents
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.covers(t))
+        {
             let hits = inc.targets_workload(&w.spec.namespace, &w.spec.name)
                 || w.pods
                     .iter()
-                    .any(|p| p.node.as_deref().is_some_and(|n| inc.targets_node(n)));
+                    .any(|p| p.node.as_deref().is_some_and(|n| inc.targets_node(n)))
+                || self.exposed.get(&(k, i)).is_some_and(|since| *since <= t);
             if hits {
                 kinds.push(inc.kind.name());
             }

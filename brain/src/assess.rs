@@ -322,17 +322,13 @@ impl WorkloadState {
         Some(rate.value / pods.value).filter(|x| x.is_finite() && *x > 0.0)
     }
 
-    /// The latencies of `at` paired with their fits of the load, for the statistics in
-    /// [`LOAD_EXPLAINED`] measured then.
-    fn queueing_at(&self, at: Timestamp) -> impl Iterator<Item = (usize, f64)> + '_ {
-        LOAD_EXPLAINED
-            .iter()
-            .enumerate()
-            .filter_map(move |(i, stat)| {
-                self.latest(signal::HTTP_SERVER_REQUEST_DURATION, *stat)
-                    .filter(|l| l.time == at)
-                    .map(|l| (i, l.value))
-            })
+    /// The [`LOAD_EXPLAINED`] latencies measured at `at`, in that order.
+    fn latencies_at(&self, at: Timestamp) -> [Option<f64>; 2] {
+        LOAD_EXPLAINED.map(|stat| {
+            self.latest(signal::HTTP_SERVER_REQUEST_DURATION, stat)
+                .filter(|l| l.time == at)
+                .map(|l| l.value)
+        })
     }
 
     /// The [`JOINT`] series present at `at` (bit i for the i-th) and their logarithms.
@@ -700,9 +696,11 @@ impl WorkloadState {
                     self.joint.learn(mask, &x);
                 }
                 if let Some(x) = load {
-                    let latencies: Vec<(usize, f64)> = self.queueing_at(at).collect();
-                    for (i, latency) in latencies {
-                        self.queueing[i].learn(x, latency);
+                    let latencies = self.latencies_at(at);
+                    for (fit, latency) in self.queueing.iter_mut().zip(latencies) {
+                        if let Some(latency) = latency {
+                            fit.learn(x, latency);
+                        }
                     }
                 }
             }

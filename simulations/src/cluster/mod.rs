@@ -421,10 +421,7 @@ impl SimCluster {
             .filter(|(_, i)| i.covers(t))
         {
             for (k, w) in self.workloads.iter().enumerate() {
-                if w.pods
-                    .iter()
-                    .any(|p| p.node.as_deref().is_some_and(|n| inc.targets_node(n)))
-                {
+                if on_node_of(w, inc) {
                     self.exposed.entry((k, i)).or_insert(t);
                 }
             }
@@ -445,9 +442,7 @@ impl SimCluster {
             .filter(|(_, i)| i.covers(t))
         {
             let hits = inc.targets_workload(&w.spec.namespace, &w.spec.name)
-                || w.pods
-                    .iter()
-                    .any(|p| p.node.as_deref().is_some_and(|n| inc.targets_node(n)))
+                || on_node_of(w, inc)
                 || self.exposed.get(&(k, i)).is_some_and(|since| *since <= t);
             if hits {
                 kinds.push(inc.kind.name());
@@ -457,4 +452,11 @@ impl SimCluster {
         kinds.dedup();
         (!kinds.is_empty()).then(|| kinds.join("+"))
     }
+}
+
+/// Whether a pod of `w` runs on the node `inc` strikes.
+fn on_node_of(w: &SimWorkload, inc: &IncidentSpec) -> bool {
+    w.pods
+        .iter()
+        .any(|p| p.node.as_deref().is_some_and(|n| inc.targets_node(n)))
 }
